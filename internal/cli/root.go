@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// logOptions configure the logger every subcommand uses.
+type logOptions struct {
+	level  string
+	format string
+}
+
+// NewRootCommand builds the portmapd program with its subcommands.
+func NewRootCommand() *cobra.Command {
+	lo := &logOptions{}
+	root := &cobra.Command{
+		Use:           "portmapd",
+		Short:         "An ONC RPC portmapper and rpcbind replacement",
+		Long:          "portmapd maps ONC RPC program numbers to the addresses their services listen on (PMAP v2, RPCBIND v3 and v4, RFC 1833).",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&lo.level, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&lo.format, "log-format", "console", "log format: console or json")
+	root.AddCommand(newServeCommand(lo))
+	return root
+}
+
+// Execute runs the program with a context that SIGINT and SIGTERM cancel,
+// returning the process exit code.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := NewRootCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "portmapd:", err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds a sampled zap logger: under a flood of bad packets the
+// first hundred messages of a kind each second are written, then one in a
+// hundred, so the log cannot be used to fill the disk.
+func (lo *logOptions) newLogger() (*zap.Logger, error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(lo.level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.DisableCaller = true
+	cfg.DisableStacktrace = true
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	switch lo.format {
+	case "json":
+		cfg.Encoding = "json"
+	case "console":
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+	default:
+		return nil, fmt.Errorf("--log-format: %q is neither console nor json", lo.format)
+	}
+	return cfg.Build()
+}

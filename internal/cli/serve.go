@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/portmapd/portmapd/internal/daemon"
+)
+
+func newServeCommand(lo *logOptions) *cobra.Command {
+	cfg := daemon.Config{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the portmapper daemon in the foreground",
+		Long: `Run the portmapper in the foreground. It listens on port 111 over UDP and TCP
+on IPv4 and IPv6 and on the local socket, and serves PMAP v2 and RPCBIND v3/v4.
+SET and UNSET are accepted only from the local socket and the loopback
+address unless --insecure is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lo.newLogger()
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			d, err := daemon.New(cfg, log)
+			if err != nil {
+				return err
+			}
+			return d.Serve(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Port, "port", 111, "port to listen on over UDP and TCP")
+	f.StringSliceVarP(&cfg.Hosts, "host", "H", nil, "addresses to bind (repeatable or comma-separated); default all; loopback is always added")
+	f.StringVar(&cfg.SocketPath, "socket", daemon.DefaultSocketPath, "path of the local stream socket; empty disables it")
+	f.BoolVarP(&cfg.Insecure, "insecure", "i", false, "accept SET and UNSET from any host, not only local callers")
+	f.BoolVar(&cfg.LogCalls, "log-calls", false, "log every call (sampled)")
+	f.BoolVar(&cfg.NoIPv6, "no-ipv6", false, "do not listen on IPv6")
+	return cmd
+}

@@ -1,0 +1,284 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/rpc"
+)
+
+// Config is what the serve command configures.
+type Config struct {
+	// Port is the portmapper's port, 111 unless testing.
+	Port int
+	// Hosts, if not empty, restricts the IP sockets to these addresses
+	// (the loopback addresses are always added, so local services can
+	// still register).
+	Hosts []string
+	// SocketPath is the local stream socket; empty disables it.
+	SocketPath string
+	// Insecure accepts SET and UNSET from any host.
+	Insecure bool
+	// LogCalls logs every call (sampled).
+	LogCalls bool
+	// NoIPv6 skips the IPv6 sockets.
+	NoIPv6 bool
+}
+
+// DefaultSocketPath is where libtirpc looks for rpcbind first.
+const DefaultSocketPath = "/run/rpcbind.sock"
+
+// Daemon is a running portmapper.
+type Daemon struct {
+	Registry *pmap.Registry
+	Service  *pmap.Service
+	Server   *rpc.Server
+	log      *zap.Logger
+	udp      []udpSock
+	stream   []streamSock
+}
+
+type udpSock struct {
+	conn  *net.UDPConn
+	netid string
+}
+
+type streamSock struct {
+	l     net.Listener
+	netid string
+}
+
+// New binds every socket of cfg and prepares the service; nothing is
+// served until Serve.
+func New(cfg Config, log *zap.Logger) (*Daemon, error) {
+	reg := pmap.NewRegistry()
+	d := &Daemon{
+		Registry: reg,
+		log:      log,
+		Service: &pmap.Service{
+			Registry: reg,
+			Stats:    pmap.NewStats(),
+			Insecure: cfg.Insecure,
+			Log:      log.Named("pmap"),
+		},
+	}
+	if err := d.bind(cfg); err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	mux := rpc.NewMux()
+	d.Service.Register(mux)
+	d.Server = &rpc.Server{Handler: mux, Log: log.Named("rpc"), LogCalls: cfg.LogCalls}
+	return d, nil
+}
+
+// bind opens the sockets in the order rpcbind lists its own rows: tcp6,
+// udp6, tcp, udp, local.
+func (d *Daemon) bind(cfg Config) error {
+	port := cfg.Port
+	hosts4, hosts6, err := splitHosts(cfg.Hosts)
+	if err != nil {
+		return err
+	}
+	type plan struct {
+		netid, network string
+		hosts          []netip.Addr
+	}
+	plans := []plan{}
+	if !cfg.NoIPv6 {
+		plans = append(plans, plan{rpc.NetidTCP6, "tcp6", hosts6}, plan{rpc.NetidUDP6, "udp6", hosts6})
+	}
+	plans = append(plans, plan{rpc.NetidTCP, "tcp4", hosts4}, plan{rpc.NetidUDP, "udp4", hosts4})
+	for _, p := range plans {
+		bound := false
+		for _, h := range p.hosts {
+			ap := netip.AddrPortFrom(h, uint16(port))
+			if err := d.listenIP(p.network, p.netid, ap); err != nil {
+				if p.netid == rpc.NetidTCP6 || p.netid == rpc.NetidUDP6 {
+					if errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) {
+						d.log.Warn("IPv6 unavailable; serving IPv4 only", zap.String("netid", p.netid), zap.Error(err))
+						break
+					}
+				}
+				return err
+			}
+			bound = true
+		}
+		if bound {
+			uaddr := pmap.FormatUaddr(netip.AddrPortFrom(p.hosts[0], uint16(port)))
+			if len(cfg.Hosts) == 0 {
+				uaddr = pmap.FormatUaddr(netip.AddrPortFrom(unspecified(p.netid), uint16(port)))
+			}
+			d.Service.AddTransport(p.netid, uaddr)
+		}
+	}
+	if cfg.SocketPath != "" {
+		if err := d.listenLocal(cfg.SocketPath); err != nil {
+			return err
+		}
+		d.Service.AddTransport(rpc.NetidLocal, cfg.SocketPath)
+	}
+	return nil
+}
+
+func unspecified(netid string) netip.Addr {
+	if netid == rpc.NetidTCP6 || netid == rpc.NetidUDP6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
+// splitHosts sorts the configured addresses by family, adding loopback;
+// with none configured each family gets its wildcard.
+func splitHosts(hosts []string) (v4, v6 []netip.Addr, err error) {
+	if len(hosts) == 0 {
+		return []netip.Addr{netip.IPv4Unspecified()}, []netip.Addr{netip.IPv6Unspecified()}, nil
+	}
+	seen := map[netip.Addr]bool{}
+	add := func(a netip.Addr) {
+		if seen[a] {
+			return
+		}
+		seen[a] = true
+		if a.Is4() {
+			v4 = append(v4, a)
+		} else {
+			v6 = append(v6, a)
+		}
+	}
+	for _, h := range hosts {
+		a, perr := netip.ParseAddr(h)
+		if perr != nil {
+			ips, lerr := net.LookupIP(h)
+			if lerr != nil || len(ips) == 0 {
+				return nil, nil, fmt.Errorf("host %q: not an address and does not resolve", h)
+			}
+			for _, ip := range ips {
+				a, _ := netip.AddrFromSlice(ip)
+				add(a.Unmap())
+			}
+			continue
+		}
+		add(a.Unmap())
+	}
+	add(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	add(netip.IPv6Loopback())
+	return v4, v6, nil
+}
+
+func (d *Daemon) listenIP(network, netid string, ap netip.AddrPort) error {
+	addr := ap.String()
+	switch network {
+	case "udp4", "udp6":
+		pc, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return bindError(netid, ap, err)
+		}
+		d.udp = append(d.udp, udpSock{pc.(*net.UDPConn), netid})
+	default:
+		l, err := net.Listen(network, addr)
+		if err != nil {
+			return bindError(netid, ap, err)
+		}
+		d.stream = append(d.stream, streamSock{l, netid})
+	}
+	return nil
+}
+
+// bindError explains the usual reason port 111 is taken.
+func bindError(netid string, ap netip.AddrPort, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("cannot bind %s port %d on %s: the port is already in use, most likely by rpcbind "+
+			"or portmap (stop them: systemctl stop rpcbind.socket rpcbind.service), or by another portmapd: %w",
+			netid, ap.Port(), ap.Addr(), err)
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("cannot bind %s port %d on %s: binding a port below 1024 needs root "+
+			"(or CAP_NET_BIND_SERVICE): %w", netid, ap.Port(), ap.Addr(), err)
+	}
+	return fmt.Errorf("cannot bind %s port %d on %s: %w", netid, ap.Port(), ap.Addr(), err)
+}
+
+// listenLocal binds the local socket. A file left by a daemon that died is
+// replaced; one a live daemon still answers on is not.
+func (d *Daemon) listenLocal(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return fmt.Errorf("local socket %s is in use by a running portmapper (rpcbind or portmapd)", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("removing stale local socket %s: %w", path, err)
+		}
+		d.log.Info("replaced stale local socket", zap.String("path", path))
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("cannot bind local socket %s: %w", path, err)
+	}
+	// Every local user may register through it; ownership of entries
+	// comes from SO_PEERCRED, not from the file's mode.
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return fmt.Errorf("chmod %s: %w", path, err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(true)
+	d.stream = append(d.stream, streamSock{l, rpc.NetidLocal})
+	return nil
+}
+
+// Serve answers calls until ctx ends, then shuts down within a few
+// seconds.
+func (d *Daemon) Serve(ctx context.Context) error {
+	errc := make(chan error, len(d.udp)+len(d.stream))
+	for _, u := range d.udp {
+		go func() { errc <- d.Server.ServeUDP(u.conn, u.netid) }()
+	}
+	for _, s := range d.stream {
+		go func() { errc <- d.Server.ServeStream(s.l, s.netid) }()
+	}
+	d.log.Info("serving", zap.Strings("transports", d.transports()), zap.Int("registrations", d.Registry.Len()))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serving stopped: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := d.Server.Shutdown(sctx); serr != nil && err == nil {
+		err = serr
+	}
+	d.log.Info("stopped")
+	return err
+}
+
+func (d *Daemon) transports() []string {
+	var out []string
+	for _, s := range d.stream {
+		out = append(out, s.netid+" "+s.l.Addr().String())
+	}
+	for _, u := range d.udp {
+		out = append(out, u.netid+" "+u.conn.LocalAddr().String())
+	}
+	return out
+}
+
+func (d *Daemon) closeAll() {
+	for _, u := range d.udp {
+		u.conn.Close()
+	}
+	for _, s := range d.stream {
+		s.l.Close()
+	}
+}
+

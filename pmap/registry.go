@@ -1,0 +1,223 @@
+package pmap
+
+import (
+	"strings"
+	"sync"
+)
+
+// Registry is the registration table: pure state with rpcbind's semantics
+// and no I/O. Lookups cost the same however many entries it holds: exact
+// matches come from a map, and the version fallback from a per-program
+// list whose last element is the answer.
+//
+// A Registry is safe for concurrent use.
+type Registry struct {
+	mu      sync.RWMutex
+	head    *entry // insertion order, which DUMP reports
+	tail    *entry
+	n       int
+	byKey   map[key]*entry
+	byProg  map[progKey][]*entry // same program and netid, insertion order
+	gen     uint64
+}
+
+// key identifies a mapping. Netids compare case-insensitively, as rpcbind
+// compares them with strcasecmp.
+type key struct {
+	prog, vers uint32
+	netid      string
+}
+
+type progKey struct {
+	prog  uint32
+	netid string
+}
+
+type entry struct {
+	Mapping
+	prev, next *entry
+}
+
+// NewRegistry returns an empty table.
+func NewRegistry() *Registry {
+	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry)}
+}
+
+// foldNetid lower-cases a netid; netids are lower-case already, so this
+// allocates only for the odd caller that shouts.
+func foldNetid(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// Set adds m unless (prog, vers, netid) is taken. As in rpcbind, setting
+// the same mapping again succeeds and setting another address for a taken
+// key fails: SET never overwrites.
+func (r *Registry) Set(m Mapping) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := key{m.Prog, m.Vers, foldNetid(m.Netid)}
+	if e := r.byKey[k]; e != nil {
+		return e.Addr == m.Addr
+	}
+	e := &entry{Mapping: m}
+	k.netid = strings.Clone(k.netid)
+	r.byKey[k] = e
+	pk := progKey{m.Prog, k.netid}
+	r.byProg[pk] = append(r.byProg[pk], e)
+	if r.tail == nil {
+		r.head = e
+	} else {
+		r.tail.next, e.prev = e, r.tail
+	}
+	r.tail = e
+	r.n++
+	r.bump()
+	return true
+}
+
+// Unset removes the mappings of (prog, vers) on netid, or on every netid
+// when netid is empty, on behalf of owner. Like rpcbind it walks the table
+// in order and stops with false at the first match that owner may not
+// remove (only the entry's owner and the superuser may); otherwise it
+// reports true, also when nothing matched.
+func (r *Registry) Unset(prog, vers uint32, netid, owner string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if netid != "" {
+		e := r.byKey[key{prog, vers, foldNetid(netid)}]
+		if e == nil {
+			return true
+		}
+		if !mayRemove(owner, e) {
+			return false
+		}
+		r.remove(e)
+		return true
+	}
+	for e := r.head; e != nil; {
+		next := e.next
+		if e.Prog == prog && e.Vers == vers {
+			if !mayRemove(owner, e) {
+				return false
+			}
+			r.remove(e)
+		}
+		e = next
+	}
+	return true
+}
+
+func mayRemove(owner string, e *entry) bool {
+	return owner == OwnerSuperuser || owner == e.Owner
+}
+
+// remove unlinks e; the caller holds the write lock.
+func (r *Registry) remove(e *entry) {
+	k := key{e.Prog, e.Vers, foldNetid(e.Netid)}
+	delete(r.byKey, k)
+	pk := progKey{e.Prog, k.netid}
+	list := r.byProg[pk]
+	for i, x := range list {
+		if x == e {
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil // let the removed entry be collected
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.byProg, pk)
+	} else {
+		r.byProg[pk] = list
+	}
+	if e.prev == nil {
+		r.head = e.next
+	} else {
+		e.prev.next = e.next
+	}
+	if e.next == nil {
+		r.tail = e.prev
+	} else {
+		e.next.prev = e.prev
+	}
+	e.prev, e.next = nil, nil
+	r.n--
+	r.bump()
+}
+
+// bump records a change: the generation lets caches and the warm-start
+// writer know what they have seen.
+func (r *Registry) bump() {
+	r.gen++
+}
+
+// Lookup finds the mapping of (prog, vers) on netid. When that version is
+// not registered it falls back, as rpcbind's find_service does, to the
+// most recently registered other version of prog on netid, so that the
+// client learns the port and then gets PROG_MISMATCH from the service.
+// exact reports whether the version matched.
+func (r *Registry) Lookup(prog, vers uint32, netid string) (m Mapping, found, exact bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e := r.byKey[key{prog, vers, netid}]; e != nil {
+		return e.Mapping, true, true
+	}
+	if netid != foldNetid(netid) {
+		if e := r.byKey[key{prog, vers, foldNetid(netid)}]; e != nil {
+			return e.Mapping, true, true
+		}
+	}
+	list := r.byProg[progKey{prog, foldNetid(netid)}]
+	if len(list) == 0 {
+		return Mapping{}, false, false
+	}
+	return list[len(list)-1].Mapping, true, false
+}
+
+// Each calls f for every mapping in table order while holding a read lock;
+// f must not call back into r. Iteration stops when f returns false.
+func (r *Registry) Each(f func(*Mapping) bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for e := r.head; e != nil; e = e.next {
+		if !f(&e.Mapping) {
+			return
+		}
+	}
+}
+
+// Mappings returns a copy of the table in order.
+func (r *Registry) Mappings() []Mapping {
+	ms, _ := r.Snapshot()
+	return ms
+}
+
+// Snapshot returns a copy of the table and its generation.
+func (r *Registry) Snapshot() ([]Mapping, uint64) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	ms := make([]Mapping, 0, r.n)
+	for e := r.head; e != nil; e = e.next {
+		ms = append(ms, e.Mapping)
+	}
+	return ms, r.gen
+}
+
+// Generation returns a number that changes whenever the table does.
+func (r *Registry) Generation() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.gen
+}
+
+// Len returns the number of mappings.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.n
+}

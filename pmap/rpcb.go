@@ -1,0 +1,339 @@
+package pmap
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"strings"
+	"syscall"
+
+	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// RPCBIND versions 3 and 4 (RFC 1833, section 2).
+
+// rpcbArgs is struct rpcb, the argument of SET, UNSET, GETADDR,
+// GETVERSADDR and GETADDRLIST. Its strings alias the call.
+type rpcbArgs struct {
+	prog, vers         uint32
+	netid, addr, owner []byte
+}
+
+func decodeRpcb(args []byte) (rpcbArgs, error) {
+	d := xdr.NewDecoder(args)
+	var r rpcbArgs
+	var err error
+	if r.prog, err = d.Uint32(); err != nil {
+		return r, rpc.ErrGarbageArgs
+	}
+	if r.vers, err = d.Uint32(); err != nil {
+		return r, rpc.ErrGarbageArgs
+	}
+	if r.netid, err = d.StringBytes(MaxWireString); err != nil {
+		return r, rpc.ErrGarbageArgs
+	}
+	if r.addr, err = d.StringBytes(MaxWireString); err != nil {
+		return r, rpc.ErrGarbageArgs
+	}
+	if r.owner, err = d.StringBytes(MaxWireString); err != nil {
+		return r, rpc.ErrGarbageArgs
+	}
+	return r, nil
+}
+
+func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
+	sv := statVers(v)
+	procs := []rpc.Handler{
+		ProcNull:        s.counted(sv, ProcNull, null),
+		ProcSet:         s.counted(sv, ProcSet, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbSet(res, c, sv) }),
+		ProcUnset:       s.counted(sv, ProcUnset, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbUnset(res, c, sv) }),
+		ProcGetaddr:     s.counted(sv, ProcGetaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, false) }),
+		ProcDump:        s.counted(sv, ProcDump, s.rpcbDump),
+		ProcCallit:      s.counted(sv, ProcCallit, s.callit),
+		ProcGettime:     s.counted(sv, ProcGettime, s.gettime),
+		ProcUaddr2taddr: s.counted(sv, ProcUaddr2taddr, s.uaddr2taddr),
+		ProcTaddr2uaddr: s.counted(sv, ProcTaddr2uaddr, s.taddr2uaddr),
+	}
+	if v == VersRPCB4 {
+		procs = append(procs,
+			s.counted(sv, ProcGetversaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, true) }),
+			s.counted(sv, ProcIndirect, s.callit),
+			s.counted(sv, ProcGetaddrlist, s.getaddrlist),
+			s.counted(sv, ProcGetstat, s.getstat),
+		)
+	}
+	return procs
+}
+
+func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
+	r, err := decodeRpcb(c.Args)
+	if err != nil {
+		return res, err
+	}
+	if !s.mayChange(c) {
+		return res, rpc.ErrAuthTooWeak
+	}
+	ok := false
+	if len(r.netid) <= MaxNetidLen && len(r.addr) <= MaxAddrLen {
+		ok = s.Registry.Set(Mapping{Prog: r.prog, Vers: r.vers, Netid: string(r.netid), Addr: string(r.addr), Owner: ownerOf(c)})
+	}
+	s.Stats.Set(sv, ok)
+	if ok {
+		if err := s.changed(); err != nil {
+			return res, err
+		}
+	}
+	return xdr.AppendBool(res, ok), nil
+}
+
+func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
+	r, err := decodeRpcb(c.Args)
+	if err != nil {
+		return res, err
+	}
+	if !s.mayChange(c) {
+		return res, rpc.ErrAuthTooWeak
+	}
+	gen := s.Registry.Generation()
+	ok := s.Registry.Unset(r.prog, r.vers, string(r.netid), ownerOf(c))
+	s.Stats.Unset(sv, ok)
+	if s.Registry.Generation() != gen {
+		if err := s.changed(); err != nil {
+			return res, err
+		}
+	}
+	return xdr.AppendBool(res, ok), nil
+}
+
+// getaddr serves GETADDR and, with exact set, GETVERSADDR. It looks the
+// program up on the transport the call arrived on, not on the r_netid the
+// caller sent, and answers with the address merged for the caller.
+func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, error) {
+	r, err := decodeRpcb(c.Args)
+	if err != nil {
+		return res, err
+	}
+	m, found, exactHit := s.Registry.Lookup(r.prog, r.vers, c.Netid)
+	if exact && !exactHit {
+		found = false
+	}
+	res, start := beginString(res)
+	if found {
+		res = s.mergeFor(res, c, m.Netid, m.Addr, r.addr)
+	}
+	ok := len(res) > start+4
+	res = endString(res, start)
+	if s.serves(c.Netid) {
+		s.Stats.Lookup(sv, r.prog, r.vers, c.Netid, ok)
+	}
+	return res, nil
+}
+
+// mergeFor appends the address at which caller c reaches a service
+// registered at addr on netid; when merging fails it appends addr as it
+// is, as rpcbind's GETADDR does.
+func (s *Service) mergeFor(b []byte, c *rpc.Call, netid, addr string, hint []byte) []byte {
+	if c.Netid == rpc.NetidLocal || !s.serves(netid) {
+		return append(b, addr...)
+	}
+	merged, ok := s.Ifaces.merge(b, addr, c.Remote.Addr(), string(hint), isIPv6Netid(c.Netid))
+	if !ok {
+		return append(b, addr...)
+	}
+	return merged
+}
+
+func isIPv6Netid(netid string) bool {
+	return netid == rpc.NetidUDP6 || netid == rpc.NetidTCP6
+}
+
+// family is a netconfig protocol family: "inet", "inet6" or "loopback".
+func family(netid string) string {
+	switch strings.ToLower(netid) {
+	case rpc.NetidUDP, rpc.NetidTCP:
+		return "inet"
+	case rpc.NetidUDP6, rpc.NetidTCP6:
+		return "inet6"
+	case rpc.NetidLocal, "unix", "ticlts", "ticots", "ticotsord":
+		return "loopback"
+	}
+	return ""
+}
+
+// netconfig semantics and protocol of an rpcb_entry.
+func semantics(netid string) (uint32, string) {
+	switch netid {
+	case rpc.NetidUDP, rpc.NetidUDP6:
+		return 1, "udp" // NC_TPI_CLTS
+	case rpc.NetidTCP, rpc.NetidTCP6:
+		return 3, "tcp" // NC_TPI_COTS_ORD
+	}
+	return 3, ""
+}
+
+func (s *Service) rpcbDump(res []byte, _ *rpc.Call) ([]byte, error) {
+	s.Registry.Each(func(m *Mapping) bool {
+		res = xdr.AppendBool(res, true)
+		res = xdr.AppendUint32(res, m.Prog)
+		res = xdr.AppendUint32(res, m.Vers)
+		res = xdr.AppendString(res, m.Netid)
+		res = xdr.AppendString(res, m.Addr)
+		res = xdr.AppendString(res, m.Owner)
+		return true
+	})
+	return xdr.AppendBool(res, false), nil
+}
+
+func (s *Service) gettime(res []byte, _ *rpc.Call) ([]byte, error) {
+	return xdr.AppendUint32(res, uint32(s.Now().Unix())), nil
+}
+
+// Address families as they appear, in host byte order, at the start of a
+// sockaddr carried in a netbuf.
+const (
+	sizeofSockaddrIn  = 16
+	sizeofSockaddrIn6 = 28
+	sizeofSockaddrUn  = 110
+)
+
+// addrFamily says which address family to convert with. rpcbind uses the
+// family of the transport the call arrived on; over the local socket that
+// is AF_LOCAL, which turns libtirpc's rpcb_taddr2uaddr of an IP address
+// into "". portmapd takes the family from the address itself there.
+func addrFamily(c *rpc.Call, fromAddr int) int {
+	switch c.Netid {
+	case rpc.NetidUDP, rpc.NetidTCP:
+		return syscall.AF_INET
+	case rpc.NetidUDP6, rpc.NetidTCP6:
+		return syscall.AF_INET6
+	}
+	return fromAddr
+}
+
+func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
+	d := xdr.NewDecoder(c.Args)
+	maxlen, err := d.Uint32()
+	if err != nil || maxlen > MaxWireString {
+		return res, rpc.ErrGarbageArgs
+	}
+	buf, err := d.Opaque(int(maxlen))
+	if err != nil {
+		return res, rpc.ErrGarbageArgs
+	}
+	fam := 0
+	if len(buf) >= 2 {
+		fam = int(binary.NativeEndian.Uint16(buf))
+	}
+	res, start := beginString(res)
+	switch addrFamily(c, fam) {
+	case syscall.AF_INET:
+		if len(buf) >= sizeofSockaddrIn {
+			port := binary.BigEndian.Uint16(buf[2:4])
+			res = AppendUaddr(res, netip.AddrPortFrom(netip.AddrFrom4([4]byte(buf[4:8])), port))
+		}
+	case syscall.AF_INET6:
+		if len(buf) >= sizeofSockaddrIn6 {
+			port := binary.BigEndian.Uint16(buf[2:4])
+			res = AppendUaddr(res, netip.AddrPortFrom(netip.AddrFrom16([16]byte(buf[8:24])), port))
+		}
+	case syscall.AF_UNIX:
+		// The path, up to its NUL, within the size of sockaddr_un.
+		path := buf[min(2, len(buf)):min(len(buf), sizeofSockaddrUn)]
+		if i := indexByte(path, 0); i >= 0 {
+			path = path[:i]
+		}
+		res = append(res, path...)
+	}
+	return endString(res, start), nil
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
+	d := xdr.NewDecoder(c.Args)
+	ua, err := d.StringBytes(MaxWireString)
+	if err != nil {
+		return res, rpc.ErrGarbageArgs
+	}
+	uaddr := string(ua)
+	fam := syscall.AF_INET
+	switch {
+	case strings.HasPrefix(uaddr, "/"):
+		fam = syscall.AF_UNIX
+	case strings.Contains(uaddr, ":"):
+		fam = syscall.AF_INET6
+	}
+	var sa []byte
+	switch addrFamily(c, fam) {
+	case syscall.AF_INET:
+		if ap, ok := LenientUaddr(uaddr, 4); ok {
+			sa = make([]byte, sizeofSockaddrIn)
+			binary.NativeEndian.PutUint16(sa, syscall.AF_INET)
+			binary.BigEndian.PutUint16(sa[2:], ap.Port())
+			a := ap.Addr().As4()
+			copy(sa[4:], a[:])
+		}
+	case syscall.AF_INET6:
+		if ap, ok := LenientUaddr(uaddr, 6); ok {
+			sa = make([]byte, sizeofSockaddrIn6)
+			binary.NativeEndian.PutUint16(sa, syscall.AF_INET6)
+			binary.BigEndian.PutUint16(sa[2:], ap.Port())
+			a := ap.Addr().As16()
+			copy(sa[8:], a[:])
+		}
+	case syscall.AF_UNIX:
+		sa = make([]byte, sizeofSockaddrUn)
+		binary.NativeEndian.PutUint16(sa, syscall.AF_UNIX)
+		copy(sa[2:sizeofSockaddrUn-1], uaddr)
+	}
+	res = xdr.AppendUint32(res, uint32(len(sa))) // maxlen
+	return xdr.AppendOpaque(res, sa), nil
+}
+
+// getaddrlist answers every mapping of exactly (prog, vers) whose netid
+// is of the arrival transport's protocol family, addresses merged.
+func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
+	r, err := decodeRpcb(c.Args)
+	if err != nil {
+		return res, err
+	}
+	fam := family(c.Netid)
+	var matches []Mapping
+	s.Registry.Each(func(m *Mapping) bool {
+		if m.Prog == r.prog && m.Vers == r.vers && family(m.Netid) == fam {
+			matches = append(matches, *m)
+		}
+		return true
+	})
+	ok := false
+	for _, m := range matches {
+		if !s.serves(m.Netid) || c.Netid == rpc.NetidLocal {
+			continue
+		}
+		merged, mok := s.Ifaces.merge(nil, m.Addr, c.Remote.Addr(), string(r.addr), isIPv6Netid(c.Netid))
+		if !mok {
+			continue
+		}
+		sem, proto := semantics(m.Netid)
+		res = xdr.AppendBool(res, true)
+		res = xdr.AppendOpaque(res, merged)
+		res = xdr.AppendString(res, m.Netid)
+		res = xdr.AppendUint32(res, sem)
+		res = xdr.AppendString(res, fam)
+		res = xdr.AppendString(res, proto)
+		ok = true
+	}
+	s.Stats.Lookup(StatV4, r.prog, r.vers, c.Netid, ok)
+	return xdr.AppendBool(res, false), nil
+}
+
+func (s *Service) getstat(res []byte, _ *rpc.Call) ([]byte, error) {
+	return s.Stats.AppendXDR(res), nil
+}

@@ -1,0 +1,160 @@
+package pmap
+
+import (
+	"strconv"
+
+	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// PMAP version 2 (RFC 1833, section 3). Its table is a view of the one
+// registry: the mappings on netids "udp" and "tcp", with the port taken
+// from the universal address.
+
+// pmapArgs is struct pmap: the argument of SET, UNSET and GETPORT.
+type pmapArgs struct{ prog, vers, prot, port uint32 }
+
+func decodePmap(args []byte) (pmapArgs, error) {
+	d := xdr.NewDecoder(args)
+	var p pmapArgs
+	var err error
+	for _, f := range []*uint32{&p.prog, &p.vers, &p.prot, &p.port} {
+		if *f, err = d.Uint32(); err != nil {
+			return p, rpc.ErrGarbageArgs
+		}
+	}
+	return p, nil
+}
+
+// protNetid maps a PMAP protocol number to its netid, "" for others.
+func protNetid(prot uint32) string {
+	switch prot {
+	case ProtoTCP:
+		return rpc.NetidTCP
+	case ProtoUDP:
+		return rpc.NetidUDP
+	}
+	return ""
+}
+
+// netidProt maps a netid to the PMAP protocol number, 0 for non-IP ones.
+func netidProt(netid string) uint32 {
+	switch netid {
+	case rpc.NetidTCP:
+		return ProtoTCP
+	case rpc.NetidUDP:
+		return ProtoUDP
+	}
+	return 0
+}
+
+func (s *Service) v2Procs() []rpc.Handler {
+	return []rpc.Handler{
+		ProcNull:    s.counted(StatV2, ProcNull, null),
+		ProcSet:     s.counted(StatV2, ProcSet, s.pmapSet),
+		ProcUnset:   s.counted(StatV2, ProcUnset, s.pmapUnset),
+		ProcGetport: s.counted(StatV2, ProcGetport, s.pmapGetport),
+		ProcDump:    s.counted(StatV2, ProcDump, s.pmapDump),
+		ProcCallit:  s.counted(StatV2, ProcCallit, s.callit),
+	}
+}
+
+// counted wraps a procedure so that GETSTAT counts its calls.
+func (s *Service) counted(v int, proc uint32, f rpc.HandlerFunc) rpc.HandlerFunc {
+	return func(res []byte, c *rpc.Call) ([]byte, error) {
+		s.Stats.Proc(v, proc)
+		return f(res, c)
+	}
+}
+
+func null(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil }
+
+func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
+	p, err := decodePmap(c.Args)
+	if err != nil {
+		return res, err
+	}
+	if !s.mayChange(c) {
+		return res, rpc.ErrAuthTooWeak
+	}
+	netid := protNetid(p.prot)
+	ok := false
+	if netid != "" {
+		// rpcbind stores the port's two low bytes, whatever the rest.
+		addr := "0.0.0.0." + strconv.Itoa(int(p.port>>8&0xff)) + "." + strconv.Itoa(int(p.port&0xff))
+		ok = s.Registry.Set(Mapping{Prog: p.prog, Vers: p.vers, Netid: netid, Addr: addr, Owner: ownerOf(c)})
+		s.Stats.Set(StatV2, ok)
+	}
+	if ok {
+		if err := s.changed(); err != nil {
+			return res, err
+		}
+	}
+	return xdr.AppendBool(res, ok), nil
+}
+
+func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
+	p, err := decodePmap(c.Args)
+	if err != nil {
+		return res, err
+	}
+	if !s.mayChange(c) {
+		return res, rpc.ErrAuthTooWeak
+	}
+	// Version 2 removes both IPv4 transports whatever prot and port say;
+	// the IPv6 and local rows of the program stay.
+	owner := ownerOf(c)
+	gen := s.Registry.Generation()
+	okTCP := s.Registry.Unset(p.prog, p.vers, rpc.NetidTCP, owner)
+	okUDP := s.Registry.Unset(p.prog, p.vers, rpc.NetidUDP, owner)
+	ok := okTCP || okUDP
+	s.Stats.Unset(StatV2, ok)
+	if s.Registry.Generation() != gen {
+		if err := s.changed(); err != nil {
+			return res, err
+		}
+	}
+	return xdr.AppendBool(res, ok), nil
+}
+
+func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
+	p, err := decodePmap(c.Args)
+	if err != nil {
+		return res, err
+	}
+	var port uint32
+	netid := protNetid(p.prot)
+	if netid != "" {
+		if m, found, _ := s.Registry.Lookup(p.prog, p.vers, netid); found {
+			port, _ = UaddrPort(m.Addr)
+		}
+		s.Stats.Lookup(StatV2, p.prog, p.vers, netid, port != 0)
+	}
+	return xdr.AppendUint32(res, port), nil
+}
+
+func (s *Service) pmapDump(res []byte, c *rpc.Call) ([]byte, error) {
+	s.Registry.Each(func(m *Mapping) bool {
+		prot := netidProt(m.Netid)
+		if prot == 0 {
+			return true
+		}
+		port, ok := UaddrPort(m.Addr)
+		if !ok {
+			return true
+		}
+		res = xdr.AppendBool(res, true)
+		res = xdr.AppendUint32(res, m.Prog)
+		res = xdr.AppendUint32(res, m.Vers)
+		res = xdr.AppendUint32(res, prot)
+		res = xdr.AppendUint32(res, port)
+		return true
+	})
+	return xdr.AppendBool(res, false), nil
+}
+
+// callit answers nothing: remote calls are not forwarded (yet), and
+// rpcbind's CALLIT is silent on every error.
+func (s *Service) callit(res []byte, c *rpc.Call) ([]byte, error) {
+	return res, rpc.ErrNoReply
+}

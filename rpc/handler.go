@@ -1,0 +1,81 @@
+package rpc
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// Transport names (netids, RFC 5665) of the transports a Server serves.
+const (
+	NetidUDP   = "udp"
+	NetidTCP   = "tcp"
+	NetidUDP6  = "udp6"
+	NetidTCP6  = "tcp6"
+	NetidLocal = "local"
+)
+
+// Call is one decoded call as a handler sees it. Everything in it, Args
+// included, is valid only until the handler returns.
+type Call struct {
+	CallHeader
+	// Args are the call's arguments, still XDR-encoded.
+	Args []byte
+	// Netid names the transport the call arrived on.
+	Netid string
+	// Remote is the caller's address; it is invalid on the local socket.
+	Remote netip.AddrPort
+	// Local is the address the call arrived at; it is invalid on the local
+	// socket and when the kernel did not say.
+	Local netip.AddrPort
+	// UID is the caller's uid from SO_PEERCRED on the local socket, -1
+	// elsewhere.
+	UID int
+	// AuthSys is the parsed credential when Cred.Flavor is AUTH_SYS.
+	AuthSys *AuthSysParams
+
+
+	authSys AuthSysParams
+	udp     *udpSocket
+	ifindex int
+}
+
+// Responder sends a complete reply message to a caller after its handler
+// has returned. Implementations copy what they need.
+type Responder interface {
+	Respond(reply []byte) error
+}
+
+// Handler serves calls. ServeRPC appends the call's results to res, which
+// already holds a SUCCESS reply header, and returns the extended slice. An
+// error instead makes the server answer as the error says (see the
+// sentinel errors and ProgMismatchError); any other error is SYSTEM_ERR.
+type Handler interface {
+	ServeRPC(res []byte, c *Call) ([]byte, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(res []byte, c *Call) ([]byte, error)
+
+// ServeRPC calls f.
+func (f HandlerFunc) ServeRPC(res []byte, c *Call) ([]byte, error) { return f(res, c) }
+
+// Errors a Handler returns to choose the reply.
+var (
+	ErrNoReply     = errors.New("rpc: no reply")
+	ErrProgUnavail = errors.New("rpc: program unavailable")
+	ErrProcUnavail = errors.New("rpc: procedure unavailable")
+	ErrGarbageArgs = errors.New("rpc: arguments do not decode")
+	ErrSystem      = errors.New("rpc: system error")
+	// ErrAuthTooWeak refuses a call from a caller not allowed to make it.
+	ErrAuthTooWeak = AuthErr(AuthTooWeak)
+)
+
+// ProgMismatchError answers PROG_MISMATCH with the supported range.
+type ProgMismatchError struct{ Low, High uint32 }
+
+func (e *ProgMismatchError) Error() string { return "rpc: program version mismatch" }
+
+// AuthErr is an error that answers AUTH_ERROR with its status.
+type AuthErr AuthStat
+
+func (e AuthErr) Error() string { return "rpc: authentication error" }

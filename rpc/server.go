@@ -1,0 +1,197 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// Defaults for the Server's limits.
+const (
+	DefaultMaxRecord   = 64 << 10
+	DefaultMaxUDPReply = 8800 // UDPMSGSIZE: what libtirpc clients receive
+	DefaultIdleTimeout = 2 * time.Minute
+	DefaultReadTimeout = 10 * time.Second
+	DefaultMaxConns    = 1024
+)
+
+// Server serves RPC calls on datagram and stream sockets. Its exported
+// fields are read when serving starts and must not change afterwards.
+type Server struct {
+	Handler Handler
+	Log     *zap.Logger
+	// LogCalls logs every call at info level (the logger samples).
+	LogCalls bool
+	// MaxRecord bounds one call on a stream, all fragments together.
+	MaxRecord int
+	// MaxUDPReply bounds a datagram reply; a larger one is not sent and
+	// the client is expected to retry over a stream.
+	MaxUDPReply int
+	// IdleTimeout closes a connection that sends nothing for this long;
+	// ReadTimeout closes one that starts a record and does not finish it.
+	IdleTimeout time.Duration
+	ReadTimeout time.Duration
+	// MaxConns bounds the open stream connections of all listeners.
+	MaxConns int
+	// UDPReaders is the number of goroutines reading each datagram socket.
+	UDPReaders int
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	packets   map[net.PacketConn]struct{}
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
+}
+
+// ErrServerClosed is returned by the Serve methods after Shutdown.
+var ErrServerClosed = errors.New("rpc: server closed")
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		if s.Log == nil {
+			s.Log = zap.NewNop()
+		}
+		if s.MaxRecord <= 0 {
+			s.MaxRecord = DefaultMaxRecord
+		}
+		if s.MaxUDPReply <= 0 {
+			s.MaxUDPReply = DefaultMaxUDPReply
+		}
+		if s.IdleTimeout <= 0 {
+			s.IdleTimeout = DefaultIdleTimeout
+		}
+		if s.ReadTimeout <= 0 {
+			s.ReadTimeout = DefaultReadTimeout
+		}
+		if s.MaxConns <= 0 {
+			s.MaxConns = DefaultMaxConns
+		}
+		if s.UDPReaders <= 0 {
+			s.UDPReaders = 2
+		}
+		s.listeners = make(map[net.Listener]struct{})
+		s.packets = make(map[net.PacketConn]struct{})
+		s.conns = make(map[net.Conn]struct{})
+	})
+}
+
+// Shutdown stops the server: it closes every socket, which ends blocked
+// reads at once, and waits for the goroutines serving them until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for p := range s.packets {
+		p.Close()
+	}
+	for c := range s.conns {
+		// A deadline in the past wakes the reader; the goroutine then
+		// closes its connection itself.
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// dispatch decodes one message and appends its reply to out. It reports
+// false when nothing is to be sent: a message whose header does not parse
+// gets no reply, since any answer to garbage can be used to amplify.
+func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
+	var d xdr.Decoder
+	d.Reset(msg)
+	h, err := ParseCall(&d)
+	if err != nil {
+		if ce := s.Log.Check(zap.InfoLevel, "dropped undecodable message"); ce != nil {
+			ce.Write(zap.String("netid", c.Netid), zap.Stringer("remote", c.Remote),
+				zap.Int("bytes", len(msg)), zap.Error(err))
+		}
+		return out, false
+	}
+	c.CallHeader = h
+	if s.LogCalls {
+		if ce := s.Log.Check(zap.InfoLevel, "call"); ce != nil {
+			ce.Write(zap.Uint32("xid", h.XID), zap.Uint32("prog", h.Prog), zap.Uint32("vers", h.Vers),
+				zap.Uint32("proc", h.Proc), zap.String("netid", c.Netid), zap.Stringer("remote", c.Remote))
+		}
+	}
+	if h.RPCVers != Version {
+		s.logRefused(c, "rpc version mismatch")
+		return AppendRPCMismatch(out, h.XID, Version, Version), true
+	}
+	c.AuthSys = nil
+	switch h.Cred.Flavor {
+	case AuthNone:
+	case AuthSys:
+		p, err := ParseAuthSys(h.Cred.Body)
+		if err != nil {
+			s.logRefused(c, "bad AUTH_SYS credential")
+			return AppendAuthError(out, h.XID, AuthBadCred), true
+		}
+		c.authSys = p
+		c.AuthSys = &c.authSys
+	default:
+		s.logRefused(c, "unsupported credential flavour")
+		return AppendAuthError(out, h.XID, AuthRejectedCred), true
+	}
+	c.Args = d.Rest()
+	start := len(out)
+	res, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
+	if err == nil {
+		return res, true
+	}
+	out = out[:start]
+	switch err {
+	case ErrNoReply:
+		return out, false
+	case ErrProgUnavail:
+		return AppendAccepted(out, h.XID, ProgUnavail), true
+	case ErrProcUnavail:
+		return AppendAccepted(out, h.XID, ProcUnavail), true
+	case ErrGarbageArgs:
+		s.logRefused(c, "garbage arguments")
+		return AppendAccepted(out, h.XID, GarbageArgs), true
+	}
+	var pm *ProgMismatchError
+	if errors.As(err, &pm) {
+		return AppendProgMismatch(out, h.XID, pm.Low, pm.High), true
+	}
+	var ae AuthErr
+	if errors.As(err, &ae) {
+		s.logRefused(c, "refused by access control")
+		return AppendAuthError(out, h.XID, AuthStat(ae)), true
+	}
+	s.Log.Warn("call failed", zap.Uint32("prog", h.Prog), zap.Uint32("vers", h.Vers),
+		zap.Uint32("proc", h.Proc), zap.Error(err))
+	return AppendAccepted(out, h.XID, SystemErr), true
+}
+
+func (s *Server) logRefused(c *Call, why string) {
+	if ce := s.Log.Check(zap.InfoLevel, why); ce != nil {
+		ce.Write(zap.String("netid", c.Netid), zap.Stringer("remote", c.Remote),
+			zap.Uint32("prog", c.Prog), zap.Uint32("vers", c.Vers), zap.Uint32("proc", c.Proc))
+	}
+}

@@ -1,0 +1,153 @@
+package rpc
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ServeStream serves calls on connections accepted from l, whose transport
+// is netid ("tcp", "tcp6" or "local"), until l is closed or Shutdown is
+// called. Each connection is served by one goroutine, one call at a time
+// and in order, so a client may pipeline calls.
+func (s *Server) ServeStream(l net.Listener, netid string) error {
+	s.init()
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var backoff time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.isClosing() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			// Out of descriptors (EMFILE, ENFILE) or a transient error:
+			// wait a little, growing, instead of spinning.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if ce := s.Log.Check(zap.WarnLevel, "accept failed; backing off"); ce != nil {
+				ce.Write(zap.String("netid", netid), zap.Duration("backoff", backoff), zap.Error(err))
+			}
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !s.track(conn) {
+			if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
+				ce.Write(zap.String("netid", netid), zap.Stringer("remote", conn.RemoteAddr()))
+			}
+			conn.Close()
+			continue
+		}
+		go s.serveConn(conn, netid)
+	}
+}
+
+// track adds conn to the open connections unless the cap is reached or the
+// server is closing.
+func (s *Server) track(conn net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || len(s.conns) >= s.MaxConns {
+		return false
+	}
+	s.conns[conn] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) untrack(conn net.Conn) {
+	conn.Close()
+	s.mu.Lock()
+	delete(s.conns, conn)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+func (s *Server) serveConn(conn net.Conn, netid string) {
+	defer s.untrack(conn)
+	c := Call{Netid: netid, UID: -1}
+	switch conn := conn.(type) {
+	case *net.TCPConn:
+		c.Remote = conn.RemoteAddr().(*net.TCPAddr).AddrPort()
+		c.Local = conn.LocalAddr().(*net.TCPAddr).AddrPort()
+	case *net.UnixConn:
+		c.UID = peerUID(conn)
+	default:
+		c.Remote, _ = netip.ParseAddrPort(conn.RemoteAddr().String())
+		c.Local, _ = netip.ParseAddrPort(conn.LocalAddr().String())
+	}
+	base := c
+
+	rr := NewRecordReader(conn, s.MaxRecord)
+	rr.Started = func() { conn.SetReadDeadline(time.Now().Add(s.ReadTimeout)) }
+	out := make([]byte, RecordHeaderLen, 4096)
+	for {
+		if s.isClosing() {
+			return
+		}
+		conn.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		msg, err := rr.Next()
+		if err != nil {
+			s.logStreamEnd(&c, err)
+			return
+		}
+		c = base
+		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
+		if !ok {
+			continue
+		}
+		conn.SetWriteDeadline(time.Now().Add(s.ReadTimeout))
+		if _, err := conn.Write(MarkRecord(reply)); err != nil {
+			s.logStreamEnd(&c, err)
+			return
+		}
+		if cap(reply) > keepCap {
+			out = make([]byte, RecordHeaderLen, 4096)
+		} else {
+			out = reply
+		}
+	}
+}
+
+func (s *Server) logStreamEnd(c *Call, err error) {
+	if err == io.EOF || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) && s.isClosing() {
+		return
+	}
+	if ce := s.Log.Check(zap.InfoLevel, "closing connection"); ce != nil {
+		ce.Write(zap.String("netid", c.Netid), zap.Stringer("remote", c.Remote), zap.Error(err))
+	}
+}
+
+// peerUID returns the uid of the process at the other end of a local
+// socket, or -1 when the kernel does not say.
+func peerUID(conn *net.UnixConn) int {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	uid := -1
+	rc.Control(func(fd uintptr) {
+		cred, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+		if err == nil {
+			uid = int(cred.Uid)
+		}
+	})
+	return uid
+}
