@@ -12,13 +12,13 @@ import (
 //
 // A Registry is safe for concurrent use.
 type Registry struct {
-	mu      sync.RWMutex
-	head    *entry // insertion order, which DUMP reports
-	tail    *entry
-	n       int
-	byKey   map[key]*entry
-	byProg  map[progKey][]*entry // same program and netid, insertion order
-	gen     uint64
+	mu     sync.RWMutex
+	head   *entry // insertion order, which DUMP reports
+	tail   *entry
+	n      int
+	byKey  map[key]*entry
+	byProg map[progKey][]*entry // same program and netid, insertion order
+	gen    uint64
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind

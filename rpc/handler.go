@@ -33,7 +33,6 @@ type Call struct {
 	// AuthSys is the parsed credential when Cred.Flavor is AUTH_SYS.
 	AuthSys *AuthSysParams
 
-
 	authSys AuthSysParams
 	udp     *udpSocket
 	ifindex int

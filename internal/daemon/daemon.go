@@ -281,4 +281,3 @@ func (d *Daemon) closeAll() {
 		s.l.Close()
 	}
 }
-
