@@ -1,0 +1,160 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// DefaultSocket is the local socket libtirpc tries first.
+const DefaultSocket = "/run/rpcbind.sock"
+
+// maxReply bounds a reply the client accepts: a DUMP of 100,000 entries
+// fits, a hostile server's 2 GB record does not.
+const maxReply = 16 << 20
+
+// Client is a connection to a portmapper. It is safe for concurrent use;
+// calls are made one at a time.
+type Client struct {
+	// Timeout bounds each call when the context has no deadline.
+	Timeout time.Duration
+
+	mu      sync.Mutex
+	conn    net.Conn
+	network string
+	rr      *rpc.RecordReader
+	xid     uint32
+	buf     []byte
+}
+
+// Dial connects to the portmapper at address over network: "unix" with a
+// socket path, or "tcp"/"udp" with host:port.
+func Dial(ctx context.Context, network, address string) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{Timeout: 5 * time.Second, conn: conn, network: network, xid: rand.Uint32()}
+	if network != "udp" && network != "udp4" && network != "udp6" {
+		c.rr = rpc.NewRecordReader(conn, maxReply)
+	}
+	return c, nil
+}
+
+// DialLocal connects to the local portmapper: the local socket if it
+// answers, else TCP to 127.0.0.1:111.
+func DialLocal(ctx context.Context) (*Client, error) {
+	c, err := Dial(ctx, "unix", DefaultSocket)
+	if err == nil {
+		return c, nil
+	}
+	c, err2 := Dial(ctx, "tcp", "127.0.0.1:111")
+	if err2 != nil {
+		return nil, fmt.Errorf("no local portmapper: %v; %w", err, err2)
+	}
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Call makes one call to the portmapper (program 100000) and hands the
+// results to decode. A reply that is not SUCCESS is a *rpc.ReplyError.
+func (c *Client) Call(ctx context.Context, vers, proc uint32, args []byte, decode func(*xdr.Decoder) error) error {
+	return c.CallProgram(ctx, pmap.Program, vers, proc, args, decode)
+}
+
+// CallProgram makes one call to any program over the connection.
+func (c *Client) CallProgram(ctx context.Context, prog, vers, proc uint32, args []byte, decode func(*xdr.Decoder) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.xid++
+	xid := c.xid
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(c.Timeout)
+	}
+	c.conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	msg := rpc.AppendCall(c.buf[:0], xid, prog, vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
+	msg = append(msg, args...)
+	c.buf = msg
+	reply, err := c.exchange(msg, xid, deadline)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	d := xdr.NewDecoder(reply)
+	if _, err := rpc.ParseReply(d); err != nil {
+		return err
+	}
+	if decode == nil {
+		return nil
+	}
+	if err := decode(d); err != nil {
+		return fmt.Errorf("decode results of procedure %d: %w", proc, err)
+	}
+	return nil
+}
+
+// exchange sends msg and returns the reply with the same xid. Over UDP it
+// retransmits with a growing interval until the deadline.
+func (c *Client) exchange(msg []byte, xid uint32, deadline time.Time) ([]byte, error) {
+	if c.rr != nil {
+		if err := rpc.WriteRecord(c.conn, msg); err != nil {
+			return nil, err
+		}
+		for {
+			rec, err := c.rr.Next()
+			if err != nil {
+				return nil, err
+			}
+			if len(rec) >= 4 && replyXID(rec) == xid {
+				return rec, nil
+			}
+		}
+	}
+	buf := make([]byte, 65536)
+	wait := 250 * time.Millisecond
+	for {
+		if _, err := c.conn.Write(msg); err != nil {
+			return nil, err
+		}
+		try := time.Now().Add(wait)
+		if try.After(deadline) {
+			try = deadline
+		}
+		c.conn.SetReadDeadline(try)
+		for {
+			n, err := c.conn.Read(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(deadline) {
+					break // retransmit
+				}
+				return nil, err
+			}
+			if n >= 4 && replyXID(buf[:n]) == xid {
+				return buf[:n], nil
+			}
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func replyXID(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}

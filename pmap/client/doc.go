@@ -1,0 +1,9 @@
+// Package client talks to a portmapper (portmapd, rpcbind or portmap) from
+// Go: look services up (GetPort, GetAddr), list them (Dump), and register
+// a Go RPC service for as long as it runs (Set, Unset, Register).
+//
+// Dial connects over "unix" (the local socket, where the daemon learns the
+// caller's uid and records it as the entry's owner), "tcp" or "udp". For
+// registering, DialLocal tries the local socket first and falls back to
+// TCP on the loopback address, as libtirpc does.
+package client
