@@ -35,7 +35,12 @@ type Call struct {
 
 	authSys AuthSysParams
 	udp     *udpSocket
-	ifindex int
+	// garbage is set when the message was not a decodable call.
+	garbage bool
+	// replyFrom is the address a datagram reply leaves from; it differs
+	// from Local when the call was broadcast.
+	replyFrom netip.Addr
+	ifindex   int
 }
 
 // Responder sends a complete reply message to a caller after its handler
@@ -47,7 +52,8 @@ type Responder interface {
 // Handler serves calls. ServeRPC appends the call's results to res, which
 // already holds a SUCCESS reply header, and returns the extended slice. An
 // error instead makes the server answer as the error says (see the
-// sentinel errors and ProgMismatchError); any other error is SYSTEM_ERR.
+// sentinel errors, ProgMismatchError and AuthErr, which may be wrapped);
+// any other error is SYSTEM_ERR.
 type Handler interface {
 	ServeRPC(res []byte, c *Call) ([]byte, error)
 }

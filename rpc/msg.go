@@ -193,6 +193,9 @@ func ParseAuthSys(body []byte) (AuthSysParams, error) {
 			return p, ErrAuthSys
 		}
 	}
+	if d.Len() != 0 {
+		return p, ErrAuthSys
+	}
 	return p, nil
 }
 

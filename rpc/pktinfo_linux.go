@@ -30,8 +30,14 @@ func enablePacketInfo(conn *net.UDPConn, v6 bool) error {
 }
 
 // parsePacketInfo finds IP_PKTINFO or IPV6_PKTINFO in a control message
-// buffer without allocating, returning the destination and interface.
-func parsePacketInfo(oob []byte) (netip.Addr, int) {
+// buffer without allocating. It returns the address the datagram was sent
+// to, the local address a reply should leave from, and the interface.
+//
+// The two addresses differ for broadcast and multicast: a reply cannot come
+// from 127.255.255.255 or ff02::202. For IPv4 the kernel names the address
+// to answer from (ipi_spec_dst, what libtirpc's svc_dg sends back); for an
+// IPv6 multicast the source is left invalid for the kernel to choose.
+func parsePacketInfo(oob []byte) (dst, src netip.Addr, ifindex int) {
 	for len(oob) >= syscall.SizeofCmsghdr {
 		h := (*syscall.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
@@ -42,16 +48,25 @@ func parsePacketInfo(oob []byte) (netip.Addr, int) {
 		switch {
 		case h.Level == syscall.IPPROTO_IP && h.Type == syscall.IP_PKTINFO && len(data) >= 12:
 			// struct in_pktinfo { int ifindex; in_addr spec_dst; in_addr addr; }
-			ifindex := int(int32(binary.NativeEndian.Uint32(data[0:4])))
-			return netip.AddrFrom4([4]byte(data[8:12])), ifindex
+			ifindex = int(int32(binary.NativeEndian.Uint32(data[0:4])))
+			dst = netip.AddrFrom4([4]byte(data[8:12]))
+			src = netip.AddrFrom4([4]byte(data[4:8]))
+			if src.IsUnspecified() {
+				src = netip.Addr{}
+			}
+			return dst, src, ifindex
 		case h.Level == syscall.IPPROTO_IPV6 && h.Type == syscall.IPV6_PKTINFO && len(data) >= 20:
 			// struct in6_pktinfo { in6_addr addr; int ifindex; }
-			ifindex := int(int32(binary.NativeEndian.Uint32(data[16:20])))
-			return netip.AddrFrom16([16]byte(data[0:16])), ifindex
+			ifindex = int(int32(binary.NativeEndian.Uint32(data[16:20])))
+			dst = netip.AddrFrom16([16]byte(data[0:16]))
+			if !dst.IsMulticast() {
+				src = dst
+			}
+			return dst, src, ifindex
 		}
 		oob = oob[min(cmsgAlign(l), len(oob)):]
 	}
-	return netip.Addr{}, 0
+	return netip.Addr{}, netip.Addr{}, 0
 }
 
 func cmsgAlign(n int) int {

@@ -51,6 +51,10 @@ type Server struct {
 	once      sync.Once
 }
 
+// pastDeadline is a deadline that has passed: setting it wakes blocked
+// reads and writes at once.
+var pastDeadline = time.Unix(1, 0)
+
 // ErrServerClosed is returned by the Serve methods after Shutdown.
 var ErrServerClosed = errors.New("rpc: server closed")
 
@@ -96,9 +100,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		p.Close()
 	}
 	for c := range s.conns {
-		// A deadline in the past wakes the reader; the goroutine then
-		// closes its connection itself.
-		c.SetReadDeadline(time.Unix(1, 0))
+		// A deadline in the past wakes the reader, or a writer blocked on
+		// a client that does not read; the goroutine then closes its
+		// connection itself.
+		c.SetDeadline(pastDeadline)
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -119,7 +124,8 @@ func (s *Server) isClosing() bool {
 
 // dispatch decodes one message and appends its reply to out. It reports
 // false when nothing is to be sent: a message whose header does not parse
-// gets no reply, since any answer to garbage can be used to amplify.
+// gets no reply, since any answer to garbage can be used to amplify, and
+// marks c as garbage so that a stream can be closed as rpcbind closes it.
 func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	var d xdr.Decoder
 	d.Reset(msg)
@@ -129,6 +135,7 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 			ce.Write(zap.String("netid", c.Netid), zap.Stringer("remote", c.Remote),
 				zap.Int("bytes", len(msg)), zap.Error(err))
 		}
+		c.garbage = true
 		return out, false
 	}
 	c.CallHeader = h
@@ -164,14 +171,15 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		return res, true
 	}
 	out = out[:start]
-	switch err {
-	case ErrNoReply:
+	// errors.Is, not ==: handlers wrap the sentinels with context.
+	switch {
+	case errors.Is(err, ErrNoReply):
 		return out, false
-	case ErrProgUnavail:
+	case errors.Is(err, ErrProgUnavail):
 		return AppendAccepted(out, h.XID, ProgUnavail), true
-	case ErrProcUnavail:
+	case errors.Is(err, ErrProcUnavail):
 		return AppendAccepted(out, h.XID, ProcUnavail), true
-	case ErrGarbageArgs:
+	case errors.Is(err, ErrGarbageArgs):
 		s.logRefused(c, "garbage arguments")
 		return AppendAccepted(out, h.XID, GarbageArgs), true
 	}

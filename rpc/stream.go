@@ -93,13 +93,13 @@ func (s *Server) serveConn(conn net.Conn, netid string) {
 	base := c
 
 	rr := NewRecordReader(conn, s.MaxRecord)
-	rr.Started = func() { conn.SetReadDeadline(time.Now().Add(s.ReadTimeout)) }
+	rr.Started = func() { s.setReadDeadline(conn, s.ReadTimeout) }
 	out := make([]byte, RecordHeaderLen, 4096)
 	for {
 		if s.isClosing() {
 			return
 		}
-		conn.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		s.setReadDeadline(conn, s.IdleTimeout)
 		msg, err := rr.Next()
 		if err != nil {
 			s.logStreamEnd(&c, err)
@@ -108,9 +108,14 @@ func (s *Server) serveConn(conn net.Conn, netid string) {
 		c = base
 		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
 		if !ok {
+			if c.garbage {
+				// A stream that carried something other than a call is
+				// out of step or hostile; rpcbind closes it too.
+				return
+			}
 			continue
 		}
-		conn.SetWriteDeadline(time.Now().Add(s.ReadTimeout))
+		s.setWriteDeadline(conn, s.ReadTimeout)
 		if _, err := conn.Write(MarkRecord(reply)); err != nil {
 			s.logStreamEnd(&c, err)
 			return
@@ -120,6 +125,25 @@ func (s *Server) serveConn(conn net.Conn, netid string) {
 		} else {
 			out = reply
 		}
+	}
+}
+
+// setReadDeadline sets conn's read deadline d from now. Shutdown wakes
+// connections by putting their deadlines in the past; checking for it after
+// setting keeps a deadline set concurrently with Shutdown from undoing that
+// (if closing is still false here, Shutdown's own deadline comes later).
+func (s *Server) setReadDeadline(conn net.Conn, d time.Duration) {
+	conn.SetReadDeadline(time.Now().Add(d))
+	if s.isClosing() {
+		conn.SetReadDeadline(pastDeadline)
+	}
+}
+
+// setWriteDeadline is setReadDeadline for writes.
+func (s *Server) setWriteDeadline(conn net.Conn, d time.Duration) {
+	conn.SetWriteDeadline(time.Now().Add(d))
+	if s.isClosing() {
+		conn.SetWriteDeadline(pastDeadline)
 	}
 }
 

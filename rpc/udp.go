@@ -76,20 +76,18 @@ func (s *Server) readUDP(sock *udpSocket) error {
 			continue
 		}
 		c = Call{Netid: sock.netid, Remote: from, UID: -1, udp: sock}
-		var ifindex int
 		if sock.pktinfo {
 			var dst netip.Addr
-			dst, ifindex = parsePacketInfo(oob[:oobn])
+			dst, c.replyFrom, c.ifindex = parsePacketInfo(oob[:oobn])
 			if dst.IsValid() {
 				c.Local = netip.AddrPortFrom(dst, sock.port)
 			}
 		}
-		c.ifindex = ifindex
 		reply, ok := s.dispatch(out[:0], buf[:n], &c)
 		if !ok {
 			continue
 		}
-		s.sendUDP(sock, reply, from, c.Local.Addr(), ifindex, woob)
+		s.sendUDP(sock, reply, from, c.replyFrom, c.ifindex, woob)
 	}
 }
 
@@ -133,5 +131,5 @@ func (c *Call) Defer(s *Server) Responder {
 	if c.udp == nil {
 		return nil
 	}
-	return &udpResponder{srv: s, sock: c.udp, to: c.Remote, from: c.Local.Addr(), ifindex: c.ifindex}
+	return &udpResponder{srv: s, sock: c.udp, to: c.Remote, from: c.replyFrom, ifindex: c.ifindex}
 }

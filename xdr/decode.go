@@ -19,7 +19,8 @@ var (
 
 // Decoder reads XDR values from a byte slice. The zero value decodes an
 // empty input; Reset points it at another one. Slices it returns alias the
-// input.
+// input. A read that fails consumes nothing, so Offset then tells where the
+// bad field starts.
 type Decoder struct {
 	buf []byte
 	off int
@@ -78,6 +79,7 @@ func (d *Decoder) Bool() (bool, error) {
 	case 1:
 		return true, nil
 	}
+	d.off -= 4
 	return false, ErrBool
 }
 
@@ -86,10 +88,12 @@ func (d *Decoder) FixedOpaque(n int) ([]byte, error) {
 	if n < 0 {
 		return nil, ErrTooLong
 	}
-	padded := n + Pad(n)
-	if d.Len() < padded {
+	// Compare before adding the padding: n+Pad(n) overflows for n near
+	// MaxInt, and a negative sum would pass the check and panic below.
+	if n > d.Len() || Pad(n) > d.Len()-n {
 		return nil, ErrShort
 	}
+	padded := n + Pad(n)
 	b := d.buf[d.off : d.off+n : d.off+n]
 	for _, c := range d.buf[d.off+n : d.off+padded] {
 		if c != 0 {
@@ -102,12 +106,14 @@ func (d *Decoder) FixedOpaque(n int) ([]byte, error) {
 
 // Opaque reads variable-length opaque data of at most max bytes. The
 // length is checked against max and against the input before any slicing.
+// A negative max admits nothing.
 func (d *Decoder) Opaque(max int) ([]byte, error) {
 	n, err := d.Uint32()
 	if err != nil {
 		return nil, err
 	}
-	if uint64(n) > uint64(max) {
+	// A negative max converted to uint64 would admit every length.
+	if max < 0 || uint64(n) > uint64(max) {
 		d.off -= 4
 		return nil, ErrTooLong
 	}

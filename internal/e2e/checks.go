@@ -1,0 +1,74 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+)
+
+// RawStep sends msg once over each netid with rpcclient's raw operation and
+// expects result on every one; an empty result means no reply: "noreply"
+// for a datagram, "closed" for a stream.
+func RawStep(name string, msg []byte, result string, netids ...string) Step {
+	var ops, want []string
+	for _, n := range netids {
+		r := result
+		if r == "" {
+			r = "noreply"
+			if strings.HasPrefix(n, "tcp") || n == "local" {
+				r = "closed"
+			}
+		}
+		ops = append(ops, "raw "+n+" "+Hex(msg))
+		want = append(want, RawOut(n, msg, r))
+	}
+	return Client(name, ops...).Expect(want...)
+}
+
+// RawOut is the line rpcclient prints for a raw operation.
+func RawOut(netid string, msg []byte, result string) string {
+	return "raw " + netid + " " + Hex(msg) + ": " + result
+}
+
+// SameOr accepts the second daemon's output when it equals the reference's,
+// or when every line that differs passes alt(refLine, gotLine). The exit
+// status and stderr must still be equal.
+func SameOr(alt func(ref, got string) error) func(ref, got Output) error {
+	return func(ref, got Output) error {
+		if ref.Status() != got.Status() || ref.Stderr != got.Stderr {
+			return fmt.Errorf("status or stderr differs: %s vs %s", ref.Status(), got.Status())
+		}
+		rl, gl := splitLines(ref.Stdout), splitLines(got.Stdout)
+		if len(rl) != len(gl) {
+			return fmt.Errorf("%d lines instead of %d", len(gl), len(rl))
+		}
+		for i := range rl {
+			if rl[i] == gl[i] {
+				continue
+			}
+			if err := alt(rl[i], gl[i]); err != nil {
+				return fmt.Errorf("line %d: %w", i+1, err)
+			}
+		}
+		return nil
+	}
+}
+
+// IsReply accepts a raw line whose reply is exactly want (on a stream,
+// possibly followed by the connection closing).
+func IsReply(want []byte) func(ref, got string) error {
+	return func(_, got string) error {
+		_, res, _ := strings.Cut(got, ": ")
+		if res == "reply "+Hex(want) || res == "reply "+Hex(want)+" closed" {
+			return nil
+		}
+		return fmt.Errorf("want reply %s, got %q", Hex(want), res)
+	}
+}
+
+// IsNoReply accepts a raw line that got no reply and no closed connection.
+func IsNoReply(_, got string) error {
+	if strings.HasSuffix(got, ": noreply") {
+		return nil
+	}
+	return fmt.Errorf("want noreply, got %q", got)
+}
