@@ -30,3 +30,8 @@ const (
 	OwnerSuperuser = "superuser"
 	OwnerUnknown   = "unknown"
 )
+
+// MaxMappings bounds the registration table. Real hosts register tens of
+// entries; the cap keeps a local process that loops on SET from taking
+// the daemon's memory, and every table fits the warm-start file.
+const MaxMappings = 1 << 18

@@ -36,5 +36,7 @@ address unless --insecure is given.`,
 	f.BoolVarP(&cfg.Insecure, "insecure", "i", false, "accept SET and UNSET from any host, not only local callers")
 	f.BoolVar(&cfg.LogCalls, "log-calls", false, "log every call (sampled)")
 	f.BoolVar(&cfg.NoIPv6, "no-ipv6", false, "do not listen on IPv6")
+	f.BoolVarP(&cfg.WarmStart, "warm-start", "w", false, "keep registrations across restarts and crashes in --state-dir (imports rpcbind's warm-start files)")
+	f.StringVar(&cfg.StateDir, "state-dir", daemon.DefaultStateDir, "directory of the warm-start file")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/rpc"
 )
@@ -32,7 +33,16 @@ type Config struct {
 	LogCalls bool
 	// NoIPv6 skips the IPv6 sockets.
 	NoIPv6 bool
+	// WarmStart keeps the table in StateDir: loaded at start (or imported
+	// from rpcbind's warm-start files) and saved before every change is
+	// acknowledged.
+	WarmStart bool
+	StateDir  string
 }
+
+// DefaultStateDir holds the warm-start file. It is on tmpfs on purpose:
+// registrations name ports of processes that a reboot ends.
+const DefaultStateDir = "/run/portmapd"
 
 // DefaultSocketPath is where libtirpc looks for rpcbind first.
 const DefaultSocketPath = "/run/rpcbind.sock"
@@ -45,6 +55,7 @@ type Daemon struct {
 	log      *zap.Logger
 	udp      []udpSock
 	stream   []streamSock
+	writer   *state.Writer
 }
 
 type udpSock struct {
@@ -74,6 +85,12 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	if err := d.bind(cfg); err != nil {
 		d.closeAll()
 		return nil, err
+	}
+	if cfg.WarmStart {
+		if err := d.warmStart(cfg.StateDir); err != nil {
+			d.closeAll()
+			return nil, err
+		}
 	}
 	mux := rpc.NewMux()
 	d.Service.Register(mux)
@@ -128,6 +145,37 @@ func (d *Daemon) bind(cfg Config) error {
 		d.Service.AddTransport(rpc.NetidLocal, cfg.SocketPath)
 	}
 	return nil
+}
+
+// warmStart loads the saved table after the daemon's own rows and makes
+// every later change durable before it is acknowledged.
+func (d *Daemon) warmStart(dir string) error {
+	if dir == "" {
+		dir = DefaultStateDir
+	}
+	st, err := state.Open(dir, d.log)
+	if err != nil {
+		return fmt.Errorf("warm start: %w", err)
+	}
+	loaded := 0
+	for _, m := range st.WarmStart(state.RpcbindDirs) {
+		if m.Prog == pmap.Program {
+			continue // the daemon's own rows are made afresh
+		}
+		if d.Registry.Set(m) {
+			loaded++
+		}
+	}
+	d.log.Info("warm start", zap.String("file", st.Path()), zap.Int("registrations", loaded))
+	d.writer = state.NewWriter(st, d.Registry.Snapshot, d.log)
+	d.Service.Durable = func(gen uint64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return d.writer.Wait(ctx, gen)
+	}
+	// The loaded table itself is saved at once, so that what was imported
+	// from rpcbind survives even if nothing changes before a crash.
+	return d.Service.Durable(d.Registry.Generation())
 }
 
 func unspecified(netid string) netip.Addr {
@@ -257,6 +305,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer cancel()
 	if serr := d.Server.Shutdown(sctx); serr != nil && err == nil {
 		err = serr
+	}
+	if d.writer != nil {
+		if werr := d.writer.Close(); werr != nil && err == nil {
+			err = fmt.Errorf("saving registrations: %w", werr)
+		}
 	}
 	d.log.Info("stopped")
 	return err

@@ -1,0 +1,258 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
+)
+
+// TestWarmStartSurvivesSIGKILL is the warm-start promise: a registration
+// that portmapd acknowledged is never lost, however the daemon dies. Many
+// clients register and unregister over every transport while the daemon
+// is killed with SIGKILL at random moments and restarted; after every
+// restart each acknowledged SET must be in the table, each acknowledged
+// UNSET must have stayed removed, and no mapping may appear twice.
+//
+// The daemon runs on a high port on loopback with its local socket and
+// state in a temporary directory, so the test needs neither root nor a
+// namespace.
+func TestWarmStartSurvivesSIGKILL(t *testing.T) {
+	bin := PortmapdPath(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	sock := filepath.Join(dir, "rpcbind.sock")
+	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock,
+		"--warm-start", "--state-dir", filepath.Join(dir, "state"), "--log-level", "warn"}
+
+	rounds, deadline := 25, time.Now().Add(90*time.Second)
+	if testing.Short() {
+		rounds = 3
+	}
+	// want is what the daemon acknowledged: true = registered, false =
+	// removed; a mapping whose UNSET is unanswered is left out. Keys are
+	// unique per (prog, vers, netid).
+	want := map[pmap.Mapping]bool{}
+	var mu sync.Mutex
+	nextProg := uint32(0x20000000)
+	acked := 0
+	for round := 0; round < rounds && time.Now().Before(deadline); round++ {
+		cmd := exec.Command(bin, args...)
+		var stderr lockedBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitReady(t, port, cmd, &stderr)
+		checkTable(t, round, port, want)
+		if t.Failed() {
+			t.Fatalf("daemon's log:\n%s", stderr.String())
+		}
+
+		// Clients on every transport until the kill.
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for i, tr := range []struct{ network, address, netid string }{
+			{"udp", fmt.Sprintf("127.0.0.1:%d", port), "udp"},
+			{"tcp", fmt.Sprintf("127.0.0.1:%d", port), "tcp"},
+			{"udp", fmt.Sprintf("[::1]:%d", port), "udp6"},
+			{"tcp", fmt.Sprintf("[::1]:%d", port), "tcp6"},
+			{"unix", sock, "local"},
+			{"unix", sock, "tcp"},
+		} {
+			mu.Lock()
+			base := nextProg
+			nextProg += 100000
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := client.Dial(ctx, tr.network, tr.address)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.Timeout = 2 * time.Second
+				var mine []pmap.Mapping
+				for n := uint32(0); n < 5000 && ctx.Err() == nil; n++ {
+					// One call in four removes an earlier registration.
+					if len(mine) > 0 && n%4 == 3 {
+						m := mine[0]
+						mine = mine[1:]
+						// Until it is answered, an UNSET may or may
+						// not have happened: the kill can fall between
+						// the removal and the reply.
+						mu.Lock()
+						delete(want, m)
+						mu.Unlock()
+						ok, err := c.Unset(ctx, m.Prog, m.Vers, m.Netid)
+						if err != nil {
+							return
+						}
+						if ok {
+							mu.Lock()
+							want[m] = false
+							mu.Unlock()
+						}
+						continue
+					}
+					m := pmap.Mapping{Prog: base + n, Vers: uint32(i + 1), Netid: tr.netid,
+						Addr: fmt.Sprintf("0.0.0.0.%d.%d", n>>8&0xff, n&0xff)}
+					ok, err := c.Set(ctx, m)
+					if err != nil {
+						return
+					}
+					if !ok {
+						t.Errorf("SET %v refused", m)
+						return
+					}
+					mu.Lock()
+					want[m] = true
+					acked++
+					mu.Unlock()
+					mine = append(mine, m)
+				}
+			}()
+		}
+		time.Sleep(time.Duration(20+rand.IntN(300)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		cancel()
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+	}
+	// A last start proves the final kill lost nothing either.
+	cmd := exec.Command(bin, args...)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	waitReady(t, port, cmd, &stderr)
+	checkTable(t, rounds, port, want)
+	t.Logf("%d acknowledged SETs, %d keys tracked", acked, len(want))
+	if acked < 100 {
+		t.Errorf("only %d SETs acknowledged; the test exercised too little", acked)
+	}
+}
+
+// checkTable compares the daemon's table with what it acknowledged.
+func checkTable(t *testing.T, round, port int, want map[pmap.Mapping]bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rows, err := c.Dump(ctx)
+	if err != nil {
+		t.Fatalf("round %d: dump: %v", round, err)
+	}
+	have := map[pmap.Mapping]int{}
+	for _, r := range rows {
+		r.Owner = ""
+		have[r]++
+		if have[r] > 1 {
+			t.Errorf("round %d: %v appears twice", round, r)
+		}
+	}
+	for m, present := range want {
+		if present && have[m] == 0 {
+			t.Errorf("round %d: acknowledged SET %v lost", round, m)
+		}
+		if !present && have[m] > 0 {
+			t.Errorf("round %d: acknowledged UNSET %v undone", round, m)
+		}
+	}
+}
+
+// waitReady polls a NULL call until the daemon answers.
+func waitReady(t *testing.T, port int, cmd *exec.Cmd, stderr *lockedBuffer) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		c, err := client.Dial(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			err = c.Null(ctx, pmap.VersRPCB3)
+			c.Close()
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+	}
+	t.Fatalf("portmapd did not answer on port %d; stderr:\n%s", port, stderr.String())
+}
+
+// freePort finds a port free on both UDP and TCP of 127.0.0.1 and ::1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for _, n := range []string{"udp4", "udp6", "tcp6"} {
+			addr := fmt.Sprintf(":%d", port)
+			if n[:3] == "udp" {
+				pc, err := net.ListenPacket(n, addr)
+				if err != nil {
+					ok = false
+					break
+				}
+				pc.Close()
+			} else {
+				l, err := net.Listen(n, addr)
+				if err != nil {
+					ok = false
+					break
+				}
+				l.Close()
+			}
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// lockedBuffer collects a child's output safely.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.b) < 1<<20 {
+		l.b = append(l.b, p...)
+	}
+	return len(p), nil
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b)
+}

@@ -1,0 +1,131 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/portmapd/portmapd/pmap"
+)
+
+// Benchmarks write to PORTMAPD_BENCH_DIR when set (point it at a tmpfs, or
+// at the disk that will hold the state directory), else to the test's
+// temporary directory under $TMPDIR. fsync dominates on a disk and is free
+// on tmpfs, so always say which one the numbers came from.
+func benchStore(b *testing.B) *Store {
+	b.Helper()
+	dir := os.Getenv("PORTMAPD_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	} else {
+		var err error
+		if dir, err = os.MkdirTemp(dir, "bench"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	s, err := Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func table(n int) []pmap.Mapping {
+	ms := make([]pmap.Mapping, n)
+	for i := range ms {
+		ms[i] = pmap.Mapping{Prog: 200000 + uint32(i), Vers: 1, Netid: "tcp6", Addr: "::1.3.232", Owner: "superuser"}
+	}
+	return ms
+}
+
+// BenchmarkSave is one durable replacement of the whole file.
+func BenchmarkSave(b *testing.B) {
+	for _, n := range []int{10, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := benchStore(b)
+			ms := table(n)
+			for b.Loop() {
+				if err := s.Save(ms); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEncode is Save's CPU share: go-xdr's reflection-based encoder.
+func BenchmarkEncode(b *testing.B) {
+	for _, n := range []int{10, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ms := table(n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := encodeState(ms, "4df74def-ac61-40bb-97ca-01a2db6e2d81"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLoad is a warm start: read, check, decode with the limited decoder.
+func BenchmarkLoad(b *testing.B) {
+	for _, n := range []int{10, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := benchStore(b)
+			if err := s.Save(table(n)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if ms := s.Load(); len(ms) != n {
+					b.Fatalf("loaded %d", len(ms))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkWait is a SET handler's durability cost under concurrency: each
+// op is one change to a 100-row table followed by Wait. ns/op is the
+// throughput across all goroutines; saves/op shows the coalescing.
+func BenchmarkWait(b *testing.B) {
+	for _, par := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", par), func(b *testing.B) {
+			s := benchStore(b)
+			var reg registry
+			reg.ms = table(100)
+			w := NewWriter(s, reg.snapshot, nil)
+			defer w.Close()
+			change := func() error {
+				reg.mu.Lock()
+				reg.gen++
+				gen := reg.gen
+				reg.mu.Unlock()
+				return w.Wait(context.Background(), gen)
+			}
+			if par == 1 {
+				for b.Loop() {
+					if err := change(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else {
+				// RunParallel starts parallelism × GOMAXPROCS goroutines.
+				b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := change(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			b.ReportMetric(float64(w.saves.Load())/float64(b.N), "saves/op")
+		})
+	}
+}
