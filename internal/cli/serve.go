@@ -38,5 +38,7 @@ address unless --insecure is given.`,
 	f.BoolVar(&cfg.NoIPv6, "no-ipv6", false, "do not listen on IPv6")
 	f.BoolVarP(&cfg.WarmStart, "warm-start", "w", false, "keep registrations across restarts and crashes in --state-dir (imports rpcbind's warm-start files)")
 	f.StringVar(&cfg.StateDir, "state-dir", daemon.DefaultStateDir, "directory of the warm-start file")
+	f.DurationVar(&cfg.PruneInterval, "prune-dead", 0, "probe registered services with a NULL call at this interval and drop those that stop answering (e.g. 30s; 0: off)")
+	f.IntVar(&cfg.PruneFailures, "prune-failures", 3, "failed probes in a row after which --prune-dead drops a mapping")
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portmapd/portmapd/internal/liveness"
 	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/rpc"
@@ -38,6 +39,11 @@ type Config struct {
 	// acknowledged.
 	WarmStart bool
 	StateDir  string
+	// PruneInterval, when positive, probes every registered service with a
+	// NULL call at this interval and drops the mappings of those that fail
+	// PruneFailures probes in a row.
+	PruneInterval time.Duration
+	PruneFailures int
 }
 
 // DefaultStateDir holds the warm-start file. It is on tmpfs on purpose:
@@ -56,6 +62,7 @@ type Daemon struct {
 	udp      []udpSock
 	stream   []streamSock
 	writer   *state.Writer
+	cfg      Config
 }
 
 type udpSock struct {
@@ -75,6 +82,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	d := &Daemon{
 		Registry: reg,
 		log:      log,
+		cfg:      cfg,
 		Service: &pmap.Service{
 			Registry: reg,
 			Stats:    pmap.NewStats(),
@@ -293,6 +301,18 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	for _, s := range d.stream {
 		go func() { errc <- d.Server.ServeStream(s.l, s.netid) }()
+	}
+	if d.cfg.PruneInterval > 0 {
+		c := &liveness.Checker{Registry: d.Registry, Log: d.log.Named("liveness"),
+			Interval: d.cfg.PruneInterval, Failures: d.cfg.PruneFailures}
+		if d.Service.Durable != nil {
+			c.OnRemove = func() {
+				if err := d.Service.Durable(d.Registry.Generation()); err != nil {
+					d.log.Error("cannot persist a removal", zap.Error(err))
+				}
+			}
+		}
+		go c.Run(ctx)
 	}
 	d.log.Info("serving", zap.Strings("transports", d.transports()), zap.Int("registrations", d.Registry.Len()))
 	var err error
