@@ -3,6 +3,7 @@ package pmap
 import (
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -83,23 +84,40 @@ func kernelInterfaces() []IfaceAddr {
 // hint, if not empty, is the r_addr it sent as the address it used. is6
 // is the family of the transport. It reports false where rpcbind's
 // addrmerge fails (an unparsable hint or service address, no interface).
+//
+// Among the interface addresses of the transport's family, rpcbind 1.2.6
+// prefers, in this order: an address equal to the hint; a link-local
+// address on the caller's link when caller and hint are link-local; the
+// first address whose subnet holds the hint; the first address that is
+// neither loopback nor point-to-point; the first address at all.
 func (ic *Interfaces) merge(b []byte, serv string, caller netip.Addr, hint string, is6 bool) ([]byte, bool) {
 	fam := 4
 	if is6 {
 		fam = 6
 	}
-	if caller.IsUnspecified() {
-		return append(b, serv...), true
+	if !caller.IsValid() {
+		return b, false
 	}
-	h := caller
+	if !is6 {
+		caller = caller.Unmap()
+	}
+	// A hint that does not parse makes rpcbind give up even for a caller
+	// it would otherwise answer with the registered address.
+	h, hintScope := caller, scopeOf(caller)
 	if hint != "" {
 		ap, ok := LenientUaddr(hint, fam)
 		if !ok {
 			return b, false
 		}
-		h = ap.Addr()
+		h, hintScope = ap.Addr(), 0
 	}
+	if caller.IsUnspecified() {
+		return append(b, serv...), true
+	}
+	callerScope := scopeOf(caller)
+	hb := h.WithZone("")
 	var best *IfaceAddr
+	goodness := 0
 	addrs := ic.snapshot()
 	for i := range addrs {
 		ifa := &addrs[i]
@@ -107,16 +125,25 @@ func (ic *Interfaces) merge(b []byte, serv string, caller netip.Addr, hint strin
 		if a.Is6() != is6 {
 			continue
 		}
-		if is6 && a.IsLinkLocalUnicast() && caller.IsLinkLocalUnicast() && h.IsLinkLocalUnicast() {
-			if caller.Zone() == "" || ifa.Index == zoneIndex(caller.Zone()) {
-				best = ifa
-				break
-			}
-		} else if ifa.Prefix.Contains(h) {
+		ifScope := 0
+		if is6 && a.IsLinkLocalUnicast() {
+			ifScope = ifa.Index
+		}
+		if a.WithZone("") == hb && ifScope == hintScope {
 			best = ifa
 			break
 		}
-		if best == nil || !ifa.Loopback && best.Loopback {
+		if is6 && goodness < 3 && a.IsLinkLocalUnicast() && caller.IsLinkLocalUnicast() &&
+			h.IsLinkLocalUnicast() && ifScope == callerScope {
+			best, goodness = ifa, 3
+		}
+		if goodness < 2 && ifa.Prefix.Contains(hb) {
+			best, goodness = ifa, 2
+		}
+		if goodness < 1 && !ifa.Loopback {
+			best, goodness = ifa, 1
+		}
+		if best == nil {
 			best = ifa
 		}
 	}
@@ -130,7 +157,19 @@ func (ic *Interfaces) merge(b []byte, serv string, caller netip.Addr, hint strin
 	return AppendUaddr(b, netip.AddrPortFrom(best.Prefix.Addr(), sp.Port())), true
 }
 
+// scopeOf is the scope id the kernel reports with an IPv6 address: the
+// index of the interface of a zoned (link-local) address, else 0.
+func scopeOf(a netip.Addr) int {
+	if a.Zone() == "" {
+		return 0
+	}
+	return zoneIndex(a.Zone())
+}
+
 func zoneIndex(zone string) int {
+	if n, err := strconv.Atoi(zone); err == nil {
+		return n
+	}
 	if ifc, err := net.InterfaceByName(zone); err == nil {
 		return ifc.Index
 	}

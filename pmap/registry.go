@@ -19,6 +19,7 @@ type Registry struct {
 	byKey  map[key]*entry
 	byProg map[progKey][]*entry // same program and netid, insertion order
 	gen    uint64
+	max    int // bound on n; MaxMappings unless a test lowers it
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind
@@ -40,7 +41,7 @@ type entry struct {
 
 // NewRegistry returns an empty table.
 func NewRegistry() *Registry {
-	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry)}
+	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry), max: MaxMappings}
 }
 
 // foldNetid lower-cases a netid; netids are lower-case already, so this
@@ -56,13 +57,17 @@ func foldNetid(s string) string {
 
 // Set adds m unless (prog, vers, netid) is taken. As in rpcbind, setting
 // the same mapping again succeeds and setting another address for a taken
-// key fails: SET never overwrites.
+// key fails: SET never overwrites. Unlike rpcbind, a table that holds
+// MaxMappings entries takes no more.
 func (r *Registry) Set(m Mapping) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := key{m.Prog, m.Vers, foldNetid(m.Netid)}
 	if e := r.byKey[k]; e != nil {
 		return e.Addr == m.Addr
+	}
+	if r.n >= r.max {
+		return false
 	}
 	e := &entry{Mapping: m}
 	k.netid = strings.Clone(k.netid)
@@ -177,6 +182,50 @@ func (r *Registry) Lookup(prog, vers uint32, netid string) (m Mapping, found, ex
 		return Mapping{}, false, false
 	}
 	return list[len(list)-1].Mapping, true, false
+}
+
+// lookupV2 is Lookup over PMAP version 2's view of the table, which
+// rpcbind keeps as a list of its own: only mappings whose netid is exactly
+// netid ("udp" or "tcp"; rpcbind adds to that list with strcmp) and whose
+// address yields a port. It returns the port of the exact version, or of
+// the most recently registered other version in that view.
+func (r *Registry) lookupV2(prog, vers uint32, netid string) (port uint32, found bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if e := r.byKey[key{prog, vers, netid}]; e != nil && e.Netid == netid {
+		if p, ok := UaddrPort(e.Addr); ok {
+			return p, true
+		}
+	}
+	list := r.byProg[progKey{prog, netid}]
+	for i := len(list) - 1; i >= 0; i-- {
+		if e := list[i]; e.Netid == netid {
+			if p, ok := UaddrPort(e.Addr); ok {
+				return p, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Versions reports the lowest and highest version of prog registered on
+// netid, for PROG_MISMATCH. It follows rpcbind's find_versions to the
+// letter, including its treatment of a registered version 0 as "none
+// seen yet"; both are 0 when prog is not registered on netid.
+func (r *Registry) Versions(prog uint32, netid string) (low, high uint32) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, e := range r.byProg[progKey{prog, foldNetid(netid)}] {
+		switch v := e.Vers; {
+		case low == 0:
+			low, high = v, v
+		case v < low:
+			low = v
+		case v > high:
+			high = v
+		}
+	}
+	return low, high
 }
 
 // Each calls f for every mapping in table order while holding a read lock;

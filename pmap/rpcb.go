@@ -38,7 +38,17 @@ func decodeRpcb(args []byte) (rpcbArgs, error) {
 	if r.owner, err = d.StringBytes(MaxWireString); err != nil {
 		return r, rpc.ErrGarbageArgs
 	}
+	r.netid, r.addr, r.owner = cstring(r.netid), cstring(r.addr), cstring(r.owner)
 	return r, nil
+}
+
+// cstring cuts b at its first NUL: rpcbind handles the strings it decodes
+// as C strings, so "udp\x00junk" registers, and is looked up, as "udp".
+func cstring(b []byte) []byte {
+	if i := indexByte(b, 0); i >= 0 {
+		return b[:i]
+	}
+	return b
 }
 
 func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
@@ -49,7 +59,7 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 		ProcUnset:       s.counted(sv, ProcUnset, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbUnset(res, c, sv) }),
 		ProcGetaddr:     s.counted(sv, ProcGetaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, false) }),
 		ProcDump:        s.counted(sv, ProcDump, s.rpcbDump),
-		ProcCallit:      s.counted(sv, ProcCallit, s.callit),
+		ProcCallit:      s.counted(sv, ProcCallit, s.remoteCall(sv, false)),
 		ProcGettime:     s.counted(sv, ProcGettime, s.gettime),
 		ProcUaddr2taddr: s.counted(sv, ProcUaddr2taddr, s.uaddr2taddr),
 		ProcTaddr2uaddr: s.counted(sv, ProcTaddr2uaddr, s.taddr2uaddr),
@@ -57,7 +67,7 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	if v == VersRPCB4 {
 		procs = append(procs,
 			s.counted(sv, ProcGetversaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, true) }),
-			s.counted(sv, ProcIndirect, s.callit),
+			s.counted(sv, ProcIndirect, s.remoteCall(sv, true)),
 			s.counted(sv, ProcGetaddrlist, s.getaddrlist),
 			s.counted(sv, ProcGetstat, s.getstat),
 		)
@@ -119,7 +129,7 @@ func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, 
 	}
 	res, start := beginString(res)
 	if found {
-		res = s.mergeFor(res, c, m.Netid, m.Addr, r.addr)
+		res = s.mergeFor(res, c, m.Addr, r.addr)
 	}
 	ok := len(res) > start+4
 	res = endString(res, start)
@@ -130,10 +140,11 @@ func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, 
 }
 
 // mergeFor appends the address at which caller c reaches a service
-// registered at addr on netid; when merging fails it appends addr as it
-// is, as rpcbind's GETADDR does.
-func (s *Service) mergeFor(b []byte, c *rpc.Call, netid, addr string, hint []byte) []byte {
-	if c.Netid == rpc.NetidLocal || !s.serves(netid) {
+// registered at addr; when merging fails it appends addr as it is, as
+// rpcbind's GETADDR does. rpcbind merges with the netconfig of the
+// transport the call arrived on, whatever the case of the entry's netid.
+func (s *Service) mergeFor(b []byte, c *rpc.Call, addr string, hint []byte) []byte {
+	if c.Netid == rpc.NetidLocal || !s.serves(c.Netid) {
 		return append(b, addr...)
 	}
 	merged, ok := s.Ifaces.merge(b, addr, c.Remote.Addr(), string(hint), isIPv6Netid(c.Netid))
@@ -168,7 +179,7 @@ func semantics(netid string) (uint32, string) {
 	case rpc.NetidTCP, rpc.NetidTCP6:
 		return 3, "tcp" // NC_TPI_COTS_ORD
 	}
-	return 3, ""
+	return 3, "-" // /etc/netconfig's "local": tpi_cots_ord, no protocol
 }
 
 func (s *Service) rpcbDump(res []byte, _ *rpc.Call) ([]byte, error) {
@@ -198,8 +209,10 @@ const (
 
 // addrFamily says which address family to convert with. rpcbind uses the
 // family of the transport the call arrived on; over the local socket that
-// is AF_LOCAL, which turns libtirpc's rpcb_taddr2uaddr of an IP address
-// into "". portmapd takes the family from the address itself there.
+// is AF_LOCAL, so rpcbind 1.2.6 answers libtirpc's rpcb_taddr2uaddr of an
+// IP address with the sockaddr's bytes read as a path, and its
+// rpcb_uaddr2taddr of "1.2.3.4.0.111" with a sockaddr_un for "1.2.3.4".
+// portmapd takes the family from the address itself there.
 func addrFamily(c *rpc.Call, fromAddr int) int {
 	switch c.Netid {
 	case rpc.NetidUDP, rpc.NetidTCP:
@@ -237,12 +250,11 @@ func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
 			res = AppendUaddr(res, netip.AddrPortFrom(netip.AddrFrom16([16]byte(buf[8:24])), port))
 		}
 	case syscall.AF_UNIX:
-		// The path, up to its NUL, within the size of sockaddr_un.
-		path := buf[min(2, len(buf)):min(len(buf), sizeofSockaddrUn)]
-		if i := indexByte(path, 0); i >= 0 {
-			path = path[:i]
+		// libtirpc takes the path from the bytes the netbuf holds, up to
+		// a NUL, without capping it at the size of sun_path.
+		if len(buf) > 2 {
+			res = append(res, cstring(buf[2:])...)
 		}
-		res = append(res, path...)
 	}
 	return endString(res, start), nil
 }
@@ -262,7 +274,7 @@ func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
 	if err != nil {
 		return res, rpc.ErrGarbageArgs
 	}
-	uaddr := string(ua)
+	uaddr := string(cstring(ua))
 	fam := syscall.AF_INET
 	switch {
 	case strings.HasPrefix(uaddr, "/"):
@@ -289,9 +301,14 @@ func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
 			copy(sa[8:], a[:])
 		}
 	case syscall.AF_UNIX:
-		sa = make([]byte, sizeofSockaddrUn)
+		// As libtirpc: the path truncated to fit sun_path with its NUL,
+		// a length of SUN_LEN and a maxlen of sizeof(struct sockaddr_un).
+		path := uaddr[:min(len(uaddr), sizeofSockaddrUn-3)]
+		sa = make([]byte, 2, 2+len(path))
 		binary.NativeEndian.PutUint16(sa, syscall.AF_UNIX)
-		copy(sa[2:sizeofSockaddrUn-1], uaddr)
+		sa = append(sa, path...)
+		res = xdr.AppendUint32(res, sizeofSockaddrUn) // maxlen
+		return xdr.AppendOpaque(res, sa), nil
 	}
 	res = xdr.AppendUint32(res, uint32(len(sa))) // maxlen
 	return xdr.AppendOpaque(res, sa), nil
@@ -312,13 +329,24 @@ func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
 		}
 		return true
 	})
+	// rpcbind counts the lookup as a success when the last merge it tried
+	// gave an address.
 	ok := false
 	for _, m := range matches {
-		if !s.serves(m.Netid) || c.Netid == rpc.NetidLocal {
+		if !s.serves(m.Netid) {
+			// rpcbind has no netconfig for the entry and drops the whole
+			// reply; skipping the entry keeps the others usable.
 			continue
 		}
-		merged, mok := s.Ifaces.merge(nil, m.Addr, c.Remote.Addr(), string(r.addr), isIPv6Netid(c.Netid))
-		if !mok {
+		var merged []byte
+		ok = false
+		if c.Netid != rpc.NetidLocal {
+			// Over the local socket rpcbind cannot name the caller, so
+			// the merge fails for every client that did not bind its
+			// socket to a path.
+			merged, ok = s.Ifaces.merge(nil, m.Addr, c.Remote.Addr(), string(r.addr), isIPv6Netid(c.Netid))
+		}
+		if !ok {
 			continue
 		}
 		sem, proto := semantics(m.Netid)
@@ -328,9 +356,10 @@ func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
 		res = xdr.AppendUint32(res, sem)
 		res = xdr.AppendString(res, fam)
 		res = xdr.AppendString(res, proto)
-		ok = true
 	}
-	s.Stats.Lookup(StatV4, r.prog, r.vers, c.Netid, ok)
+	if s.serves(c.Netid) {
+		s.Stats.Lookup(StatV4, r.prog, r.vers, c.Netid, ok)
+	}
 	return xdr.AppendBool(res, false), nil
 }
 

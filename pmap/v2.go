@@ -55,7 +55,7 @@ func (s *Service) v2Procs() []rpc.Handler {
 		ProcUnset:   s.counted(StatV2, ProcUnset, s.pmapUnset),
 		ProcGetport: s.counted(StatV2, ProcGetport, s.pmapGetport),
 		ProcDump:    s.counted(StatV2, ProcDump, s.pmapDump),
-		ProcCallit:  s.counted(StatV2, ProcCallit, s.callit),
+		ProcCallit:  s.counted(StatV2, ProcCallit, s.remoteCall(StatV2, false)),
 	}
 }
 
@@ -125,10 +125,10 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 	var port uint32
 	netid := protNetid(p.prot)
 	if netid != "" {
-		if m, found, _ := s.Registry.Lookup(p.prog, p.vers, netid); found {
-			port, _ = UaddrPort(m.Addr)
+		port, _ = s.Registry.lookupV2(p.prog, p.vers, netid)
+		if s.serves(netid) {
+			s.Stats.Lookup(StatV2, p.prog, p.vers, netid, port != 0)
 		}
-		s.Stats.Lookup(StatV2, p.prog, p.vers, netid, port != 0)
 	}
 	return xdr.AppendUint32(res, port), nil
 }
@@ -151,10 +151,4 @@ func (s *Service) pmapDump(res []byte, c *rpc.Call) ([]byte, error) {
 		return true
 	})
 	return xdr.AppendBool(res, false), nil
-}
-
-// callit answers nothing: remote calls are not forwarded (yet), and
-// rpcbind's CALLIT is silent on every error.
-func (s *Service) callit(res []byte, c *rpc.Call) ([]byte, error) {
-	return res, rpc.ErrNoReply
 }

@@ -182,6 +182,12 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	case errors.Is(err, ErrGarbageArgs):
 		s.logRefused(c, "garbage arguments")
 		return AppendAccepted(out, h.XID, GarbageArgs), true
+	case err == ErrSystem:
+		// A deliberate SYSTEM_ERR (an INDIRECT that is not forwarded, a
+		// change that could not be persisted, already logged): any host
+		// can cause the first, so it is logged sampled, not as a warning.
+		s.logRefused(c, "system error")
+		return AppendAccepted(out, h.XID, SystemErr), true
 	}
 	var pm *ProgMismatchError
 	if errors.As(err, &pm) {

@@ -1,0 +1,142 @@
+package pmap
+
+import (
+	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// Remote calls: PMAP v2 CALLIT, RPCBIND v3 CALLIT, v4 BCAST and v4
+// INDIRECT. portmapd does not forward them, like Debian's rpcbind 1.2.6
+// without -r, but it answers them as that rpcbind does, which
+// clients can tell apart:
+//
+//   - over a stream (tcp, tcp6, local) nothing at all;
+//   - arguments that do not decode: GARBAGE_ARGS for INDIRECT;
+//   - a call to a program that must never be forwarded: AUTH_TOOWEAK,
+//     for CALLIT and BCAST too;
+//   - a program not registered on the arrival transport: PROG_UNAVAIL for
+//     INDIRECT; another version registered: PROG_MISMATCH with the range;
+//   - a registered program: SYSTEM_ERR for INDIRECT, since the forwarding
+//     socket does not exist.
+//
+// CALLIT and BCAST are silent wherever INDIRECT reports an error, so that a
+// broadcast gets answers only from hosts that have the program. GETSTAT
+// counts every decoded, permitted call in the remote-call list.
+
+// maxRmtArgs bounds the opaque arguments of a remote call; a datagram
+// holds far fewer.
+const maxRmtArgs = 64 << 10
+
+// Programs and procedures that rpcbind's check_callit refuses to forward
+// (rpcsvc/mount.h, nfs_prot.h, yp_prot.h, yppasswd.h, rquota.h).
+const (
+	progNFS      = 100003
+	progYP       = 100004
+	progMount    = 100005
+	progYPBind   = 100007
+	progYPPasswd = 100009
+	progRquota   = 100011
+
+	procMountMNT  = 1
+	procMountUMNT = 3
+	procYPBSetdom = 2
+	procYPMatch   = 3
+	procYPFirst   = 4
+	procYPNext    = 5
+	procYPAll     = 8
+)
+
+// rmtcallArgs is struct rpcb_rmtcallargs (and PMAP's rmtcallargs): the
+// call to forward. args aliases the call.
+type rmtcallArgs struct {
+	prog, vers, proc uint32
+	args             []byte
+}
+
+func decodeRmtcall(b []byte) (rmtcallArgs, error) {
+	d := xdr.NewDecoder(b)
+	var a rmtcallArgs
+	var err error
+	if a.prog, err = d.Uint32(); err != nil {
+		return a, rpc.ErrGarbageArgs
+	}
+	if a.vers, err = d.Uint32(); err != nil {
+		return a, rpc.ErrGarbageArgs
+	}
+	if a.proc, err = d.Uint32(); err != nil {
+		return a, rpc.ErrGarbageArgs
+	}
+	if a.args, err = d.Opaque(maxRmtArgs); err != nil {
+		return a, rpc.ErrGarbageArgs
+	}
+	return a, nil
+}
+
+// remoteCall serves CALLIT and BCAST, or with indirect set INDIRECT, of
+// statistics version sv.
+func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
+	return func(res []byte, c *rpc.Call) ([]byte, error) {
+		if c.Netid != rpc.NetidUDP && c.Netid != rpc.NetidUDP6 {
+			return res, rpc.ErrNoReply
+		}
+		a, err := decodeRmtcall(c.Args)
+		if err != nil {
+			return res, quiet(err, indirect)
+		}
+		if !s.mayForward(a.prog, a.proc) {
+			return res, rpc.ErrAuthTooWeak
+		}
+		m, found, exact := s.Registry.Lookup(a.prog, a.vers, c.Netid)
+		if s.serves(c.Netid) {
+			s.Stats.RemoteCall(sv, a.prog, a.vers, a.proc, c.Netid, exact, indirect)
+		}
+		switch {
+		case !found:
+			return res, quiet(rpc.ErrProgUnavail, indirect)
+		case !exact:
+			low, high := s.Registry.Versions(a.prog, c.Netid)
+			return res, quiet(&rpc.ProgMismatchError{Low: low, High: high}, indirect)
+		}
+		if indirect {
+			var buf [64]byte
+			if _, ok := s.Ifaces.merge(buf[:0], m.Addr, c.Remote.Addr(), "", isIPv6Netid(c.Netid)); !ok {
+				return res, rpc.ErrProgUnavail
+			}
+		}
+		return res, quiet(rpc.ErrSystem, indirect)
+	}
+}
+
+// quiet turns an error of CALLIT or BCAST into silence.
+func quiet(err error, indirect bool) error {
+	if indirect {
+		return err
+	}
+	return rpc.ErrNoReply
+}
+
+// mayForward is rpcbind's check_callit: NULL procedures always; never
+// the portmapper itself (unless insecure), NFS, YPPASSWD, RQUOTA, MOUNT's
+// MNT and UMNT, YPBIND's SETDOM, or the YP procedures that return maps, all
+// of which would let a remote host act with the local host's address.
+func (s *Service) mayForward(prog, proc uint32) bool {
+	if proc == ProcNull {
+		return true
+	}
+	switch prog {
+	case Program:
+		return s.Insecure
+	case progMount:
+		return proc != procMountMNT && proc != procMountUMNT
+	case progYPBind:
+		return proc != procYPBSetdom
+	case progYPPasswd, progNFS, progRquota:
+		return false
+	case progYP:
+		switch proc {
+		case procYPMatch, procYPFirst, procYPNext, procYPAll:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,274 @@
+package pmap
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func row(prog, vers uint32, netid, addr string) Mapping {
+	return Mapping{Prog: prog, Vers: vers, Netid: netid, Addr: addr, Owner: OwnerSuperuser}
+}
+
+// Lookup answers the exact version, else the most recently registered
+// other version on the netid, and keeps doing so as entries go.
+func TestRegistryLookupFallsBackAfterRemovals(t *testing.T) {
+	r := NewRegistry()
+	for _, x := range []Mapping{
+		row(progA, 1, "udp", "a1"), row(progA, 2, "udp", "a2"), row(progA, 3, "udp", "a3"),
+		row(progA, 4, "tcp", "t4"), row(progB, 1, "udp", "b1"),
+	} {
+		r.Set(x)
+	}
+	type want struct {
+		addr         string
+		found, exact bool
+	}
+	steps := []struct {
+		name   string
+		remove *[2]uint32 // (vers, prog) unset on "udp" before the lookup
+		vers   uint32
+		netid  string
+		want   want
+	}{
+		{"exact", nil, 2, "udp", want{"a2", true, true}},
+		{"fallback to the newest", nil, 9, "udp", want{"a3", true, false}},
+		{"netid folded", nil, 9, "UDP", want{"a3", true, false}},
+		{"exact with netid folded", nil, 1, "Udp", want{"a1", true, true}},
+		{"other netid has its own versions", nil, 9, "tcp", want{"t4", true, false}},
+		{"no such netid", nil, 1, "udp6", want{"", false, false}},
+		{"newest removed", &[2]uint32{3, progA}, 9, "udp", want{"a2", true, false}},
+		{"oldest removed", &[2]uint32{1, progA}, 9, "udp", want{"a2", true, false}},
+		{"removed version is not exact", nil, 1, "udp", want{"a2", true, false}},
+		{"last removed", &[2]uint32{2, progA}, 9, "udp", want{"", false, false}},
+		{"other program untouched", nil, 1, "udp", want{"", false, false}},
+	}
+	for _, s := range steps {
+		if s.remove != nil {
+			if !r.Unset(s.remove[1], s.remove[0], "udp", OwnerSuperuser) {
+				t.Fatalf("%s: Unset failed", s.name)
+			}
+		}
+		got, found, exact := r.Lookup(progA, s.vers, s.netid)
+		if got.Addr != s.want.addr || found != s.want.found || exact != s.want.exact {
+			t.Errorf("%s: Lookup(%d, %q) = (%q, %v, %v), want (%q, %v, %v)", s.name, s.vers, s.netid,
+				got.Addr, found, exact, s.want.addr, s.want.found, s.want.exact)
+		}
+	}
+	if got, found, _ := r.Lookup(progB, 7, "udp"); !found || got.Addr != "b1" {
+		t.Errorf("program B: (%q, %v)", got.Addr, found)
+	}
+}
+
+// Each visits mappings in table order: insertion order, with a mapping
+// removed and set again at the end. It stops when f returns false.
+func TestRegistryEachVisitsInTableOrder(t *testing.T) {
+	r := NewRegistry()
+	for i := uint32(1); i <= 5; i++ {
+		r.Set(row(progA, i, "udp", fmt.Sprint(i)))
+	}
+	r.Unset(progA, 2, "udp", OwnerSuperuser)
+	r.Unset(progA, 5, "", OwnerSuperuser)
+	r.Set(row(progA, 2, "udp", "2 again"))
+	r.Set(row(progA, 1, "udp", "1")) // no-op: stays first
+	var got []string
+	r.Each(func(x *Mapping) bool {
+		got = append(got, x.Addr)
+		return true
+	})
+	if want := "[1 3 4 2 again]"; fmt.Sprint(got) != want {
+		t.Errorf("Each order = %v, want %v", got, want)
+	}
+	n := 0
+	r.Each(func(*Mapping) bool {
+		n++
+		return n < 2
+	})
+	if n != 2 {
+		t.Errorf("Each called f %d times after it returned false, want 2", n)
+	}
+	if r.Len() != 4 || len(r.Mappings()) != 4 {
+		t.Errorf("Len = %d, len(Mappings) = %d, want 4", r.Len(), len(r.Mappings()))
+	}
+}
+
+// The generation changes with every change to the table and with nothing
+// else, so that a writer of the warm-start file can tell whether it is
+// behind.
+func TestRegistryGenerationBumpsOnEveryChangeOnly(t *testing.T) {
+	r := NewRegistry()
+	r.Set(Mapping{Prog: progA, Vers: 1, Netid: "udp", Addr: "x", Owner: "1000"})
+	steps := []struct {
+		name    string
+		do      func() bool
+		result  bool
+		changes bool
+	}{
+		{"set new", func() bool { return r.Set(row(progA, 2, "udp", "x")) }, true, true},
+		{"set same again", func() bool { return r.Set(row(progA, 2, "udp", "x")) }, true, false},
+		{"set same, netid in capitals", func() bool { return r.Set(row(progA, 2, "UDP", "x")) }, true, false},
+		{"set conflicting", func() bool { return r.Set(row(progA, 2, "udp", "y")) }, false, false},
+		{"unset nothing", func() bool { return r.Unset(progB, 1, "", OwnerSuperuser) }, true, false},
+		{"unset nothing on a netid", func() bool { return r.Unset(progA, 2, "tcp", OwnerSuperuser) }, true, false},
+		{"unset refused", func() bool { return r.Unset(progA, 1, "udp", "1001") }, false, false},
+		{"unset by owner", func() bool { return r.Unset(progA, 1, "udp", "1000") }, true, true},
+		{"set another netid", func() bool { return r.Set(row(progA, 2, "tcp", "x")) }, true, true},
+		{"unset every netid", func() bool { return r.Unset(progA, 2, "", OwnerSuperuser) }, true, true},
+	}
+	for _, s := range steps {
+		before, gen := r.Snapshot()
+		if got := s.do(); got != s.result {
+			t.Errorf("%s: returned %v, want %v", s.name, got, s.result)
+		}
+		after, gen2 := r.Snapshot()
+		if changed := gen2 != gen; changed != s.changes {
+			t.Errorf("%s: generation %d -> %d, want a change: %v", s.name, gen, gen2, s.changes)
+		}
+		if gen2 < gen {
+			t.Errorf("%s: generation went back from %d to %d", s.name, gen, gen2)
+		}
+		if same := diffMappings(after, before) == ""; same == s.changes {
+			t.Errorf("%s: table changed %v, generation says %v", s.name, !same, s.changes)
+		}
+		if g := r.Generation(); g != gen2 {
+			t.Errorf("%s: Generation() = %d, Snapshot said %d", s.name, g, gen2)
+		}
+	}
+	ms, _ := r.Snapshot()
+	if len(ms) != 0 {
+		t.Fatalf("table not empty: %v", ms)
+	}
+	r.Set(row(progA, 1, "udp", "x"))
+	ms, _ = r.Snapshot()
+	ms[0].Addr = "changed"
+	if got, _, _ := r.Lookup(progA, 1, "udp"); got.Addr != "x" {
+		t.Error("changing a Snapshot changed the registry")
+	}
+}
+
+// Versions is the range PROG_MISMATCH reports, computed like rpcbind's
+// find_versions.
+func TestRegistryVersions(t *testing.T) {
+	r := NewRegistry()
+	for _, x := range []Mapping{
+		row(progA, 4, "udp", ""), row(progA, 2, "udp", ""), row(progA, 7, "UDP6", ""), row(progA, 9, "tcp", ""),
+		row(progB, 0, "udp", ""), row(progB, 5, "udp", ""), row(progB, 3, "udp", ""),
+	} {
+		r.Set(x)
+	}
+	tests := []struct {
+		prog      uint32
+		netid     string
+		low, high uint32
+	}{
+		{progA, "udp", 2, 4},
+		{progA, "udp6", 7, 7},
+		{progA, "local", 0, 0},
+		// rpcbind takes a low of 0 for "nothing seen yet".
+		{progB, "udp", 3, 5},
+	}
+	for _, tt := range tests {
+		if low, high := r.Versions(tt.prog, tt.netid); low != tt.low || high != tt.high {
+			t.Errorf("Versions(%d, %q) = %d..%d, want %d..%d", tt.prog, tt.netid, low, high, tt.low, tt.high)
+		}
+	}
+}
+
+// The PMAP v2 view sees only mappings on exactly "udp" and "tcp" whose
+// address yields a port, and falls back within that view.
+func TestRegistryV2View(t *testing.T) {
+	r := NewRegistry()
+	r.Set(row(progA, 1, "udp", "0.0.0.0.0.1"))
+	r.Set(row(progA, 2, "UDP", "0.0.0.0.0.2"))
+	r.Set(row(progA, 3, "udp", "noport"))
+	r.Set(row(progA, 4, "udp6", "::.0.4"))
+	tests := []struct {
+		vers  uint32
+		port  uint32
+		found bool
+	}{
+		{1, 1, true},
+		{2, 1, true}, // its own entry is "UDP"
+		{3, 1, true}, // its own entry has no port
+		{4, 1, true},
+		{9, 1, true},
+	}
+	for _, tt := range tests {
+		if port, found := r.lookupV2(progA, tt.vers, "udp"); port != tt.port || found != tt.found {
+			t.Errorf("lookupV2(%d) = (%d, %v), want (%d, %v)", tt.vers, port, found, tt.port, tt.found)
+		}
+	}
+	r.Unset(progA, 1, "udp", OwnerSuperuser)
+	if port, found := r.lookupV2(progA, 9, "udp"); found {
+		t.Errorf("lookupV2 after the only visible entry went = %d", port)
+	}
+}
+
+// A Registry is safe for concurrent use (run with -race).
+func TestRegistryConcurrentUse(t *testing.T) {
+	r := NewRegistry()
+	var wg sync.WaitGroup
+	for g := uint32(0); g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := uint32(0); i < 500; i++ {
+				r.Set(row(progA+g, i%7, "udp", "0.0.0.0.0.1"))
+				r.Lookup(progA+g, i%5, "udp")
+				r.lookupV2(progA+g, i%5, "udp")
+				r.Versions(progA+g, "udp")
+				r.Each(func(*Mapping) bool { return true })
+				r.Snapshot()
+				if i%3 == 0 {
+					r.Unset(progA+g, i%7, "", OwnerSuperuser)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ms, _ := r.Snapshot()
+	if len(ms) != r.Len() {
+		t.Errorf("Snapshot has %d mappings, Len says %d", len(ms), r.Len())
+	}
+	seen := map[key]bool{}
+	for _, x := range ms {
+		k := key{x.Prog, x.Vers, x.Netid}
+		if seen[k] {
+			t.Errorf("%v twice", k)
+		}
+		seen[k] = true
+		if got, found, exact := r.Lookup(x.Prog, x.Vers, x.Netid); !found || !exact || got != x {
+			t.Errorf("Lookup(%v) = (%v, %v, %v)", k, got, found, exact)
+		}
+	}
+}
+
+// The table holds at most MaxMappings entries, so that a local process
+// looping on SET cannot take the daemon's memory and every table fits the
+// warm-start file; a full table still answers SET of what it holds.
+func TestRegistryIsCapped(t *testing.T) {
+	if r := NewRegistry(); r.max != MaxMappings {
+		t.Fatalf("cap %d, want MaxMappings (%d)", r.max, MaxMappings)
+	}
+	r := NewRegistry()
+	r.max = 3
+	for v := uint32(1); v <= 3; v++ {
+		if !r.Set(row(progA, v, "udp", "x")) {
+			t.Fatalf("Set %d failed below the cap", v)
+		}
+	}
+	gen := r.Generation()
+	if r.Set(row(progA, 4, "udp", "x")) {
+		t.Error("Set beyond the cap succeeded")
+	}
+	if !r.Set(row(progA, 3, "udp", "x")) {
+		t.Error("Set of a mapping the full table holds failed")
+	}
+	if r.Len() != 3 || r.Generation() != gen {
+		t.Errorf("Len %d, generation %d -> %d", r.Len(), gen, r.Generation())
+	}
+	r.Unset(progA, 1, "", OwnerSuperuser)
+	if !r.Set(row(progA, 4, "udp", "x")) {
+		t.Error("Set after an Unset made room failed")
+	}
+}
