@@ -37,6 +37,8 @@ type Call struct {
 	udp     *udpSocket
 	// garbage is set when the message was not a decodable call.
 	garbage bool
+	// reqLen is the size of the datagram that carried the call.
+	reqLen int
 	// replyFrom is the address a datagram reply leaves from; it differs
 	// from Local when the call was broadcast.
 	replyFrom netip.Addr

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -41,12 +42,25 @@ type Server struct {
 	MaxConns int
 	// UDPReaders is the number of goroutines reading each datagram socket.
 	UDPReaders int
+	// MaxConnsPerHost bounds the connections from one remote address;
+	// local and loopback callers are exempt. 0 means no bound.
+	MaxConnsPerHost int
+	// MaxAmplification, when positive, drops a datagram reply to a
+	// non-loopback source that is more than this many times larger than
+	// the request, whatever the procedure.
+	MaxAmplification float64
+	// ReplyLimiter, if set, rate-limits datagram replies per non-loopback
+	// source.
+	ReplyLimiter *SourceLimiter
+	// Counters count refusals by reason.
+	Counters Counters
 
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
 	packets   map[net.PacketConn]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]*connState
+	perHost   map[netip.Addr]int
 	wg        sync.WaitGroup
 	once      sync.Once
 }
@@ -83,7 +97,8 @@ func (s *Server) init() {
 		}
 		s.listeners = make(map[net.Listener]struct{})
 		s.packets = make(map[net.PacketConn]struct{})
-		s.conns = make(map[net.Conn]struct{})
+		s.conns = make(map[net.Conn]*connState)
+		s.perHost = make(map[netip.Addr]int)
 	})
 }
 
@@ -136,6 +151,7 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 				zap.Int("bytes", len(msg)), zap.Error(err))
 		}
 		c.garbage = true
+		s.Counters.Undecodable.Add(1)
 		return out, false
 	}
 	c.CallHeader = h

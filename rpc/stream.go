@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,40 +46,104 @@ func (s *Server) ServeStream(l net.Listener, netid string) error {
 			continue
 		}
 		backoff = 0
-		if !s.track(conn) {
+		st, ok := s.track(conn)
+		if !ok {
 			if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
 				ce.Write(zap.String("netid", netid), zap.Stringer("remote", conn.RemoteAddr()))
 			}
 			conn.Close()
 			continue
 		}
-		go s.serveConn(conn, netid)
+		go s.serveConn(conn, st, netid)
 	}
 }
 
-// track adds conn to the open connections unless the cap is reached or the
-// server is closing.
-func (s *Server) track(conn net.Conn) bool {
+// connState is what the server knows of an open connection, for choosing
+// one to evict.
+type connState struct {
+	host       netip.Addr // counted against MaxConnsPerHost; invalid if exempt
+	lastActive atomic.Int64
+	busy       atomic.Bool // serving a call: not to be evicted
+}
+
+// track adds conn to the open connections. At MaxConns it makes room by
+// closing the connection that has been idle the longest, so that a flood
+// of idle or stalled connections (CVE-2021-46828) cannot lock out
+// well-behaved clients; a host over MaxConnsPerHost is refused instead.
+func (s *Server) track(conn net.Conn) (*connState, bool) {
+	st := &connState{}
+	st.lastActive.Store(time.Now().UnixNano())
+	if tc, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		if a := tc.AddrPort().Addr().Unmap(); !a.IsLoopback() {
+			st.host = a
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || len(s.conns) >= s.MaxConns {
+	if s.closing {
+		return nil, false
+	}
+	if st.host.IsValid() && s.MaxConnsPerHost > 0 && s.perHost[st.host] >= s.MaxConnsPerHost {
+		s.Counters.ConnsRefused.Add(1)
+		return nil, false
+	}
+	if len(s.conns) >= s.MaxConns && !s.evictLocked() {
+		s.Counters.ConnsRefused.Add(1)
+		return nil, false
+	}
+	s.conns[conn] = st
+	if st.host.IsValid() {
+		s.perHost[st.host]++
+	}
+	s.wg.Add(1)
+	return st, true
+}
+
+// evictLocked closes the idle connection whose last activity is oldest.
+// Its goroutine sees the closed connection and untracks it; it leaves the
+// table here at once, so the new connection can take its place.
+func (s *Server) evictLocked() bool {
+	var victim net.Conn
+	var vs *connState
+	for c, st := range s.conns {
+		if st.busy.Load() {
+			continue
+		}
+		if vs == nil || st.lastActive.Load() < vs.lastActive.Load() {
+			victim, vs = c, st
+		}
+	}
+	if victim == nil {
 		return false
 	}
-	s.conns[conn] = struct{}{}
-	s.wg.Add(1)
+	s.forgetLocked(victim, vs)
+	victim.Close()
+	s.Counters.ConnsEvicted.Add(1)
 	return true
 }
 
-func (s *Server) untrack(conn net.Conn) {
+func (s *Server) forgetLocked(conn net.Conn, st *connState) {
+	if _, ok := s.conns[conn]; !ok {
+		return
+	}
+	delete(s.conns, conn)
+	if st.host.IsValid() {
+		if s.perHost[st.host]--; s.perHost[st.host] <= 0 {
+			delete(s.perHost, st.host)
+		}
+	}
+}
+
+func (s *Server) untrack(conn net.Conn, st *connState) {
 	conn.Close()
 	s.mu.Lock()
-	delete(s.conns, conn)
+	s.forgetLocked(conn, st)
 	s.mu.Unlock()
 	s.wg.Done()
 }
 
-func (s *Server) serveConn(conn net.Conn, netid string) {
-	defer s.untrack(conn)
+func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
+	defer s.untrack(conn, st)
 	c := Call{Netid: netid, UID: -1}
 	switch conn := conn.(type) {
 	case *net.TCPConn:
@@ -106,6 +171,7 @@ func (s *Server) serveConn(conn net.Conn, netid string) {
 			return
 		}
 		c = base
+		st.busy.Store(true)
 		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
 		if !ok {
 			if c.garbage {
@@ -113,6 +179,8 @@ func (s *Server) serveConn(conn net.Conn, netid string) {
 				// out of step or hostile; rpcbind closes it too.
 				return
 			}
+			st.lastActive.Store(time.Now().UnixNano())
+			st.busy.Store(false)
 			continue
 		}
 		s.setWriteDeadline(conn, s.ReadTimeout)
@@ -120,6 +188,8 @@ func (s *Server) serveConn(conn net.Conn, netid string) {
 			s.logStreamEnd(&c, err)
 			return
 		}
+		st.lastActive.Store(time.Now().UnixNano())
+		st.busy.Store(false)
 		if cap(reply) > keepCap {
 			out = make([]byte, RecordHeaderLen, 4096)
 		} else {

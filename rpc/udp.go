@@ -83,18 +83,22 @@ func (s *Server) readUDP(sock *udpSocket) error {
 				c.Local = netip.AddrPortFrom(dst, sock.port)
 			}
 		}
+		c.reqLen = n
 		reply, ok := s.dispatch(out[:0], buf[:n], &c)
 		if !ok {
 			continue
 		}
-		s.sendUDP(sock, reply, from, c.replyFrom, c.ifindex, woob)
+		s.sendUDP(sock, reply, n, from, c.replyFrom, c.ifindex, woob)
 	}
 }
 
-func (s *Server) sendUDP(sock *udpSocket, reply []byte, to netip.AddrPort, from netip.Addr, ifindex int, oob []byte) {
-	if len(reply) > s.MaxUDPReply {
-		if ce := s.Log.Check(zap.InfoLevel, "reply too large for a datagram; not sent"); ce != nil {
-			ce.Write(zap.String("netid", sock.netid), zap.Stringer("remote", to), zap.Int("bytes", len(reply)))
+// sendUDP sends a reply to a request of reqLen bytes, unless the guards
+// against reflection refuse it.
+func (s *Server) sendUDP(sock *udpSocket, reply []byte, reqLen int, to netip.AddrPort, from netip.Addr, ifindex int, oob []byte) {
+	if ok, why := s.allowReply(to, reqLen, len(reply)); !ok {
+		if ce := s.Log.Check(zap.InfoLevel, why); ce != nil {
+			ce.Write(zap.String("netid", sock.netid), zap.Stringer("remote", to),
+				zap.Int("request", reqLen), zap.Int("reply", len(reply)))
 		}
 		return
 	}
@@ -117,10 +121,11 @@ type udpResponder struct {
 	to      netip.AddrPort
 	from    netip.Addr
 	ifindex int
+	reqLen  int
 }
 
 func (r *udpResponder) Respond(reply []byte) error {
-	r.srv.sendUDP(r.sock, reply, r.to, r.from, r.ifindex, make([]byte, 0, 64))
+	r.srv.sendUDP(r.sock, reply, r.reqLen, r.to, r.from, r.ifindex, make([]byte, 0, 64))
 	return nil
 }
 
@@ -131,5 +136,5 @@ func (c *Call) Defer(s *Server) Responder {
 	if c.udp == nil {
 		return nil
 	}
-	return &udpResponder{srv: s, sock: c.udp, to: c.Remote, from: c.replyFrom, ifindex: c.ifindex}
+	return &udpResponder{srv: s, sock: c.udp, to: c.Remote, from: c.replyFrom, ifindex: c.ifindex, reqLen: c.reqLen}
 }

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/rpc"
 )
 
 func newServeCommand(lo *logOptions) *cobra.Command {
@@ -40,5 +41,10 @@ address unless --insecure is given.`,
 	f.StringVar(&cfg.StateDir, "state-dir", daemon.DefaultStateDir, "directory of the warm-start file")
 	f.DurationVar(&cfg.PruneInterval, "prune-dead", 0, "probe registered services with a NULL call at this interval and drop those that stop answering (e.g. 30s; 0: off)")
 	f.IntVar(&cfg.PruneFailures, "prune-failures", 3, "failed probes in a row after which --prune-dead drops a mapping")
+	f.IntVar(&cfg.MaxConns, "max-conns", rpc.DefaultMaxConns, "open TCP and local connections at most; at the cap the longest idle one is closed")
+	f.IntVar(&cfg.MaxConnsPerHost, "max-conns-per-host", 64, "connections from one remote address at most (0: no limit)")
+	f.Float64Var(&cfg.MaxAmplification, "max-amplification", 4, "drop a UDP reply to a non-loopback source more than this many times its request (0: off)")
+	f.Float64Var(&cfg.UDPRate, "udp-rate", 200, "UDP replies per second to one non-loopback source (0: no limit)")
+	f.Float64Var(&cfg.UDPBurst, "udp-burst", 400, "burst of UDP replies allowed to one non-loopback source")
 	return cmd
 }

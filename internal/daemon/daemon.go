@@ -44,6 +44,13 @@ type Config struct {
 	// PruneFailures probes in a row.
 	PruneInterval time.Duration
 	PruneFailures int
+	// Limits on streams and datagrams (see rpc.Server); zero values take
+	// the defaults.
+	MaxConns         int
+	MaxConnsPerHost  int
+	MaxAmplification float64
+	// UDPRate and UDPBurst bound datagram replies per non-loopback source.
+	UDPRate, UDPBurst float64
 }
 
 // DefaultStateDir holds the warm-start file. It is on tmpfs on purpose:
@@ -102,7 +109,11 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	}
 	mux := rpc.NewMux()
 	d.Service.Register(mux)
-	d.Server = &rpc.Server{Handler: mux, Log: log.Named("rpc"), LogCalls: cfg.LogCalls}
+	d.Server = &rpc.Server{Handler: mux, Log: log.Named("rpc"), LogCalls: cfg.LogCalls,
+		MaxConns: cfg.MaxConns, MaxConnsPerHost: cfg.MaxConnsPerHost, MaxAmplification: cfg.MaxAmplification}
+	if cfg.UDPRate > 0 {
+		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
+	}
 	return d, nil
 }
 

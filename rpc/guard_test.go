@@ -1,0 +1,160 @@
+package rpc
+
+import (
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func TestSourceLimiterRefillsAtItsRate(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := NewSourceLimiter(10, 5)
+	l.Now = clk.now
+	a := netip.MustParseAddr("192.0.2.1")
+	b := netip.MustParseAddr("192.0.2.2")
+	for i := range 5 {
+		if !l.Allow(a) {
+			t.Fatalf("burst: call %d refused", i)
+		}
+	}
+	if l.Allow(a) {
+		t.Fatal("sixth call within the same instant allowed")
+	}
+	if !l.Allow(b) {
+		t.Fatal("another source shares the first one's bucket")
+	}
+	clk.t = clk.t.Add(100 * time.Millisecond) // one token at 10/s
+	if !l.Allow(a) || l.Allow(a) {
+		t.Fatal("want exactly one token after 100 ms")
+	}
+	clk.t = clk.t.Add(time.Hour) // refill caps at the burst
+	for range 5 {
+		l.Allow(a)
+	}
+	if l.Allow(a) {
+		t.Fatal("bucket grew past its burst")
+	}
+}
+
+// A flood of forged sources cannot grow the limiter: at MaxSources, only
+// buckets that refilled completely are forgotten to make room.
+func TestSourceLimiterIsBounded(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := NewSourceLimiter(1, 2)
+	l.Now = clk.now
+	l.MaxSources = 100
+	for i := range 1000 {
+		l.Allow(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}))
+	}
+	if l.Len() > 100 {
+		t.Fatalf("%d sources tracked, cap 100", l.Len())
+	}
+	if l.Allow(netip.MustParseAddr("10.1.0.1")) {
+		t.Fatal("a new source was given a bucket while all were in use")
+	}
+	clk.t = clk.t.Add(3 * time.Second)
+	if !l.Allow(netip.MustParseAddr("10.1.0.1")) {
+		t.Fatal("no room made after the buckets refilled")
+	}
+}
+
+func TestAllowReplyGuards(t *testing.T) {
+	remote := netip.MustParseAddrPort("192.0.2.7:700")
+	local := netip.MustParseAddrPort("127.0.0.1:700")
+	mapped := netip.MustParseAddrPort("[::ffff:127.0.0.1]:700")
+	s := &Server{MaxAmplification: 2, MaxUDPReply: 8800, ReplyLimiter: NewSourceLimiter(1, 1)}
+	for _, tt := range []struct {
+		name           string
+		to             netip.AddrPort
+		req, reply     int
+		want           bool
+		amp, rate, big uint64
+	}{
+		{"a reply within the multiple is sent", remote, 100, 200, true, 0, 0, 0},
+		{"a reply over the multiple to a remote source is dropped", remote, 100, 201, false, 1, 0, 0},
+		{"loopback is exempt from the multiple", local, 40, 8000, true, 1, 0, 0},
+		{"mapped loopback is exempt too", mapped, 40, 8000, true, 1, 0, 0},
+		{"the rate limit drops the second reply of the instant", remote, 100, 100, false, 1, 1, 0},
+		{"nothing larger than MaxUDPReply goes out, even locally", local, 40, 8801, false, 1, 1, 1},
+	} {
+		ok, _ := s.allowReply(tt.to, tt.req, tt.reply)
+		if ok != tt.want {
+			t.Errorf("%s: allowed = %v", tt.name, ok)
+		}
+		if s.Counters.Amplification.Load() != tt.amp || s.Counters.RateLimited.Load() != tt.rate || s.Counters.TooLarge.Load() != tt.big {
+			t.Errorf("%s: counters amp=%d rate=%d big=%d", tt.name, s.Counters.Amplification.Load(),
+				s.Counters.RateLimited.Load(), s.Counters.TooLarge.Load())
+		}
+	}
+}
+
+func openFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(ents)
+}
+
+// Thousands of idle and stalled connections (CVE-2021-46828) do not lock
+// out a well-behaved client, and descriptors and goroutines return to
+// their idle counts once the crowd is gone.
+func TestServerSurvivesAConnectionFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens thousands of connections")
+	}
+	ts := startServer(t, &Server{MaxConns: 256, ReadTimeout: 300 * time.Millisecond})
+	good := dialStream(t, "tcp", ts.tcp.Addr().String())
+	good.send(t, testCall(1, 1, procNull))
+	expectReply(t, good, AppendSuccess(nil, 1))
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+
+	var crowd []*streamClient
+	for i := range 3000 {
+		network, addr := "tcp", ts.tcp.Addr().String()
+		if i%3 == 0 {
+			network, addr = "unix", ts.unixPath
+		}
+		c := dialStream(t, network, addr)
+		if i%2 == 0 {
+			c.write(t, []byte{0x80, 0, 0, 40, 0, 0}) // half a record, then nothing
+		}
+		crowd = append(crowd, c)
+		if i%500 == 0 {
+			fresh := dialStream(t, "tcp", ts.tcp.Addr().String())
+			fresh.send(t, testCall(uint32(i), 1, procNull))
+			expectReply(t, fresh, AppendSuccess(nil, uint32(i)))
+			fresh.close()
+		}
+	}
+	// The first client was idle all along and may have been evicted;
+	// a new one is answered.
+	late := dialStream(t, "tcp", ts.tcp.Addr().String())
+	late.send(t, testCall(2, 1, procNull))
+	expectReply(t, late, AppendSuccess(nil, 2))
+	late.close()
+	good.close()
+	for _, c := range crowd {
+		c.close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, g := openFDs(t), runtime.NumGoroutine()
+		if f <= fds && g <= goroutines {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the flood: %d descriptors (idle %d), %d goroutines (idle %d)", f, fds, g, goroutines)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ts.Counters.ConnsEvicted.Load() == 0 {
+		t.Error("no connection was evicted; the cap did not bind")
+	}
+}
