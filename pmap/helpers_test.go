@@ -43,11 +43,15 @@ type harness struct {
 
 func newHarness(t testing.TB, opts ...func(*Service)) *harness {
 	t.Helper()
+	// rpcbind's rules are tested as rpcbind has them: with privileged
+	// ports open to every local caller. portmapd's protection of them is
+	// tested on its own (policy_test.go).
 	svc := &Service{
-		Registry: NewRegistry(),
-		Stats:    NewStats(),
-		Ifaces:   &Interfaces{List: func() []IfaceAddr { return testIfaces }},
-		Now:      func() time.Time { return testNow },
+		Registry:            NewRegistry(),
+		Stats:               NewStats(),
+		Ifaces:              &Interfaces{List: func() []IfaceAddr { return testIfaces }},
+		Now:                 func() time.Time { return testNow },
+		OpenPrivilegedPorts: true,
 	}
 	for _, o := range opts {
 		o(svc)

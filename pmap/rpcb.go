@@ -85,7 +85,8 @@ func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	}
 	ok := false
 	if len(r.netid) <= MaxNetidLen && len(r.addr) <= MaxAddrLen {
-		ok = s.Registry.Set(Mapping{Prog: r.prog, Vers: r.vers, Netid: string(r.netid), Addr: string(r.addr), Owner: ownerOf(c)})
+		m := Mapping{Prog: r.prog, Vers: r.vers, Netid: string(r.netid), Addr: string(r.addr), Owner: ownerOf(c)}
+		ok = s.admit(c, m) && s.Registry.Set(m)
 	}
 	s.Stats.Set(sv, ok)
 	if ok {

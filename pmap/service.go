@@ -46,7 +46,15 @@ type Service struct {
 	Stats    *Stats
 	// Insecure accepts SET and UNSET from any host, not only local ones.
 	Insecure bool
-	Log      *zap.Logger
+	// OpenPrivilegedPorts lets any caller map ports below 1024 and 2049,
+	// as rpcbind does; by default only privileged callers may.
+	OpenPrivilegedPorts bool
+	// Ports, if set, restricts the ports mappings may use.
+	Ports *PortRange
+	// Access, if set, says whether a host may call anything but NULL;
+	// a refused call gets AUTH_TOOWEAK.
+	Access func(host netip.Addr) bool
+	Log    *zap.Logger
 	// Durable, if set, is called after a change to the table with the
 	// registry's generation, and the caller is answered only once it
 	// returns: warm start hooks its group commit here.

@@ -59,10 +59,14 @@ func (s *Service) v2Procs() []rpc.Handler {
 	}
 }
 
-// counted wraps a procedure so that GETSTAT counts its calls.
+// counted wraps a procedure so that GETSTAT counts its calls, and applies
+// the host access lists.
 func (s *Service) counted(v int, proc uint32, f rpc.HandlerFunc) rpc.HandlerFunc {
 	return func(res []byte, c *rpc.Call) ([]byte, error) {
 		s.Stats.Proc(v, proc)
+		if !s.allowed(c, proc) {
+			return res, rpc.ErrAuthTooWeak
+		}
 		return f(res, c)
 	}
 }
@@ -82,7 +86,8 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
 		addr := "0.0.0.0." + strconv.Itoa(int(p.port>>8&0xff)) + "." + strconv.Itoa(int(p.port&0xff))
-		ok = s.Registry.Set(Mapping{Prog: p.prog, Vers: p.vers, Netid: netid, Addr: addr, Owner: ownerOf(c)})
+		m := Mapping{Prog: p.prog, Vers: p.vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
+		ok = s.admit(c, m) && s.Registry.Set(m)
 		s.Stats.Set(StatV2, ok)
 	}
 	if ok {

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/rmtcall"
 	"github.com/portmapd/portmapd/rpc"
 )
 
@@ -46,5 +47,20 @@ address unless --insecure is given.`,
 	f.Float64Var(&cfg.MaxAmplification, "max-amplification", 4, "drop a UDP reply to a non-loopback source more than this many times its request (0: off)")
 	f.Float64Var(&cfg.UDPRate, "udp-rate", 200, "UDP replies per second to one non-loopback source (0: no limit)")
 	f.Float64Var(&cfg.UDPBurst, "udp-burst", 400, "burst of UDP replies allowed to one non-loopback source")
+	f.StringSliceVar(&cfg.Allow, "allow", nil, "addresses or CIDR networks always let in (repeatable); others are judged by --deny")
+	f.StringSliceVar(&cfg.Deny, "deny", nil, "addresses or CIDR networks refused everything but NULL (repeatable)")
+	f.BoolVar(&cfg.HostsFiles, "hosts-files", true, "also apply the rpcbind and portmap entries of /etc/hosts.allow and /etc/hosts.deny")
+	f.BoolVar(&cfg.OpenPrivilegedPorts, "open-privileged-ports", false, "let unprivileged callers map ports below 1024 and 2049, as rpcbind does")
+	f.StringVar(&cfg.PortRange, "port-range", "", "LOW-HIGH: ports registrations must use (logged when outside; see --port-range-refuse)")
+	f.BoolVar(&cfg.PortRangeRefuse, "port-range-refuse", false, "refuse registrations outside --port-range instead of logging them")
+	f.StringVarP(&cfg.User, "user", "s", "", "run as this user once the sockets are bound (rpcbind's -s uses _rpc)")
+	// Remote calls (rpcbind -r).
+	rl := &cfg.RemoteCallLimits
+	f.BoolVarP(&cfg.RemoteCalls, "remote-calls", "r", false, "forward CALLIT, BCAST and INDIRECT to local services, as rpcbind -r (rpcinfo -b, NIS and NFS broadcast discovery need it)")
+	f.IntVar(&rl.MaxInFlight, "remote-call-max", rmtcall.DefaultMaxInFlight, "remote calls waiting for their service at once; beyond, the oldest is dropped")
+	f.DurationVar(&rl.Timeout, "remote-call-timeout", rmtcall.DefaultTimeout, "how long a forwarded call waits for its service's reply")
+	f.Float64Var(&rl.Rate, "remote-call-rate", rmtcall.DefaultRate, "remote calls forwarded per second for one non-loopback source")
+	f.IntVar(&rl.Burst, "remote-call-burst", rmtcall.DefaultBurst, "remote calls one non-loopback source may make at once")
+	f.Float64Var(&rl.MaxReplyRatio, "remote-call-max-reply", rmtcall.DefaultMaxReplyRatio, "drop a forwarded reply to a non-loopback source larger than this many times its request")
 	return cmd
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/internal/liveness"
+	"github.com/portmapd/portmapd/internal/rmtcall"
 	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/rpc"
@@ -51,6 +53,11 @@ type Config struct {
 	MaxAmplification float64
 	// UDPRate and UDPBurst bound datagram replies per non-loopback source.
 	UDPRate, UDPBurst float64
+	Policy
+	// RemoteCalls forwards CALLIT, BCAST and INDIRECT to local services,
+	// as rpcbind -r does, within RemoteCallLimits (zero fields: defaults).
+	RemoteCalls      bool
+	RemoteCallLimits rmtcall.Config
 }
 
 // DefaultStateDir holds the warm-start file. It is on tmpfs on purpose:
@@ -101,8 +108,22 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		d.closeAll()
 		return nil, err
 	}
+	if err := d.applyPolicy(cfg.Policy); err != nil {
+		d.closeAll()
+		return nil, err
+	}
 	if cfg.WarmStart {
 		if err := d.warmStart(cfg.StateDir); err != nil {
+			d.closeAll()
+			return nil, err
+		}
+	}
+	if cfg.User != "" {
+		dir := ""
+		if cfg.WarmStart {
+			dir = cmp.Or(cfg.StateDir, DefaultStateDir)
+		}
+		if err := d.dropPrivileges(cfg.User, dir); err != nil {
 			d.closeAll()
 			return nil, err
 		}
@@ -113,6 +134,10 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		MaxConns: cfg.MaxConns, MaxConnsPerHost: cfg.MaxConnsPerHost, MaxAmplification: cfg.MaxAmplification}
 	if cfg.UDPRate > 0 {
 		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
+	}
+	if err := d.startRemoteCalls(); err != nil { // remotecalls.go
+		d.closeAll()
+		return nil, err
 	}
 	return d, nil
 }
@@ -306,6 +331,7 @@ func (d *Daemon) listenLocal(path string) error {
 // Serve answers calls until ctx ends, then shuts down within a few
 // seconds.
 func (d *Daemon) Serve(ctx context.Context) error {
+	defer d.stopRemoteCalls() // after the server's shutdown: no call is forwarded then
 	errc := make(chan error, len(d.udp)+len(d.stream))
 	for _, u := range d.udp {
 		go func() { errc <- d.Server.ServeUDP(u.conn, u.netid) }()

@@ -106,8 +106,9 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 						}
 						continue
 					}
+					port := 10000 + n // unprivileged: any caller may map it
 					m := pmap.Mapping{Prog: base + n, Vers: uint32(i + 1), Netid: tr.netid,
-						Addr: fmt.Sprintf("0.0.0.0.%d.%d", n>>8&0xff, n&0xff)}
+						Addr: fmt.Sprintf("0.0.0.0.%d.%d", port>>8&0xff, port&0xff)}
 					ok, err := c.Set(ctx, m)
 					if err != nil {
 						return

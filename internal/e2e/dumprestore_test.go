@@ -66,7 +66,9 @@ func TestDumpRestore(t *testing.T) {
 		}
 		return string(out)
 	}
-	at := func(port int) []string { return []string{"--network", "tcp", "--address", fmt.Sprintf("127.0.0.1:%d", port)} }
+	at := func(port int) []string {
+		return []string{"--network", "tcp", "--address", fmt.Sprintf("127.0.0.1:%d", port)}
+	}
 
 	text := run("", append([]string{"dump"}, at(src)...)...)
 	wantText := "   100024    1   udp   4000\n   100024    1   tcp   4000\n"

@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/portmapd/portmapd/internal/access"
+	"github.com/portmapd/portmapd/pmap"
+)
+
+// Policy is the part of Config that says who may do what.
+type Policy struct {
+	// Allow and Deny are addresses or CIDR networks; HostsFiles also
+	// reads the rpcbind and portmap entries of /etc/hosts.allow and
+	// /etc/hosts.deny.
+	Allow, Deny []string
+	HostsFiles  bool
+	// OpenPrivilegedPorts lets unprivileged callers map ports below 1024
+	// and 2049, as rpcbind does.
+	OpenPrivilegedPorts bool
+	// PortRange ("low-high"), if set, is where registrations must be;
+	// PortRangeRefuse refuses others instead of logging them.
+	PortRange       string
+	PortRangeRefuse bool
+	// User, if set, is who the daemon runs as once its sockets are bound.
+	User string
+}
+
+// Files tcp_wrappers read; variables so tests can point elsewhere.
+var (
+	HostsAllow = "/etc/hosts.allow"
+	HostsDeny  = "/etc/hosts.deny"
+)
+
+// applyPolicy fills the service's policy fields from cfg.
+func (d *Daemon) applyPolicy(p Policy) error {
+	svc := d.Service
+	svc.OpenPrivilegedPorts = p.OpenPrivilegedPorts
+	if p.PortRange != "" {
+		r, err := parsePortRange(p.PortRange)
+		if err != nil {
+			return err
+		}
+		r.Refuse = p.PortRangeRefuse
+		svc.Ports = r
+	}
+	var l access.List
+	for _, a := range p.Allow {
+		if err := l.AddAllow(a); err != nil {
+			return fmt.Errorf("--allow: %w", err)
+		}
+	}
+	for _, a := range p.Deny {
+		if err := l.AddDeny(a); err != nil {
+			return fmt.Errorf("--deny: %w", err)
+		}
+	}
+	if p.HostsFiles {
+		if err := l.LoadHostsFiles(HostsAllow, HostsDeny); err != nil {
+			return fmt.Errorf("reading tcp_wrappers files: %w", err)
+		}
+		if len(l.Skipped) > 0 {
+			d.log.Warn("hosts.allow/hosts.deny patterns not supported (names, netgroups); they never match",
+				zap.Strings("patterns", l.Skipped))
+		}
+	}
+	if !l.Empty() {
+		svc.Access = l.Allowed
+	}
+	return nil
+}
+
+func parsePortRange(s string) (*pmap.PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	l, err1 := strconv.ParseUint(lo, 10, 16)
+	h, err2 := strconv.ParseUint(hi, 10, 16)
+	if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
+		return nil, fmt.Errorf("--port-range %q: want LOW-HIGH, 1 <= LOW <= HIGH <= 65535", s)
+	}
+	return &pmap.PortRange{Low: uint32(l), High: uint32(h)}, nil
+}
+
+// dropPrivileges switches to name once the sockets are bound, keeping the
+// state directory writable. Go applies setuid to every thread.
+func (d *Daemon) dropPrivileges(name, stateDir string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("--user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if stateDir != "" {
+		for _, p := range []string{stateDir, stateDir + "/portmapd.xdr"} {
+			if err := os.Lchown(p, uid, gid); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("--user: handing %s to %s: %w", p, name, err)
+			}
+		}
+	}
+	if err := syscall.Setgroups([]int{gid}); err != nil {
+		return fmt.Errorf("--user: setgroups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return fmt.Errorf("--user: setgid: %w", err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return fmt.Errorf("--user: setuid: %w", err)
+	}
+	d.log.Info("dropped privileges", zap.String("user", name), zap.Int("uid", uid), zap.Int("gid", gid))
+	return nil
+}
