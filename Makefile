@@ -13,7 +13,7 @@ FUZZTIME ?= 30s
 # for namespaces.
 TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux
 
-.PHONY: build run test deps vet bench fuzz lint install clean
+.PHONY: build run test deps vet bench gobench loadbench fuzz lint install clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/portmapd
@@ -48,8 +48,23 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
-bench: build
+# bench runs the Go benchmarks, then the load comparison: portmapd and, if
+# installed, Debian's rpcbind, each the port-111 portmapper of a private
+# namespace, through the same loads (portmapd bench compare -h). It needs
+# root and takes about five minutes on two cores, most of it rpcbind taking
+# 100,000 registrations. BENCH_ARGS overrides the comparison's settings,
+# e.g. BENCH_ARGS="--registrations 10,10000 --duration 5s". A portmapd
+# whose serve lacks --warm-start gets a note instead of a warm-start row.
+BENCH_ARGS ?= --duration 2s --fresh-duration 3s --portmapd-warm-args=--warm-start
+
+bench: gobench loadbench
+
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+loadbench: build
+	@if [ "$$(id -u)" != 0 ]; then echo "loadbench: needs root (namespaces); skipped"; \
+	else ./$(BIN) bench compare $(BENCH_ARGS); fi
 
 # fuzz runs every fuzz target for FUZZTIME each.
 fuzz:

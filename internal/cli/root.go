@@ -31,6 +31,7 @@ func NewRootCommand() *cobra.Command {
 	root.PersistentFlags().StringVar(&lo.level, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&lo.format, "log-format", "console", "log format: console or json")
 	root.AddCommand(newServeCommand(lo), newDumpCommand(), newRestoreCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }
 

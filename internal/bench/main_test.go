@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portmapd/portmapd/internal/daemon"
+)
+
+// The test binary doubles as the processes the tests spawn, chosen by
+// environment variables, so that the spawning code is tested on real
+// processes without building portmapd first.
+const (
+	// daemonEnv makes the binary a portmapd on 127.0.0.1:PORT with its
+	// local socket at PATH ("PORT PATH") until SIGTERM.
+	daemonEnv = "PORTMAPD_BENCH_TEST_DAEMON"
+	// nsRunEnv makes it what `bench run --setup-namespace --json` is,
+	// measuring the daemon named by the variable's value ("self" or a
+	// command line).
+	nsRunEnv = "PORTMAPD_BENCH_TEST_NSRUN"
+)
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(daemonEnv); spec != "" {
+		os.Exit(serveTestDaemon(spec))
+	}
+	if daemonCmd := os.Getenv(nsRunEnv); daemonCmd != "" {
+		os.Exit(nsRun(daemonCmd))
+	}
+	os.Exit(m.Run())
+}
+
+// newTestDaemon binds portmapd on a free loopback port and a local socket
+// in dir; cfg.Port and cfg.SocketPath say where.
+func newTestDaemon(port int, socket string) (*daemon.Daemon, error) {
+	return daemon.New(daemon.Config{
+		Port: port, SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true,
+	}, zap.NewNop())
+}
+
+func serveTestDaemon(spec string) int {
+	var port int
+	var socket string
+	if _, err := fmt.Sscan(spec, &port, &socket); err != nil {
+		fmt.Fprintln(os.Stderr, "bad", daemonEnv, err)
+		return 2
+	}
+	d, err := newTestDaemon(port, socket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := d.Serve(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// nsRun is PID 1 of a namespace made by RunInNamespace: it sets the
+// namespace up and measures a daemon on port 111 briefly.
+func nsRun(daemonCmd string) int {
+	if err := SetupNamespace(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cfg := shortConfig()
+	cfg.Name = "ns"
+	cfg.Address = "127.0.0.1:111"
+	cfg.Socket = "/run/rpcbind.sock"
+	cfg.Progress = os.Stderr
+	if daemonCmd == "self" {
+		self, _ := os.Executable()
+		cfg.Daemon = []string{self}
+		os.Setenv(daemonEnv, "111 /run/rpcbind.sock")
+	} else {
+		cfg.Daemon = []string{daemonCmd, "-f"}
+		cfg.WarmDaemon = []string{daemonCmd, "-f", "-w"}
+		cfg.WarmRegistrations = 50
+	}
+	res, err := Run(context.Background(), cfg)
+	if res != nil {
+		json.NewEncoder(os.Stdout).Encode(res)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// shortConfig is a run short enough for a unit test, still driving every
+// load and the fresh-lookups stream.
+func shortConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Registrations = []int{10, 300}
+	cfg.Clients = 4
+	cfg.Duration = 150 * time.Millisecond
+	cfg.Warmup = 20 * time.Millisecond
+	cfg.MaxRequests = 3000
+	cfg.FreshLookups = 1000
+	cfg.FreshDuration = 150 * time.Millisecond
+	cfg.RegisterTimeout = 20 * time.Second
+	return cfg
+}
+
+// freePort finds a port free on loopback for both UDP and TCP.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// socketPath is a local socket path short enough for sun_path.
+func socketPath(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "pmb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "s")
+}
