@@ -1,14 +1,16 @@
 package pmap
 
 import (
+	"net/netip"
+
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
 // Remote calls: PMAP v2 CALLIT, RPCBIND v3 CALLIT, v4 BCAST and v4
-// INDIRECT. portmapd does not forward them, like Debian's rpcbind 1.2.6
-// without -r, but it answers them as that rpcbind does, which
-// clients can tell apart:
+// INDIRECT. Without a Forwarder portmapd does not forward them, like
+// Debian's rpcbind 1.2.6 without -r, but it answers them as that rpcbind
+// does, which clients can tell apart:
 //
 //   - over a stream (tcp, tcp6, local) nothing at all;
 //   - arguments that do not decode: GARBAGE_ARGS for INDIRECT;
@@ -19,9 +21,43 @@ import (
 //   - a registered program: SYSTEM_ERR for INDIRECT, since the forwarding
 //     socket does not exist.
 //
+// With a Forwarder (rpcbind -r) a call that passes those checks is sent on
+// to the service at the loopback address and its registered port, and the
+// Forwarder answers the caller when the service replies.
+//
 // CALLIT and BCAST are silent wherever INDIRECT reports an error, so that a
 // broadcast gets answers only from hosts that have the program. GETSTAT
-// counts every decoded, permitted call in the remote-call list.
+// counts every decoded, permitted call in the remote-call list, whether it
+// is then forwarded or not.
+
+// Forwarder sends remote calls on to local services and answers their
+// callers later. Forward must copy what it keeps of c and r: both alias the
+// caller's datagram. It returns nil when the call went out (the handler
+// then returns rpc.ErrNoReply), rpc.ErrNoReply when it is dropped on
+// purpose (a retransmission of a call in flight, a caller over its rate),
+// or another error that INDIRECT reports (rpc.ErrSystem).
+type Forwarder interface {
+	Forward(c *rpc.Call, r RemoteCall) error
+}
+
+// RemoteCall is one call the portmapper forwards for a caller.
+type RemoteCall struct {
+	// Prog, Vers and Proc name the procedure to call; Args are its
+	// XDR-encoded arguments.
+	Prog, Vers, Proc uint32
+	Args             []byte
+	// Target is the service: the loopback address of the arrival
+	// transport's family at the registered port.
+	Target netip.AddrPort
+	// Uaddr is the service's address merged for the caller, which a
+	// version 3 or 4 reply carries; Port is the port a version 2 reply
+	// carries instead.
+	Uaddr []byte
+	Port  uint32
+	// Indirect is set for INDIRECT, which reports errors; CALLIT and
+	// BCAST stay silent.
+	Indirect bool
+}
 
 // maxRmtArgs bounds the opaque arguments of a remote call; a datagram
 // holds far fewer.
@@ -97,14 +133,49 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 			low, high := s.Registry.Versions(a.prog, c.Netid)
 			return res, quiet(&rpc.ProgMismatchError{Low: low, High: high}, indirect)
 		}
-		if indirect {
-			var buf [64]byte
-			if _, ok := s.Ifaces.merge(buf[:0], m.Addr, c.Remote.Addr(), "", isIPv6Netid(c.Netid)); !ok {
-				return res, rpc.ErrProgUnavail
-			}
+		// rpcbind merges for INDIRECT first and gives up with PROG_UNAVAIL;
+		// the merged address is also what a forwarded reply carries.
+		var buf [64]byte
+		merged, ok := s.Ifaces.merge(buf[:0], m.Addr, c.Remote.Addr(), "", isIPv6Netid(c.Netid))
+		if !ok {
+			return res, quiet(rpc.ErrProgUnavail, indirect)
 		}
-		return res, quiet(rpc.ErrSystem, indirect)
+		if s.Forwarder == nil {
+			return res, quiet(rpc.ErrSystem, indirect)
+		}
+		return res, quiet(s.forward(c, a, m.Addr, merged, indirect), indirect)
 	}
+}
+
+// forward hands a remote call to the Forwarder; a nil error means the
+// Forwarder answers later, so the handler sends nothing now.
+func (s *Service) forward(c *rpc.Call, a rmtcallArgs, addr string, merged []byte, indirect bool) error {
+	is6 := isIPv6Netid(c.Netid)
+	fam, loop := 4, netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if is6 {
+		fam, loop = 6, netip.IPv6Loopback()
+	}
+	// rpcbind sends to its own loopback address merged with the
+	// registered address, which keeps only the registered port: a service
+	// registered at a wildcard or another interface is still reached over
+	// loopback, never across the network.
+	ap, ok := LenientUaddr(addr, fam)
+	if !ok || ap.Port() == 0 {
+		return rpc.ErrSystem
+	}
+	r := RemoteCall{
+		Prog: a.prog, Vers: a.vers, Proc: a.proc, Args: a.args,
+		Target: netip.AddrPortFrom(loop, ap.Port()),
+		Uaddr:  merged,
+		// The merged address keeps the registered port, which is what
+		// rpcbind reads back out of it for a version 2 reply.
+		Port:     uint32(ap.Port()),
+		Indirect: indirect,
+	}
+	if err := s.Forwarder.Forward(c, r); err != nil {
+		return err
+	}
+	return rpc.ErrNoReply
 }
 
 // quiet turns an error of CALLIT or BCAST into silence.

@@ -116,7 +116,8 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 	if !bytes.HasPrefix(res, head) {
 		h.t.Fatalf("%s: v%d proc %d: reply header clobbered", c, vers, proc)
 	}
-	return res[len(head):], err
+	// The server sends a handler's Tail after its results.
+	return append(res[len(head):len(res):len(res)], call.Tail...), err
 }
 
 // ok is call for calls that must succeed.

@@ -240,6 +240,17 @@ func (r *Registry) Each(f func(*Mapping) bool) {
 	}
 }
 
+// eachAt calls f for every mapping in order and returns the generation
+// of the table it saw, both under one read lock.
+func (r *Registry) eachAt(f func(*Mapping)) uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for e := r.head; e != nil; e = e.next {
+		f(&e.Mapping)
+	}
+	return r.gen
+}
+
 // Mappings returns a copy of the table in order.
 func (r *Registry) Mappings() []Mapping {
 	ms, _ := r.Snapshot()

@@ -183,19 +183,6 @@ func semantics(netid string) (uint32, string) {
 	return 3, "-" // /etc/netconfig's "local": tpi_cots_ord, no protocol
 }
 
-func (s *Service) rpcbDump(res []byte, _ *rpc.Call) ([]byte, error) {
-	s.Registry.Each(func(m *Mapping) bool {
-		res = xdr.AppendBool(res, true)
-		res = xdr.AppendUint32(res, m.Prog)
-		res = xdr.AppendUint32(res, m.Vers)
-		res = xdr.AppendString(res, m.Netid)
-		res = xdr.AppendString(res, m.Addr)
-		res = xdr.AppendString(res, m.Owner)
-		return true
-	})
-	return xdr.AppendBool(res, false), nil
-}
-
 func (s *Service) gettime(res []byte, _ *rpc.Call) ([]byte, error) {
 	return xdr.AppendUint32(res, uint32(s.Now().Unix())), nil
 }

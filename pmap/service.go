@@ -63,9 +63,14 @@ type Service struct {
 	Ifaces *Interfaces
 	// Now returns the time GETTIME reports.
 	Now func() time.Time
+	// Forwarder, if set, forwards remote calls (CALLIT, BCAST, INDIRECT)
+	// to local services, as rpcbind -r does; nil keeps them unforwarded.
+	Forwarder Forwarder
 
 	// served lists the transports the daemon listens on, by netid.
 	served map[string]bool
+	// dumpV2 and dumpRpcb cache the encoded DUMP replies.
+	dumpV2, dumpRpcb dumpCache
 }
 
 // Register installs the PMAP v2 and RPCBIND v3/v4 procedures in m.

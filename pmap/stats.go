@@ -118,13 +118,17 @@ func (s *Stats) Lookup(v int, prog, vers uint32, netid string, ok bool) {
 	}
 }
 
-// RemoteCall counts a forwarded call; indirect marks INDIRECT.
+// RemoteCall counts a forwarded call; indirect marks INDIRECT. As in
+// rpcbind (rpcbs_rmtcall), a new entry starts with an indirect count of
+// one whatever made it, and later calls add only for INDIRECT: rpcinfo -m
+// users compare these figures.
 func (s *Stats) RemoteCall(v int, prog, vers, proc uint32, netid string, ok, indirect bool) {
 	vs := &s.vers[v]
 	k := rmtKey{prog, vers, proc, netid}
 	vs.mu.Lock()
 	r := vs.rmt[k]
-	if r == nil {
+	fresh := r == nil
+	if fresh {
 		if len(vs.rmtList) >= s.MaxEntries {
 			vs.mu.Unlock()
 			return
@@ -142,7 +146,7 @@ func (s *Stats) RemoteCall(v int, prog, vers, proc uint32, netid string, ok, ind
 	} else {
 		r.failure.Add(1)
 	}
-	if indirect {
+	if indirect || fresh {
 		r.indirect.Add(1)
 	}
 }

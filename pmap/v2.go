@@ -137,23 +137,3 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 	}
 	return xdr.AppendUint32(res, port), nil
 }
-
-func (s *Service) pmapDump(res []byte, c *rpc.Call) ([]byte, error) {
-	s.Registry.Each(func(m *Mapping) bool {
-		prot := netidProt(m.Netid)
-		if prot == 0 {
-			return true
-		}
-		port, ok := UaddrPort(m.Addr)
-		if !ok {
-			return true
-		}
-		res = xdr.AppendBool(res, true)
-		res = xdr.AppendUint32(res, m.Prog)
-		res = xdr.AppendUint32(res, m.Vers)
-		res = xdr.AppendUint32(res, prot)
-		res = xdr.AppendUint32(res, port)
-		return true
-	})
-	return xdr.AppendBool(res, false), nil
-}

@@ -158,3 +158,27 @@ func TestServerSurvivesAConnectionFlood(t *testing.T) {
 		t.Error("no connection was evicted; the cap did not bind")
 	}
 }
+
+// A flood of garbage costs no allocations: the errors ParseCall returns
+// are made in advance.
+func TestGarbageDoesNotAllocate(t *testing.T) {
+	s := &Server{Handler: NewMux()}
+	s.init()
+	out := make([]byte, 0, 1024)
+	for _, msg := range [][]byte{
+		{1, 2, 3},
+		AppendCall(nil, 1, 2, 3, 4, OpaqueAuth{AuthSys, make([]byte, 8)})[:36],
+		append(AppendCall(nil, 1, 2, 3, 4, OpaqueAuth{})[:24], 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff),
+	} {
+		var c Call
+		if n := testing.AllocsPerRun(100, func() {
+			c = Call{}
+			s.dispatch(out[:0], msg, &c)
+		}); n != 0 {
+			t.Errorf("%x: %v allocs per garbage message", msg, n)
+		}
+		if !c.garbage {
+			t.Errorf("%x: not treated as garbage", msg)
+		}
+	}
+}

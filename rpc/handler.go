@@ -32,6 +32,11 @@ type Call struct {
 	UID int
 	// AuthSys is the parsed credential when Cred.Flavor is AUTH_SYS.
 	AuthSys *AuthSysParams
+	// Tail, when a handler sets it, is sent after the results it returned,
+	// without being copied into the reply: a large reply that does not
+	// change between calls (DUMP) is written straight from its cache. The
+	// bytes must not change afterwards.
+	Tail []byte
 
 	authSys AuthSysParams
 	udp     *udpSocket

@@ -99,32 +99,32 @@ func ParseCall(d *xdr.Decoder) (CallHeader, error) {
 	var h CallHeader
 	var err error
 	if h.XID, err = d.Uint32(); err != nil {
-		return h, fmt.Errorf("decode xid: %w", err)
+		return h, headerError(fieldXID, err)
 	}
 	mtype, err := d.Uint32()
 	if err != nil {
-		return h, fmt.Errorf("decode msg_type: %w", err)
+		return h, headerError(fieldMsgType, err)
 	}
 	if mtype != MsgCall {
 		return h, ErrNotCall
 	}
 	if h.RPCVers, err = d.Uint32(); err != nil {
-		return h, fmt.Errorf("decode rpcvers: %w", err)
+		return h, headerError(fieldRPCVers, err)
 	}
 	if h.Prog, err = d.Uint32(); err != nil {
-		return h, fmt.Errorf("decode prog: %w", err)
+		return h, headerError(fieldProg, err)
 	}
 	if h.Vers, err = d.Uint32(); err != nil {
-		return h, fmt.Errorf("decode vers: %w", err)
+		return h, headerError(fieldVers, err)
 	}
 	if h.Proc, err = d.Uint32(); err != nil {
-		return h, fmt.Errorf("decode proc: %w", err)
+		return h, headerError(fieldProc, err)
 	}
 	if h.Cred, err = parseAuth(d); err != nil {
-		return h, fmt.Errorf("decode cred: %w", err)
+		return h, headerError(fieldCred, err)
 	}
 	if h.Verf, err = parseAuth(d); err != nil {
-		return h, fmt.Errorf("decode verf: %w", err)
+		return h, headerError(fieldVerf, err)
 	}
 	return h, nil
 }
@@ -257,4 +257,42 @@ func AppendRPCMismatch(b []byte, xid, low, high uint32) []byte {
 func AppendAuthError(b []byte, xid uint32, stat AuthStat) []byte {
 	b = appendDeniedHead(b, xid, AuthError)
 	return xdr.AppendUint32(b, uint32(stat))
+}
+
+// Header fields, for errors that name them.
+const (
+	fieldXID = iota
+	fieldMsgType
+	fieldRPCVers
+	fieldProg
+	fieldVers
+	fieldProc
+	fieldCred
+	fieldVerf
+	numHeaderFields
+)
+
+var headerFieldNames = [numHeaderFields]string{"xid", "msg_type", "rpcvers", "prog", "vers", "proc", "cred", "verf"}
+
+// headerErrors holds every error ParseCall can return, wrapped with the
+// field's name in advance: a flood of garbage datagrams must not allocate.
+var headerErrors = func() (t [numHeaderFields][3]error) {
+	for f, name := range headerFieldNames {
+		for k, err := range []error{xdr.ErrShort, xdr.ErrTooLong, xdr.ErrPadding} {
+			t[f][k] = fmt.Errorf("decode %s: %w", name, err)
+		}
+	}
+	return t
+}()
+
+func headerError(field int, err error) error {
+	switch err {
+	case xdr.ErrShort:
+		return headerErrors[field][0]
+	case xdr.ErrTooLong:
+		return headerErrors[field][1]
+	case xdr.ErrPadding:
+		return headerErrors[field][2]
+	}
+	return fmt.Errorf("decode %s: %w", headerFieldNames[field], err)
 }

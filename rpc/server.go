@@ -186,6 +186,7 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	if err == nil {
 		return res, true
 	}
+	c.Tail = nil
 	out = out[:start]
 	// errors.Is, not ==: handlers wrap the sentinels with context.
 	switch {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -184,7 +185,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 			continue
 		}
 		s.setWriteDeadline(conn, s.ReadTimeout)
-		if _, err := conn.Write(MarkRecord(reply)); err != nil {
+		if err := writeReply(conn, reply, c.Tail); err != nil {
 			s.logStreamEnd(&c, err)
 			return
 		}
@@ -244,4 +245,17 @@ func peerUID(conn *net.UnixConn) int {
 		}
 	})
 	return uid
+}
+
+// writeReply sends reply, whose first bytes are reserved for the record
+// mark, followed by tail as one record; the tail is not copied.
+func writeReply(conn net.Conn, reply, tail []byte) error {
+	if len(tail) == 0 {
+		_, err := conn.Write(MarkRecord(reply))
+		return err
+	}
+	binary.BigEndian.PutUint32(reply, lastFragment|uint32(len(reply)-RecordHeaderLen+len(tail)))
+	bufs := net.Buffers{reply, tail}
+	_, err := bufs.WriteTo(conn)
+	return err
 }

@@ -88,6 +88,15 @@ func (s *Server) readUDP(sock *udpSocket) error {
 		if !ok {
 			continue
 		}
+		if len(c.Tail) > 0 {
+			// A datagram is one buffer; the tail fits the reader's
+			// own, or the reply is refused as too large anyway.
+			if len(reply)+len(c.Tail) > cap(out) {
+				s.Counters.TooLarge.Add(1)
+				continue
+			}
+			reply = append(reply, c.Tail...)
+		}
 		s.sendUDP(sock, reply, n, from, c.replyFrom, c.ifindex, woob)
 	}
 }

@@ -217,9 +217,9 @@ func (d *Daemon) warmStart(dir string) error {
 		defer cancel()
 		return d.writer.Wait(ctx, gen)
 	}
-	// The loaded table itself is saved at once, so that what was imported
-	// from rpcbind survives even if nothing changes before a crash.
-	return d.Service.Durable(d.Registry.Generation())
+	// Nothing to save now: the table is what the file holds, and an import
+	// from rpcbind was saved by WarmStart before it returned.
+	return nil
 }
 
 func unspecified(netid string) netip.Addr {

@@ -9,14 +9,21 @@ import (
 // difference is non-determinism in the harness or the scenario, and every
 // recorded Expect must hold.
 func TestHarnessRpcbindSelfDiff(t *testing.T) {
-	for name, steps := range map[string][]Step{
-		"pmapv2": pmapV2Steps(),
-		"owner":  ownerSteps(),
-		"stats":  statsSteps(),
+	for name, steps := range map[string]func(testing.TB) []Step{
+		"pmapv2":      func(testing.TB) []Step { return pmapV2Steps() },
+		"owner":       func(testing.TB) []Step { return ownerSteps() },
+		"stats":       func(testing.TB) []Step { return statsSteps() },
+		"rpcbv34":     func(testing.TB) []Step { return rpcbV34Steps() },
+		"rpcbv34err":  func(testing.TB) []Step { return rpcbV34ErrorSteps() },
+		"rpcinfo":     func(testing.TB) []Step { return rpcinfoSteps() },
+		"libtirpc":    func(testing.TB) []Step { return libtirpcSteps() },
+		"kernel":      func(testing.TB) []Step { return kernelSteps() },
+		"remotecalls": func(testing.TB) []Step { return remoteCallsOffSteps() },
+		"statd":       statdSteps,
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			RunDiff(t, Rpcbind(), Rpcbind(), steps)
+			RunDiff(t, Rpcbind(), Rpcbind(), steps(t))
 		})
 	}
 }

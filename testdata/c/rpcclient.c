@@ -63,6 +63,15 @@
  *       (libtirpc's own helpers: rpcb_* and pmap_set/pmap_unset try the
  *       local socket first, as v3/v4; pmap_getport asks v2 over UDP and
  *       pmap_getmaps v2 over TCP, both at the -4 host)
+ *   lib pmap_rmtcall PROG VERS PROC [HEX]          -> "port=N res=HEX"
+ *   lib rpcb_rmtcall NETID PROG VERS PROC [HEX]    -> "uaddr=... res=HEX"
+ *   lib rpc_broadcast NETTYPE|- PROG VERS PROC [HEX]
+ *       -> "N answers", then one sorted line per distinct answer,
+ *          "  NETID UADDR res=HEX" (rpc_broadcast_exp waiting -w ms, then
+ *          twice that, as rpcinfo -b does with 4 and 8 seconds)
+ *       (libtirpc's remote-call clients, with -w ms as the timeout; HEX
+ *       travels as a counted opaque<> whose echo decodes the same way, and
+ *       without HEX there are neither arguments nor results)
  *   raw T HEX      send HEX once (on a stream: inside one last-fragment record
  *                  mark) and print "reply HEX" (the record's payload on a
  *                  stream), "noreply" after -w ms, or "closed" (stream EOF
@@ -71,10 +80,19 @@
  *                  " closed"). T defaults to SRC unpriv.
  *   rawrec T HEX   stream only: send HEX as-is, print every byte received up
  *                  to the end of the first complete record, EOF or -w ms.
- *   serve udp PORT PROG VERS SECONDS
- *                  an echo service on 127.0.0.1:PORT for CALLIT tests: proc 0
- *                  returns nothing, proc 1 returns its arguments. It prints
- *                  "serving" once bound and exits after SECONDS (max 120).
+ *   flood T COUNT HEX [RATE]
+ *                  datagram only: send HEX COUNT times (max 100000) from one
+ *                  socket, the xid (first 4 bytes) one higher each time, at
+ *                  most RATE a second (default: as fast as possible), then
+ *                  count replies until none came for -w ms; prints
+ *                  "sent N replies M".
+ *   serve udp|udp6 PORT PROG VERS SECONDS
+ *                  an echo service on 127.0.0.1:PORT (udp6: the -6 host) for
+ *                  CALLIT tests: proc 0 returns nothing, proc 1 returns its
+ *                  arguments, proc 2 returns the call's credential (flavour,
+ *                  then the body as opaque<>, an AUTH_SYS stamp zeroed since
+ *                  it is a time), proc 3 never answers. It prints "serving"
+ *                  once bound and exits after SECONDS (max 120).
  *
  * Output: one line per operation, "OP ARG...: RESULT", with lists following
  * on lines indented by two spaces. Strings a call returns are printed in
@@ -822,6 +840,56 @@ static void libfail(void)
 	printf("\n");
 }
 
+/* blobproc is how remote-call arguments and results travel: a counted
+ * opaque<> when the operation has HEX, nothing otherwise. */
+static xdrproc_t blobproc(int has)
+{
+	return has ? (xdrproc_t)xdr_blob : (xdrproc_t)xdr_void;
+}
+
+/* rpc_broadcast answers, one "NETID UADDR res=HEX" string per distinct
+ * answer: every round of the broadcast, and PMAP v2 and RPCBIND v3 alike,
+ * bring the same answer again. */
+#define MAXANSWERS 256
+static char *answers[MAXANSWERS];
+static int nanswers;
+static int bcast_has_results;
+
+static bool_t eachanswer(caddr_t res, struct netbuf *who, struct netconfig *nc)
+{
+	struct blob *r = (struct blob *)res;
+	char *u = who != NULL ? taddr2uaddr(nc, who) : NULL;
+	char *line;
+	size_t len, i;
+	int k;
+
+	len = strlen(nc->nc_netid) + (u ? strlen(u) : 1) + 2 * MAXBYTES + 16;
+	line = malloc(len);
+	if (line == NULL)
+		return FALSE;
+	k = snprintf(line, len, "%s %s res=", nc->nc_netid, u ? u : "-");
+	if (bcast_has_results)
+		for (i = 0; i < r->len && (size_t)k + 3 < len; i++)
+			k += snprintf(line + k, len - k, "%02x",
+				      (unsigned char)r->buf[i]);
+	free(u);
+	for (k = 0; k < nanswers; k++)
+		if (strcmp(answers[k], line) == 0) {
+			free(line);
+			return FALSE;
+		}
+	if (nanswers < MAXANSWERS)
+		answers[nanswers++] = line;
+	else
+		free(line);
+	return FALSE;	/* keep listening until the broadcast times out */
+}
+
+static int cmpstr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void do_lib(char **w, int n)
 {
 	const char *op = w[0];
@@ -973,6 +1041,88 @@ static void do_lib(char **w, int n)
 			libfail();
 		}
 		freenetconfigent(nc);
+	} else if (strcmp(op, "pmap_rmtcall") == 0 && (n == 4 || n == 5)) {
+		static unsigned char args[MAXBYTES];
+		struct blob a, r;
+		struct sockaddr_in sin;
+		u_long port = 0;
+		enum clnt_stat st;
+
+		a.len = n == 5 ? unhex(w[4], args, sizeof args) : 0;
+		a.buf = (char *)args;
+		memset(&r, 0, sizeof r);
+		memset(&sin, 0, sizeof sin);
+		sin.sin_family = AF_INET;
+		inet_pton(AF_INET, host4, &sin.sin_addr);
+		st = pmap_rmtcall(&sin, num(w[1]), num(w[2]), num(w[3]),
+				  blobproc(n == 5), (caddr_t)&a, blobproc(n == 5),
+				  (caddr_t)&r, ms2tv(wait_ms), &port);
+		if (st != RPC_SUCCESS) {
+			printf("error %s\n", statname(st));
+			return;
+		}
+		printf("port=%lu res=", port);
+		puthex((unsigned char *)r.buf, r.len);
+		printf("\n");
+		free(r.buf);
+	} else if (strcmp(op, "rpcb_rmtcall") == 0 && (n == 5 || n == 6)) {
+		static unsigned char args[MAXBYTES];
+		struct netconfig *nc = netconf(w[1]);
+		struct sockaddr_storage ss;
+		struct netbuf nb;
+		struct blob a, r;
+		enum clnt_stat st;
+
+		a.len = n == 6 ? unhex(w[5], args, sizeof args) : 0;
+		a.buf = (char *)args;
+		memset(&r, 0, sizeof r);
+		nb.buf = &ss;
+		nb.len = 0;
+		nb.maxlen = sizeof ss;
+		st = rpcb_rmtcall(nc, libhost(nc, w, 0, 1), num(w[2]), num(w[3]),
+				  num(w[4]), blobproc(n == 6), (caddr_t)&a,
+				  blobproc(n == 6), (caddr_t)&r, ms2tv(wait_ms), &nb);
+		if (st != RPC_SUCCESS) {
+			printf("error %s\n", statname(st));
+		} else {
+			char *u = nb.len ? taddr2uaddr(nc, &nb) : NULL;
+
+			printf("uaddr=");
+			printstr(u);
+			printf(" res=");
+			puthex((unsigned char *)r.buf, r.len);
+			printf("\n");
+			free(u);
+			free(r.buf);
+		}
+		freenetconfigent(nc);
+	} else if (strcmp(op, "rpc_broadcast") == 0 && (n == 5 || n == 6)) {
+		static unsigned char args[MAXBYTES];
+		const char *nettype = strcmp(w[1], "-") == 0 ? NULL : w[1];
+		struct blob a, r;
+		enum clnt_stat st;
+		int i;
+
+		a.len = n == 6 ? unhex(w[5], args, sizeof args) : 0;
+		a.buf = (char *)args;
+		memset(&r, 0, sizeof r);
+		nanswers = 0;
+		bcast_has_results = n == 6;
+		st = rpc_broadcast_exp(num(w[2]), num(w[3]), num(w[4]),
+				       blobproc(n == 6), (caddr_t)&a,
+				       blobproc(n == 6), (caddr_t)&r,
+				       (resultproc_t)eachanswer, wait_ms,
+				       2 * wait_ms, nettype);
+		if (st != RPC_SUCCESS && st != RPC_TIMEDOUT) {
+			printf("error %s\n", statname(st));
+			return;
+		}
+		qsort(answers, nanswers, sizeof answers[0], cmpstr);
+		printf("%d answers\n", nanswers);
+		for (i = 0; i < nanswers; i++) {
+			printf("  %s\n", answers[i]);
+			free(answers[i]);
+		}
 	} else {
 		usage("bad lib operation %s with %d words", op, n);
 	}
@@ -1151,24 +1301,38 @@ static void put32(unsigned char *p, uint32_t v)
 static void do_serve(char **w, int n)
 {
 	static unsigned char in[MAXBYTES], out[MAXBYTES + 64];
-	struct sockaddr_in sin, from;
+	struct sockaddr_storage ss, from;
+	socklen_t sslen;
 	uint32_t prog, vers;
 	long long deadline;
-	int fd, secs;
+	int fd, secs, v6;
 
-	if (n != 6 || strcmp(w[1], "udp") != 0)
-		usage("serve udp PORT PROG VERS SECONDS");
+	if (n != 6 || (strcmp(w[1], "udp") != 0 && strcmp(w[1], "udp6") != 0))
+		usage("serve udp|udp6 PORT PROG VERS SECONDS");
+	v6 = strcmp(w[1], "udp6") == 0;
 	prog = num(w[3]);
 	vers = num(w[4]);
 	secs = num(w[5]);
 	if (secs > 120)
 		secs = 120;
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	memset(&sin, 0, sizeof sin);
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons(num(w[2]));
-	inet_pton(AF_INET, host4, &sin.sin_addr);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+	fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+	memset(&ss, 0, sizeof ss);
+	if (v6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(num(w[2]));
+		inet_pton(AF_INET6, host6, &s6->sin6_addr);
+		sslen = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(num(w[2]));
+		inet_pton(AF_INET, host4, &s4->sin_addr);
+		sslen = sizeof *s4;
+	}
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
 		printf("error %s\n", strerror(errno));
 		exit(1);
 	}
@@ -1180,6 +1344,7 @@ static void do_serve(char **w, int n)
 		socklen_t fl = sizeof from;
 		ssize_t r;
 		size_t off, o;
+		uint32_t credlen;
 
 		if (poll(&p, 1, (int)(deadline - now_ms())) <= 0)
 			continue;
@@ -1188,7 +1353,10 @@ static void do_serve(char **w, int n)
 		if (r < 40 || get32(in + 4) != 0 || get32(in + 8) != 2)
 			continue;
 		off = 24;
-		off += 8 + ((get32(in + off + 4) + 3) & ~3u);	/* cred */
+		credlen = get32(in + off + 4);
+		if (credlen > 400 || off + 8 + credlen + 8 > (size_t)r)
+			continue;
+		off += 8 + ((credlen + 3) & ~3u);	/* cred */
 		if (off + 8 > (size_t)r)
 			continue;
 		off += 8 + ((get32(in + off + 4) + 3) & ~3u);	/* verf */
@@ -1213,6 +1381,14 @@ static void do_serve(char **w, int n)
 			put32(out + 20, 0);	/* echo the arguments */
 			memcpy(out + 24, in + off, r - off);
 			o = 24 + (r - off);
+		} else if (get32(in + 20) == 2) {
+			put32(out + 20, 0);	/* the credential */
+			memcpy(out + 24, in + 24, 8 + ((credlen + 3) & ~3u));
+			if (get32(in + 24) == AUTH_SYS && credlen >= 4)
+				put32(out + 32, 0);	/* the stamp */
+			o = 24 + 8 + ((credlen + 3) & ~3u);
+		} else if (get32(in + 20) == 3) {
+			continue;	/* a service that never answers */
 		} else {
 			put32(out + 20, 3);	/* PROC_UNAVAIL */
 		}
@@ -1220,6 +1396,61 @@ static void do_serve(char **w, int n)
 	}
 	close(fd);
 	exit(0);
+}
+
+/* do_flood sends one datagram COUNT times, each with the next xid, then
+ * counts the replies. */
+static void do_flood(char **w, int n)
+{
+	static unsigned char out[MAXBYTES], in[MAXBYTES];
+	struct transport t;
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	unsigned long count, i, rate = 0, replies = 0, sent = 0;
+	long long start;
+	size_t len;
+	uint32_t xid;
+	int fd, eof;
+
+	if (n != 4 && n != 5)
+		usage("flood needs a transport, a count, hex bytes and maybe a rate");
+	if (n == 5)
+		rate = num(w[4]);
+	t = parse_transport(w[1], SRC_UNPRIV);
+	if (t.stream)
+		usage("flood needs a datagram transport");
+	count = num(w[2]);
+	if (count > 100000)
+		usage("flood: at most 100000 datagrams");
+	len = unhex(w[3], out, sizeof out);
+	if (len < 4)
+		usage("flood: the message needs an xid");
+	fd = opensock(&t, &addr, &alen);
+	if (fd < 0) {
+		printf("error %s\n", strerror(errno));
+		return;
+	}
+	xid = get32(out);
+	start = now_ms();
+	for (i = 0; i < count; i++) {
+		if (rate > 0) {
+			long long due = start + (long long)(i * 1000 / rate);
+
+			if (due > now_ms())
+				poll(NULL, 0, (int)(due - now_ms()));
+		}
+		put32(out, xid + (uint32_t)i);
+		if (sendto(fd, out, len, 0, (struct sockaddr *)&addr, alen) == (ssize_t)len)
+			sent++;
+		/* Drain replies as they come so that the socket's buffer
+		 * never drops any. */
+		while (recv(fd, in, sizeof in, MSG_DONTWAIT) > 0)
+			replies++;
+	}
+	while (readsome(fd, in, sizeof in, now_ms() + wait_ms, &eof) > 0)
+		replies++;
+	close(fd);
+	printf("sent %lu replies %lu\n", sent, replies);
 }
 
 /* ---------- main ---------- */
@@ -1255,6 +1486,8 @@ static void run(char *line)
 		do_lib(w + 1, n - 1);
 	} else if (strcmp(w[0], "raw") == 0 || strcmp(w[0], "rawrec") == 0) {
 		do_raw(w, n, w[0][3] == 'r');
+	} else if (strcmp(w[0], "flood") == 0) {
+		do_flood(w, n);
 	} else if ((strcmp(w[0], "v2") == 0 || strcmp(w[0], "v3") == 0 ||
 		    strcmp(w[0], "v4") == 0) && n >= 3) {
 		struct transport t = parse_transport(w[1], SRC_DEFAULT);

@@ -1,0 +1,75 @@
+package pmap
+
+import (
+	"sync"
+
+	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// DUMP's reply is the whole table; it is encoded once per change of the
+// table and then sent from the cache (rpc.Call.Tail), so a client polling
+// a large table costs a write, not a rebuild.
+
+type dumpCache struct {
+	mu    sync.Mutex
+	gen   uint64
+	valid bool
+	body  []byte // never modified once published: writers may hold it
+}
+
+// body returns the encoded list for the table's current generation,
+// building it with enc when the table changed.
+func (dc *dumpCache) get(r *Registry, enc func([]byte, *Mapping) []byte) []byte {
+	gen := r.Generation()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.valid && dc.gen == gen {
+		return dc.body
+	}
+	var b []byte
+	if dc.body != nil {
+		b = make([]byte, 0, len(dc.body)+len(dc.body)/8)
+	}
+	gen = r.eachAt(func(m *Mapping) { b = enc(b, m) })
+	dc.body, dc.gen, dc.valid = xdr.AppendBool(b, false), gen, true
+	return dc.body
+}
+
+// encodePmapRow appends one PMAP v2 row (struct pmaplist); rows that v2
+// cannot express (other netids, addresses without a port) are skipped.
+func encodePmapRow(b []byte, m *Mapping) []byte {
+	prot := netidProt(m.Netid)
+	if prot == 0 {
+		return b
+	}
+	port, ok := UaddrPort(m.Addr)
+	if !ok {
+		return b
+	}
+	b = xdr.AppendBool(b, true)
+	b = xdr.AppendUint32(b, m.Prog)
+	b = xdr.AppendUint32(b, m.Vers)
+	b = xdr.AppendUint32(b, prot)
+	return xdr.AppendUint32(b, port)
+}
+
+// encodeRpcbRow appends one RPCBIND row (struct rpcblist).
+func encodeRpcbRow(b []byte, m *Mapping) []byte {
+	b = xdr.AppendBool(b, true)
+	b = xdr.AppendUint32(b, m.Prog)
+	b = xdr.AppendUint32(b, m.Vers)
+	b = xdr.AppendString(b, m.Netid)
+	b = xdr.AppendString(b, m.Addr)
+	return xdr.AppendString(b, m.Owner)
+}
+
+func (s *Service) pmapDump(res []byte, c *rpc.Call) ([]byte, error) {
+	c.Tail = s.dumpV2.get(s.Registry, encodePmapRow)
+	return res, nil
+}
+
+func (s *Service) rpcbDump(res []byte, c *rpc.Call) ([]byte, error) {
+	c.Tail = s.dumpRpcb.get(s.Registry, encodeRpcbRow)
+	return res, nil
+}
