@@ -107,6 +107,9 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	}
 	gen := s.Registry.Generation()
 	ok := s.Registry.Unset(r.prog, r.vers, string(r.netid), ownerOf(c))
+	if !ok {
+		s.rejected(RejectNotOwner)
+	}
 	s.Stats.Unset(sv, ok)
 	if s.Registry.Generation() != gen {
 		if err := s.changed(); err != nil {

@@ -54,6 +54,9 @@ type Service struct {
 	// Access, if set, says whether a host may call anything but NULL;
 	// a refused call gets AUTH_TOOWEAK.
 	Access func(host netip.Addr) bool
+	// Reject, if set, is told each refusal's reason (Reject*), for
+	// metrics.
+	Reject func(reason string)
 	Log    *zap.Logger
 	// Durable, if set, is called after a change to the table with the
 	// registry's generation, and the caller is answered only once it
@@ -120,7 +123,26 @@ func statVers(v uint32) int { return int(v) - 2 }
 // mayChange reports whether c may SET or UNSET: calls over the local
 // socket and from the loopback address only, unless insecure.
 func (s *Service) mayChange(c *rpc.Call) bool {
-	return s.Insecure || isLocalCaller(c)
+	if s.Insecure || isLocalCaller(c) {
+		return true
+	}
+	s.rejected(RejectNotLocal)
+	return false
+}
+
+// Reasons a Service refuses a call, as Reject reports them.
+const (
+	RejectNotLocal       = "not_local"
+	RejectNotOwner       = "not_owner"
+	RejectAccess         = "access_denied"
+	RejectPrivilegedPort = "privileged_port"
+	RejectPortRange      = "port_range"
+)
+
+func (s *Service) rejected(reason string) {
+	if s.Reject != nil {
+		s.Reject(reason)
+	}
 }
 
 func isLocalCaller(c *rpc.Call) bool {

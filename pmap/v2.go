@@ -113,6 +113,9 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	okTCP := s.Registry.Unset(p.prog, p.vers, rpc.NetidTCP, owner)
 	okUDP := s.Registry.Unset(p.prog, p.vers, rpc.NetidUDP, owner)
 	ok := okTCP || okUDP
+	if !okTCP || !okUDP {
+		s.rejected(RejectNotOwner)
+	}
 	s.Stats.Unset(StatV2, ok)
 	if s.Registry.Generation() != gen {
 		if err := s.changed(); err != nil {

@@ -97,6 +97,7 @@ func (l *SourceLimiter) Len() int {
 func (s *Server) allowReply(to netip.AddrPort, reqLen, replyLen int) (ok bool, why string) {
 	if replyLen > s.MaxUDPReply {
 		s.Counters.TooLarge.Add(1)
+		s.observeReject(RefusedTooLarge)
 		return false, "reply too large for a datagram; not sent"
 	}
 	if isLoopback(to.Addr()) {
@@ -104,10 +105,12 @@ func (s *Server) allowReply(to netip.AddrPort, reqLen, replyLen int) (ok bool, w
 	}
 	if s.MaxAmplification > 0 && float64(replyLen) > s.MaxAmplification*float64(reqLen) {
 		s.Counters.Amplification.Add(1)
+		s.observeReject(RefusedAmplification)
 		return false, "reply to a non-local source larger than its request allows; not sent"
 	}
 	if s.ReplyLimiter != nil && !s.ReplyLimiter.Allow(to.Addr()) {
 		s.Counters.RateLimited.Add(1)
+		s.observeReject(RefusedRateLimited)
 		return false, "source over its reply rate; not sent"
 	}
 	return true, ""

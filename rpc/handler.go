@@ -91,3 +91,23 @@ func (e *ProgMismatchError) Error() string { return "rpc: program version mismat
 type AuthErr AuthStat
 
 func (e AuthErr) Error() string { return "rpc: authentication error" }
+
+// unmapDualStack makes a call from an IPv4 address that arrived on a
+// dual-stack IPv6 socket (systemd's BindIPv6Only=both) look as it would on
+// an IPv4 socket: netid "udp" or "tcp" and a plain IPv4 address, so that
+// lookups by the arrival transport and address merging stay right.
+func (c *Call) unmapDualStack() {
+	if !c.Remote.Addr().Is4In6() {
+		return
+	}
+	switch c.Netid {
+	case NetidUDP6:
+		c.Netid = NetidUDP
+	case NetidTCP6:
+		c.Netid = NetidTCP
+	default:
+		return
+	}
+	c.Remote = netip.AddrPortFrom(c.Remote.Addr().Unmap(), c.Remote.Port())
+	c.Local = netip.AddrPortFrom(c.Local.Addr().Unmap(), c.Local.Port())
+}

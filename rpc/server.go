@@ -54,6 +54,8 @@ type Server struct {
 	ReplyLimiter *SourceLimiter
 	// Counters count refusals by reason.
 	Counters Counters
+	// Observer, if set, is told about every call and connection.
+	Observer Observer
 
 	mu        sync.Mutex
 	closing   bool
@@ -152,6 +154,7 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		}
 		c.garbage = true
 		s.Counters.Undecodable.Add(1)
+		s.observeReject(RefusedUndecodable)
 		return out, false
 	}
 	c.CallHeader = h
@@ -162,6 +165,7 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		}
 	}
 	if h.RPCVers != Version {
+		s.observeCall(c, OutcomeRPCMismatch)
 		s.logRefused(c, "rpc version mismatch")
 		return AppendRPCMismatch(out, h.XID, Version, Version), true
 	}
@@ -171,12 +175,14 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	case AuthSys:
 		p, err := ParseAuthSys(h.Cred.Body)
 		if err != nil {
+			s.observeCall(c, OutcomeAuthError)
 			s.logRefused(c, "bad AUTH_SYS credential")
 			return AppendAuthError(out, h.XID, AuthBadCred), true
 		}
 		c.authSys = p
 		c.AuthSys = &c.authSys
 	default:
+		s.observeCall(c, OutcomeAuthError)
 		s.logRefused(c, "unsupported credential flavour")
 		return AppendAuthError(out, h.XID, AuthRejectedCred), true
 	}
@@ -184,40 +190,49 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	start := len(out)
 	res, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
 	if err == nil {
+		s.observeCall(c, OutcomeSuccess)
 		return res, true
 	}
 	c.Tail = nil
 	out = out[:start]
+	reply, send, outcome := s.errorReply(out, c, err)
+	s.observeCall(c, outcome)
+	return reply, send
+}
+
+// errorReply builds the reply a handler's error asks for.
+func (s *Server) errorReply(out []byte, c *Call, err error) ([]byte, bool, string) {
+	h := &c.CallHeader
 	// errors.Is, not ==: handlers wrap the sentinels with context.
 	switch {
 	case errors.Is(err, ErrNoReply):
-		return out, false
+		return out, false, OutcomeNoReply
 	case errors.Is(err, ErrProgUnavail):
-		return AppendAccepted(out, h.XID, ProgUnavail), true
+		return AppendAccepted(out, h.XID, ProgUnavail), true, OutcomeProgUnavail
 	case errors.Is(err, ErrProcUnavail):
-		return AppendAccepted(out, h.XID, ProcUnavail), true
+		return AppendAccepted(out, h.XID, ProcUnavail), true, OutcomeProcUnavail
 	case errors.Is(err, ErrGarbageArgs):
 		s.logRefused(c, "garbage arguments")
-		return AppendAccepted(out, h.XID, GarbageArgs), true
+		return AppendAccepted(out, h.XID, GarbageArgs), true, OutcomeGarbageArgs
 	case err == ErrSystem:
 		// A deliberate SYSTEM_ERR (an INDIRECT that is not forwarded, a
 		// change that could not be persisted, already logged): any host
 		// can cause the first, so it is logged sampled, not as a warning.
 		s.logRefused(c, "system error")
-		return AppendAccepted(out, h.XID, SystemErr), true
+		return AppendAccepted(out, h.XID, SystemErr), true, OutcomeSystemErr
 	}
 	var pm *ProgMismatchError
 	if errors.As(err, &pm) {
-		return AppendProgMismatch(out, h.XID, pm.Low, pm.High), true
+		return AppendProgMismatch(out, h.XID, pm.Low, pm.High), true, OutcomeProgMismatch
 	}
 	var ae AuthErr
 	if errors.As(err, &ae) {
 		s.logRefused(c, "refused by access control")
-		return AppendAuthError(out, h.XID, AuthStat(ae)), true
+		return AppendAuthError(out, h.XID, AuthStat(ae)), true, OutcomeAuthError
 	}
 	s.Log.Warn("call failed", zap.Uint32("prog", h.Prog), zap.Uint32("vers", h.Vers),
 		zap.Uint32("proc", h.Proc), zap.Error(err))
-	return AppendAccepted(out, h.XID, SystemErr), true
+	return AppendAccepted(out, h.XID, SystemErr), true, OutcomeSystemErr
 }
 
 func (s *Server) logRefused(c *Call, why string) {

@@ -86,10 +86,12 @@ func (s *Server) track(conn net.Conn) (*connState, bool) {
 	}
 	if st.host.IsValid() && s.MaxConnsPerHost > 0 && s.perHost[st.host] >= s.MaxConnsPerHost {
 		s.Counters.ConnsRefused.Add(1)
+		s.observeReject(RefusedTooManyConns)
 		return nil, false
 	}
 	if len(s.conns) >= s.MaxConns && !s.evictLocked() {
 		s.Counters.ConnsRefused.Add(1)
+		s.observeReject(RefusedTooManyConns)
 		return nil, false
 	}
 	s.conns[conn] = st
@@ -120,6 +122,7 @@ func (s *Server) evictLocked() bool {
 	s.forgetLocked(victim, vs)
 	victim.Close()
 	s.Counters.ConnsEvicted.Add(1)
+	s.observeReject(RefusedEvicted)
 	return true
 }
 
@@ -145,6 +148,10 @@ func (s *Server) untrack(conn net.Conn, st *connState) {
 
 func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	defer s.untrack(conn, st)
+	if s.Observer != nil {
+		s.Observer.ConnOpened(netid)
+		defer s.Observer.ConnClosed(netid)
+	}
 	c := Call{Netid: netid, UID: -1}
 	switch conn := conn.(type) {
 	case *net.TCPConn:
@@ -156,6 +163,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		c.Remote, _ = netip.ParseAddrPort(conn.RemoteAddr().String())
 		c.Local, _ = netip.ParseAddrPort(conn.LocalAddr().String())
 	}
+	c.unmapDualStack()
 	base := c
 
 	rr := NewRecordReader(conn, s.MaxRecord)

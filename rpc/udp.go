@@ -84,6 +84,7 @@ func (s *Server) readUDP(sock *udpSocket) error {
 			}
 		}
 		c.reqLen = n
+		c.unmapDualStack()
 		reply, ok := s.dispatch(out[:0], buf[:n], &c)
 		if !ok {
 			continue
@@ -93,6 +94,7 @@ func (s *Server) readUDP(sock *udpSocket) error {
 			// own, or the reply is refused as too large anyway.
 			if len(reply)+len(c.Tail) > cap(out) {
 				s.Counters.TooLarge.Add(1)
+				s.observeReject(RefusedTooLarge)
 				continue
 			}
 			reply = append(reply, c.Tail...)

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/options"
 )
 
 // logOptions configure the logger every subcommand uses.
@@ -20,7 +24,15 @@ type logOptions struct {
 
 // NewRootCommand builds the portmapd program with its subcommands.
 func NewRootCommand() *cobra.Command {
+	root, _, _ := newRoot()
+	return root
+}
+
+// newRoot builds the program and returns, for reloading, where the serve
+// command's options land.
+func newRoot() (*cobra.Command, *logOptions, *daemon.Config) {
 	lo := &logOptions{}
+	cfg := &daemon.Config{}
 	root := &cobra.Command{
 		Use:           "portmapd",
 		Short:         "An ONC RPC portmapper and rpcbind replacement",
@@ -30,9 +42,9 @@ func NewRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&lo.level, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&lo.format, "log-format", "console", "log format: console or json")
-	root.AddCommand(newServeCommand(lo), newDumpCommand(), newRestoreCommand())
+	root.AddCommand(newServeCommand(lo, cfg), newDumpCommand(), newRestoreCommand())
 	root.AddCommand(newBenchCommand())
-	return root
+	return root, lo, cfg
 }
 
 // Execute runs the program with a context that SIGINT and SIGTERM cancel,
@@ -40,7 +52,17 @@ func NewRootCommand() *cobra.Command {
 func Execute() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := NewRootCommand().ExecuteContext(ctx); err != nil {
+	root := NewRootCommand()
+	// Installed as /sbin/rpcbind, the program takes rpcbind's options.
+	if filepath.Base(os.Args[0]) == "rpcbind" {
+		argv, _, err := options.RewriteArgv(os.Args)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rpcbind:", err)
+			return 1
+		}
+		root.SetArgs(argv[1:])
+	}
+	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "portmapd:", err)
 		return 1
 	}
@@ -50,10 +72,10 @@ func Execute() int {
 // newLogger builds a sampled zap logger: under a flood of bad packets the
 // first hundred messages of a kind each second are written, then one in a
 // hundred, so the log cannot be used to fill the disk.
-func (lo *logOptions) newLogger() (*zap.Logger, error) {
+func (lo *logOptions) newLogger() (*zap.Logger, zap.AtomicLevel, error) {
 	var level zapcore.Level
 	if err := level.UnmarshalText([]byte(lo.level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("--log-level: %w", err)
 	}
 	cfg := zap.NewProductionConfig()
 	cfg.Level = zap.NewAtomicLevelAt(level)
@@ -67,7 +89,8 @@ func (lo *logOptions) newLogger() (*zap.Logger, error) {
 		cfg.Encoding = "console"
 		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
 	default:
-		return nil, fmt.Errorf("--log-format: %q is neither console nor json", lo.format)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("--log-format: %q is neither console nor json", lo.format)
 	}
-	return cfg.Build()
+	log, err := cfg.Build()
+	return log, cfg.Level, err
 }

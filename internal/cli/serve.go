@@ -1,30 +1,58 @@
 package cli
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/lockfile"
+	"github.com/portmapd/portmapd/internal/options"
 	"github.com/portmapd/portmapd/internal/rmtcall"
 	"github.com/portmapd/portmapd/rpc"
 )
 
-func newServeCommand(lo *logOptions) *cobra.Command {
-	cfg := daemon.Config{}
+// newServeCommand builds "portmapd serve", filling cfg from its flags.
+// Options not given on the command line come from PORTMAPD_* variables
+// and /etc/default/portmapd's OPTIONS (rpcbind's options translated).
+func newServeCommand(lo *logOptions, cfg *daemon.Config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the portmapper daemon in the foreground",
 		Long: `Run the portmapper in the foreground. It listens on port 111 over UDP and TCP
 on IPv4 and IPv6 and on the local socket, and serves PMAP v2 and RPCBIND v3/v4.
 SET and UNSET are accepted only from the local socket and the loopback
-address unless --insecure is given.`,
+address unless --insecure is given.
+
+Options not given here are taken from PORTMAPD_* environment variables
+(PORTMAPD_WARM_START=1 for --warm-start) and then from the OPTIONS variable
+of /etc/default/portmapd (--env-file), where rpcbind's options (-w -h -i -l
+-r -s -d) keep their meaning. Under systemd the sockets may be passed in
+(socket activation). SIGHUP reloads the access lists and the log level;
+SIGUSR1 writes the registration table to the log.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := lo.newLogger()
+			res, err := options.Load(cmd.Flags(), os.Environ())
+			if err != nil {
+				return err
+			}
+			log, level, err := lo.newLogger()
 			if err != nil {
 				return err
 			}
 			defer log.Sync()
-			d, err := daemon.New(cfg, log)
+			for _, n := range res.Notes {
+				log.Info("options", zap.String("note", n))
+			}
+			if res.File != "" {
+				log.Info("read options", zap.String("file", res.File), zap.Int("settings", len(res.Settings)))
+			}
+			cfg.LogLevel = &level
+			cfg.Reload = func() (daemon.Policy, zapcore.Level, error) { return reloadServe(os.Args[1:]) }
+			d, err := daemon.New(*cfg, log)
 			if err != nil {
 				return err
 			}
@@ -32,6 +60,10 @@ address unless --insecure is given.`,
 		},
 	}
 	f := cmd.Flags()
+	f.String(options.EnvFileFlag, options.DefaultEnvFile, "environment file whose OPTIONS (and PORTMAPD_* variables) supply options not given here")
+	f.StringVar(&cfg.LockPath, "lock-file", lockfile.DefaultPath, "lock file that keeps a second instance from starting; empty disables it")
+	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics over HTTP at this address (loopback only, e.g. 127.0.0.1:9111)")
+	f.BoolVar(&cfg.MetricsAnyAddr, "metrics-any-addr", false, "allow --metrics on an address that is not loopback")
 	f.IntVar(&cfg.Port, "port", 111, "port to listen on over UDP and TCP")
 	f.StringSliceVarP(&cfg.Hosts, "host", "H", nil, "addresses to bind (repeatable or comma-separated); default all; loopback is always added")
 	f.StringVar(&cfg.SocketPath, "socket", daemon.DefaultSocketPath, "path of the local stream socket; empty disables it")
@@ -63,4 +95,25 @@ address unless --insecure is given.`,
 	f.IntVar(&rl.Burst, "remote-call-burst", rmtcall.DefaultBurst, "remote calls one non-loopback source may make at once")
 	f.Float64Var(&rl.MaxReplyRatio, "remote-call-max-reply", rmtcall.DefaultMaxReplyRatio, "drop a forwarded reply to a non-loopback source larger than this many times its request")
 	return cmd
+}
+
+// reloadServe parses the serve command line again, with the environment
+// and the environment file as they are now, for SIGHUP.
+func reloadServe(argv []string) (daemon.Policy, zapcore.Level, error) {
+	root, lo, cfg := newRoot()
+	cmd, rest, err := root.Find(argv)
+	if err != nil || cmd.Name() != "serve" {
+		return daemon.Policy{}, 0, fmt.Errorf("reload: %v is not a serve command line", argv)
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		return daemon.Policy{}, 0, err
+	}
+	if _, err := options.Load(cmd.Flags(), os.Environ()); err != nil {
+		return daemon.Policy{}, 0, err
+	}
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(lo.level)); err != nil {
+		return daemon.Policy{}, 0, fmt.Errorf("--log-level: %w", err)
+	}
+	return cfg.Policy, level, nil
 }

@@ -5,15 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/internal/liveness"
+	"github.com/portmapd/portmapd/internal/lockfile"
+	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/rmtcall"
 	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
@@ -58,6 +62,7 @@ type Config struct {
 	// as rpcbind -r does, within RemoteCallLimits (zero fields: defaults).
 	RemoteCalls      bool
 	RemoteCallLimits rmtcall.Config
+	System
 }
 
 // DefaultStateDir holds the warm-start file. It is on tmpfs on purpose:
@@ -77,6 +82,7 @@ type Daemon struct {
 	stream   []streamSock
 	writer   *state.Writer
 	cfg      Config
+	sys      systemState
 }
 
 type udpSock struct {
@@ -104,7 +110,18 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			Log:      log.Named("pmap"),
 		},
 	}
-	if err := d.bind(cfg); err != nil {
+	d.sys.retired = map[io.Closer]bool{}
+	d.sys.byHost = map[netip.Addr][]io.Closer{}
+	d.sys.pending = map[netip.Addr]bool{}
+	if err := d.acquireLock(); err != nil {
+		return nil, err
+	}
+	served, err := d.adopt()
+	if err != nil {
+		d.closeAll()
+		return nil, err
+	}
+	if err := d.bind(cfg, served); err != nil {
 		d.closeAll()
 		return nil, err
 	}
@@ -135,6 +152,11 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	if cfg.UDPRate > 0 {
 		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
 	}
+	if cfg.MetricsAddr != "" {
+		d.sys.metrics = metrics.New(metrics.Options{Registrations: reg.Len})
+		d.Server.Observer = d.sys.metrics
+		d.Service.Reject = d.sys.metrics.Reject
+	}
 	if err := d.startRemoteCalls(); err != nil { // remotecalls.go
 		d.closeAll()
 		return nil, err
@@ -142,9 +164,14 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	return d, nil
 }
 
-// bind opens the sockets in the order rpcbind lists its own rows: tcp6,
-// udp6, tcp, udp, local.
-func (d *Daemon) bind(cfg Config) error {
+// bind opens the sockets systemd did not pass, then records the daemon's
+// own rows in the order rpcbind lists them: tcp6, udp6, tcp, udp, local.
+// With --host, an address not on any interface yet is bound when it
+// appears.
+func (d *Daemon) bind(cfg Config, served map[string]string) error {
+	if served == nil {
+		served = map[string]string{}
+	}
 	port := cfg.Port
 	hosts4, hosts6, err := splitHosts(cfg.Hosts)
 	if err != nil {
@@ -160,17 +187,30 @@ func (d *Daemon) bind(cfg Config) error {
 	}
 	plans = append(plans, plan{rpc.NetidTCP, "tcp4", hosts4}, plan{rpc.NetidUDP, "udp4", hosts4})
 	for _, p := range plans {
+		if _, ok := served[p.netid]; ok {
+			continue
+		}
 		bound := false
 		for _, h := range p.hosts {
 			ap := netip.AddrPortFrom(h, uint16(port))
-			if err := d.listenIP(p.network, p.netid, ap); err != nil {
+			c, err := d.listenIP(p.network, p.netid, ap)
+			if err != nil {
 				if p.netid == rpc.NetidTCP6 || p.netid == rpc.NetidUDP6 {
-					if errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) {
+					if errors.Is(err, syscall.EAFNOSUPPORT) || (len(cfg.Hosts) == 0 && errors.Is(err, syscall.EADDRNOTAVAIL)) {
 						d.log.Warn("IPv6 unavailable; serving IPv4 only", zap.String("netid", p.netid), zap.Error(err))
 						break
 					}
 				}
+				if len(cfg.Hosts) > 0 && !h.IsLoopback() && errors.Is(err, syscall.EADDRNOTAVAIL) {
+					d.log.Warn("address not on any interface yet; it will be bound when it appears",
+						zap.String("netid", p.netid), zap.Stringer("addr", h))
+					d.sys.pending[h] = true
+					continue
+				}
 				return err
+			}
+			if len(cfg.Hosts) > 0 {
+				d.sys.byHost[h] = append(d.sys.byHost[h], c)
 			}
 			bound = true
 		}
@@ -179,14 +219,19 @@ func (d *Daemon) bind(cfg Config) error {
 			if len(cfg.Hosts) == 0 {
 				uaddr = pmap.FormatUaddr(netip.AddrPortFrom(unspecified(p.netid), uint16(port)))
 			}
-			d.Service.AddTransport(p.netid, uaddr)
+			served[p.netid] = uaddr
 		}
 	}
-	if cfg.SocketPath != "" {
+	if _, ok := served[rpc.NetidLocal]; !ok && cfg.SocketPath != "" {
 		if err := d.listenLocal(cfg.SocketPath); err != nil {
 			return err
 		}
-		d.Service.AddTransport(rpc.NetidLocal, cfg.SocketPath)
+		served[rpc.NetidLocal] = cfg.SocketPath
+	}
+	for _, netid := range []string{rpc.NetidTCP6, rpc.NetidUDP6, rpc.NetidTCP, rpc.NetidUDP, rpc.NetidLocal} {
+		if uaddr, ok := served[netid]; ok {
+			d.Service.AddTransport(netid, uaddr)
+		}
 	}
 	return nil
 }
@@ -267,31 +312,35 @@ func splitHosts(hosts []string) (v4, v6 []netip.Addr, err error) {
 	return v4, v6, nil
 }
 
-func (d *Daemon) listenIP(network, netid string, ap netip.AddrPort) error {
+func (d *Daemon) listenIP(network, netid string, ap netip.AddrPort) (io.Closer, error) {
 	addr := ap.String()
 	switch network {
 	case "udp4", "udp6":
 		pc, err := net.ListenPacket(network, addr)
 		if err != nil {
-			return bindError(netid, ap, err)
+			return nil, bindError(netid, ap, err)
 		}
 		d.udp = append(d.udp, udpSock{pc.(*net.UDPConn), netid})
+		return pc, nil
 	default:
 		l, err := net.Listen(network, addr)
 		if err != nil {
-			return bindError(netid, ap, err)
+			return nil, bindError(netid, ap, err)
 		}
 		d.stream = append(d.stream, streamSock{l, netid})
+		return l, nil
 	}
-	return nil
 }
 
 // bindError explains the usual reason port 111 is taken.
 func bindError(netid string, ap netip.AddrPort, err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("cannot bind %s port %d on %s: the port is already in use, most likely by rpcbind "+
-			"or portmap (stop them: systemctl stop rpcbind.socket rpcbind.service), or by another portmapd: %w",
-			netid, ap.Port(), ap.Addr(), err)
+		who := "most likely by rpcbind or portmap (stop them: systemctl stop rpcbind.socket rpcbind.service), or by another portmapd"
+		if users, _ := lockfile.PortUsers(ap.Port(), strings.TrimSuffix(netid, "6"), netid); len(users) > 0 {
+			who = "by " + lockfile.Describe(users) + " (rpcbind or portmap: systemctl stop rpcbind.socket rpcbind.service)"
+		}
+		return fmt.Errorf("cannot bind %s port %d on %s: the port is already in use, %s: %w",
+			netid, ap.Port(), ap.Addr(), who, err)
 	}
 	if errors.Is(err, syscall.EACCES) {
 		return fmt.Errorf("cannot bind %s port %d on %s: binding a port below 1024 needs root "+
@@ -332,12 +381,20 @@ func (d *Daemon) listenLocal(path string) error {
 // seconds.
 func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.stopRemoteCalls() // after the server's shutdown: no call is forwarded then
-	errc := make(chan error, len(d.udp)+len(d.stream))
+	defer d.releaseLock()
+	d.sys.errc = make(chan error, 1)
+	d.sys.mu.Lock()
 	for _, u := range d.udp {
-		go func() { errc <- d.Server.ServeUDP(u.conn, u.netid) }()
+		d.serveUDP(u)
 	}
 	for _, s := range d.stream {
-		go func() { errc <- d.Server.ServeStream(s.l, s.netid) }()
+		d.serveStream(s)
+	}
+	d.sys.mu.Unlock()
+	stopping, err := d.startSystem(ctx)
+	if err != nil {
+		d.Server.Shutdown(context.Background())
+		return err
 	}
 	if d.cfg.PruneInterval > 0 {
 		c := &liveness.Checker{Registry: d.Registry, Log: d.log.Named("liveness"),
@@ -352,12 +409,12 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		go c.Run(ctx)
 	}
 	d.log.Info("serving", zap.Strings("transports", d.transports()), zap.Int("registrations", d.Registry.Len()))
-	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-d.sys.errc:
 		err = fmt.Errorf("serving stopped: %w", err)
 	}
+	stopping()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if serr := d.Server.Shutdown(sctx); serr != nil && err == nil {
@@ -389,5 +446,13 @@ func (d *Daemon) closeAll() {
 	}
 	for _, s := range d.stream {
 		s.l.Close()
+	}
+	d.releaseLock()
+}
+
+func (d *Daemon) releaseLock() {
+	if d.sys.lock != nil {
+		d.sys.lock.Release()
+		d.sys.lock = nil
 	}
 }

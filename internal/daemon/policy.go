@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/user"
 	"strconv"
@@ -10,7 +11,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/portmapd/portmapd/internal/access"
 	"github.com/portmapd/portmapd/pmap"
 )
 
@@ -50,29 +50,13 @@ func (d *Daemon) applyPolicy(p Policy) error {
 		r.Refuse = p.PortRangeRefuse
 		svc.Ports = r
 	}
-	var l access.List
-	for _, a := range p.Allow {
-		if err := l.AddAllow(a); err != nil {
-			return fmt.Errorf("--allow: %w", err)
-		}
+	l, err := d.accessList(p)
+	if err != nil {
+		return err
 	}
-	for _, a := range p.Deny {
-		if err := l.AddDeny(a); err != nil {
-			return fmt.Errorf("--deny: %w", err)
-		}
-	}
-	if p.HostsFiles {
-		if err := l.LoadHostsFiles(HostsAllow, HostsDeny); err != nil {
-			return fmt.Errorf("reading tcp_wrappers files: %w", err)
-		}
-		if len(l.Skipped) > 0 {
-			d.log.Warn("hosts.allow/hosts.deny patterns not supported (names, netgroups); they never match",
-				zap.Strings("patterns", l.Skipped))
-		}
-	}
-	if !l.Empty() {
-		svc.Access = l.Allowed
-	}
+	d.sys.access.Store(l)
+	// Always installed, so that a reload can add rules to an empty list.
+	svc.Access = func(a netip.Addr) bool { return d.sys.access.Load().Allowed(a) }
 	return nil
 }
 

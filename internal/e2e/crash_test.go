@@ -32,7 +32,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	sock := filepath.Join(dir, "rpcbind.sock")
-	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock,
+	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", filepath.Join(dir, "state"), "--log-level", "warn"}
 
 	rounds, deadline := 25, time.Now().Add(90*time.Second)

@@ -20,8 +20,10 @@ import (
 func startLoopbackDaemon(t *testing.T, extra ...string) (port int, sock string) {
 	t.Helper()
 	port = freePort(t)
-	sock = filepath.Join(t.TempDir(), "rpcbind.sock")
-	args := append([]string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--log-level", "warn"}, extra...)
+	dir := t.TempDir()
+	sock = filepath.Join(dir, "rpcbind.sock")
+	args := append([]string{"serve", "--port", strconv.Itoa(port), "--socket", sock,
+		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn"}, extra...)
 	cmd := exec.Command(PortmapdPath(t), args...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

@@ -13,8 +13,9 @@ import (
 // and the running daemon's local socket is left alone.
 func TestPortInUseIsExplained(t *testing.T) {
 	port, sock := startLoopbackDaemon(t)
+	other := t.TempDir()
 	cmd := exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(port),
-		"--socket", filepath.Join(t.TempDir(), "other.sock"), "--log-level", "error")
+		"--socket", filepath.Join(other, "other.sock"), "--lock-file", filepath.Join(other, "lock"), "--log-level", "error")
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("a second daemon started on port %d:\n%s", port, out)
@@ -28,7 +29,8 @@ func TestPortInUseIsExplained(t *testing.T) {
 
 	// A second daemon on another port but the same live local socket is
 	// refused too, naming the socket.
-	cmd = exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(freePort(t)), "--socket", sock, "--log-level", "error")
+	cmd = exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(freePort(t)), "--socket", sock,
+		"--lock-file", filepath.Join(other, "lock2"), "--log-level", "error")
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), sock) || !strings.Contains(string(out), "in use") {
 		t.Fatalf("second daemon on a live local socket: err %v\n%s", err, out)

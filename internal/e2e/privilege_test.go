@@ -36,6 +36,7 @@ func TestUserDropsPrivileges(t *testing.T) {
 	port := freePort(t)
 	state := filepath.Join(dir, "state")
 	cmd := exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+		"--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", state, "--user", "nobody", "--log-level", "warn")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

@@ -24,6 +24,7 @@ func TestPruneDeadService(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	cmd := exec.Command(bin, "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+		"--lock-file", filepath.Join(dir, "lock"),
 		"--prune-dead", "100ms", "--prune-failures", "3", "--log-level", "warn")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

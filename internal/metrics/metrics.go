@@ -50,6 +50,17 @@ const (
 	RejectTooManyConns = "too_many_connections"
 	// RejectIdle: a connection closed for idling.
 	RejectIdle = "idle_timeout"
+	// RejectAmplification: a datagram reply to a non-local source larger
+	// than the allowed multiple of its request.
+	RejectAmplification = "amplification"
+	// RejectAccess: a host refused by the access lists.
+	RejectAccess = "access_denied"
+	// RejectEvicted: an idle connection closed to make room for a new one.
+	RejectEvicted = "evicted"
+	// RejectPrivilegedPort: a privileged port from an unprivileged caller.
+	RejectPrivilegedPort = "privileged_port"
+	// RejectPortRange: a registration outside the configured port range.
+	RejectPortRange = "port_range"
 )
 
 // Label values, indexed as the arrays below are. "other" is last in each.
@@ -60,7 +71,7 @@ var (
 		OutcomeGarbageArgs, OutcomeSystemErr, OutcomeAuthError, OutcomeRPCMismatch, OutcomeNoReply, "other"}
 	reasonLabels = [...]string{RejectNotLocal, RejectNotOwner, RejectUndecodable, RejectTooLarge,
 		RejectRateLimited, RejectForwardDenied, RejectForwardDisabled, RejectForwardsFull, RejectTooManyConns,
-		RejectIdle, "other"}
+		RejectIdle, RejectAmplification, RejectAccess, RejectEvicted, RejectPrivilegedPort, RejectPortRange, "other"}
 	// procedureLabels per version (RFC 1833): PMAP v2, RPCBIND v3, v4.
 	procedureLabels = [3][]string{
 		{"null", "set", "unset", "getport", "dump", "callit"},
