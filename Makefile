@@ -19,7 +19,7 @@ build:
 	$(GO) build -o $(BIN) ./cmd/portmapd
 
 run: build
-	./$(BIN) serve
+	$(abspath $(BIN)) serve
 
 test: deps vet
 	$(GO) test -race -timeout 30m -count=1 ./...
@@ -64,7 +64,7 @@ gobench:
 
 loadbench: build
 	@if [ "$$(id -u)" != 0 ]; then echo "loadbench: needs root (namespaces); skipped"; \
-	else ./$(BIN) bench compare $(BENCH_ARGS); fi
+	else $(abspath $(BIN)) bench compare $(BENCH_ARGS); fi
 
 # fuzz runs every fuzz target for FUZZTIME each.
 fuzz:
@@ -77,8 +77,17 @@ fuzz:
 lint: vet
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed; ran go vet and gofmt"; fi
 
+# install puts the binary, the systemd units (pointing at the installed
+# binary), the environment file example and the man pages under
+# DESTDIR/PREFIX. Enable with: systemctl enable --now portmapd.socket
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/portmapd
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/doc/portmapd
+	sed 's|/usr/sbin/portmapd|$(PREFIX)/sbin/portmapd|g' cmd/portmapd/portmapd.service > $(DESTDIR)$(UNITDIR)/portmapd.service
+	install -m 0644 cmd/portmapd/portmapd.socket $(DESTDIR)$(UNITDIR)/portmapd.socket
+	install -m 0644 cmd/portmapd/portmapd.default $(DESTDIR)$(PREFIX)/share/doc/portmapd/portmapd.default
+	$(abspath $(BIN)) man --dir $(DESTDIR)$(PREFIX)/share/man/man8
 
 clean:
 	rm -rf bin
