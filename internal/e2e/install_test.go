@@ -34,7 +34,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Errorf("unit does not run the installed binary:\n%s", unit)
 	}
 	page, _ := os.ReadFile(filepath.Join(dest, "opt/pm/share/man/man8/portmapd-serve.8"))
-	if !strings.Contains(string(page), "warm\\-start") {
+	if !strings.Contains(string(page), `\fB--warm-start\fP`) {
 		t.Errorf("man page lacks serve's options")
 	}
 }
