@@ -280,3 +280,45 @@ func waitLog(t *testing.T, b *lockedBuffer, want string) {
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(b.String(), want) },
 		func() string { return fmt.Sprintf("log lacks %q:\n%s", want, b.String()) })
 }
+
+// TestSocketActivationHonoursHost: rpcbind ignores -h for sockets systemd
+// passes; portmapd closes a passed socket that --host excludes and binds
+// the configured addresses itself.
+func TestSocketActivationHonoursHost(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	passed, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.3:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := passed.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve",
+		"--port", strconv.Itoa(port), "--host", "127.0.0.2", "--no-ipv6", "--socket", filepath.Join(dir, "s.sock"),
+		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	f.Close()
+	passed.Close()
+	waitReady(t, port, cmd, &stderr)
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.2:%d", port), time.Second); err != nil {
+		t.Errorf("--host address not bound: %v", err)
+	} else {
+		c.Close()
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.3:%d", port), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the passed socket that --host excludes still accepts")
+	}
+	if !strings.Contains(stderr.String(), "--host excludes") {
+		t.Errorf("no log line for the closed socket:\n%s", stderr.String())
+	}
+}
