@@ -8,18 +8,17 @@
 // Recording is on the hot path of every call, so it costs an array index
 // and an atomic add, with no allocation and no lock: every counter exists
 // from the start, in fixed arrays indexed by the known label values
-// (anything unknown lands in "other"). A custom prometheus.Collector reads
-// the arrays at scrape time. It reports every (version, procedure,
+// (anything unknown lands in "other"), read at scrape time. It reports every (version, procedure,
 // transport) success series from the start, so rates work from the first
 // scrape, and other outcomes once they occur, which keeps a scrape at a
 // few hundred series instead of the three thousand possible ones.
 //
-// The format comes from github.com/prometheus/client_golang, the
-// reference implementation of the exposition format maintained by the
-// Prometheus project: it gets escaping, content negotiation (text and
-// OpenMetrics), and the Go runtime and process collectors (memory,
-// goroutines, open descriptors: what an rpcbomb or a descriptor
-// exhaustion would show) right, which a hand-written exporter would have
-// to relearn. Its vectors (CounterVec.WithLabelValues) hash label values
-// on every call, hence the arrays in front of it.
+// The exposition is the Prometheus text format. The Go runtime and
+// process series (memory, goroutines, open descriptors: what an rpcbomb or
+// a descriptor exhaustion would show) come from
+// github.com/VictoriaMetrics/metrics, a small, well-kept library that
+// writes them in that format. It replaced the Prometheus project's
+// client_golang, which pulls in protocol buffers and grew the binary by
+// 6 MB; since a portmapper's idle memory is mostly its own binary's pages,
+// that alone took idle RSS from about 9 MB to about 13 MB.
 package metrics

@@ -1,11 +1,12 @@
 package metrics
 
 import (
+	"fmt"
+	"io"
 	"strconv"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
+	vm "github.com/VictoriaMetrics/metrics"
 )
 
 // Outcomes of a call, for Call. They follow the reply the caller got.
@@ -99,8 +100,7 @@ type Metrics struct {
 	forwards      atomic.Int64
 	registrations atomic.Int64
 	regFunc       func() int
-
-	reg *prometheus.Registry
+	runtime       bool
 }
 
 // Options configure New.
@@ -112,19 +112,10 @@ type Options struct {
 	NoRuntimeMetrics bool
 }
 
-// New creates the counters and a registry serving them.
+// New creates the counters.
 func New(opts Options) *Metrics {
-	m := &Metrics{regFunc: opts.Registrations, reg: prometheus.NewRegistry()}
-	m.reg.MustRegister(collector{m})
-	if !opts.NoRuntimeMetrics {
-		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	}
-	return m
+	return &Metrics{regFunc: opts.Registrations, runtime: !opts.NoRuntimeMetrics}
 }
-
-// Registry is where the metrics are registered, for serving them with
-// another handler or adding collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Call counts one call of procedure proc of version vers of the
 // portmapper, arriving on netid, that ended with outcome (Outcome*).
@@ -246,33 +237,14 @@ func reasonIndex(r string) int {
 	return nReasons - 1
 }
 
-var (
-	callsDesc = prometheus.NewDesc("portmapd_calls_total",
-		"Calls to the portmapper by version, procedure, transport and outcome.",
-		[]string{"version", "procedure", "transport", "outcome"}, nil)
-	registrationsDesc = prometheus.NewDesc("portmapd_registrations",
-		"Entries in the registry (program, version, netid), the portmapper's own rows included.", nil, nil)
-	rejectionsDesc = prometheus.NewDesc("portmapd_rejections_total",
-		"Calls or traffic refused or dropped, by reason.", []string{"reason"}, nil)
-	forwardsDesc = prometheus.NewDesc("portmapd_forwards_in_flight",
-		"Remote calls (CALLIT, BCAST, INDIRECT) forwarded and awaiting an answer.", nil, nil)
-	connsDesc = prometheus.NewDesc("portmapd_open_connections",
-		"Open connections on the stream transports.", []string{"transport"}, nil)
-)
-
-// collector exposes Metrics' arrays to the registry.
-type collector struct{ m *Metrics }
-
-func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- callsDesc
-	ch <- registrationsDesc
-	ch <- rejectionsDesc
-	ch <- forwardsDesc
-	ch <- connsDesc
-}
-
-func (c collector) Collect(ch chan<- prometheus.Metric) {
-	m := c.m
+// WritePrometheus writes every series in the Prometheus text format:
+// the arrays, then the Go runtime and process metrics (memory,
+// goroutines, open descriptors: what an rpcbomb or descriptor exhaustion
+// would show). Labels are written in name order, as Prometheus' own
+// clients write them.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	const calls = "portmapd_calls_total"
+	header(w, calls, "counter", "Calls to the portmapper by version, procedure, transport and outcome.")
 	for v := range nVersions {
 		for p := range nProcs {
 			proc, known := procLabel(v, p)
@@ -283,8 +255,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 					if n == 0 && !always {
 						continue
 					}
-					ch <- prometheus.MustNewConstMetric(callsDesc, prometheus.CounterValue, float64(n),
-						versionLabels[v], proc, transportLabels[t], outcomeLabels[o])
+					fmt.Fprintf(w, "%s{outcome=%q,procedure=%q,transport=%q,version=%q} %d\n",
+						calls, outcomeLabels[o], proc, transportLabels[t], versionLabels[v], n)
 				}
 			}
 		}
@@ -293,14 +265,28 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if m.regFunc != nil {
 		regs = int64(m.regFunc())
 	}
-	ch <- prometheus.MustNewConstMetric(registrationsDesc, prometheus.GaugeValue, float64(regs))
+	header(w, "portmapd_registrations", "gauge", "Entries in the registry (program, version, netid), the portmapper's own rows included.")
+	vm.WriteGaugeUint64(w, "portmapd_registrations", uint64(max(regs, 0)))
+	const rejections = "portmapd_rejections_total"
+	header(w, rejections, "counter", "Calls or traffic refused or dropped, by reason.")
 	for r := range nReasons {
-		ch <- prometheus.MustNewConstMetric(rejectionsDesc, prometheus.CounterValue, float64(m.rejections[r].Load()), reasonLabels[r])
+		fmt.Fprintf(w, "%s{reason=%q} %d\n", rejections, reasonLabels[r], m.rejections[r].Load())
 	}
-	ch <- prometheus.MustNewConstMetric(forwardsDesc, prometheus.GaugeValue, float64(m.forwards.Load()))
-	for _, t := range []int{1, 3, 4} { // the stream transports
-		ch <- prometheus.MustNewConstMetric(connsDesc, prometheus.GaugeValue, float64(m.conns[t].Load()), transportLabels[t])
+	header(w, "portmapd_forwards_in_flight", "gauge", "Remote calls (CALLIT, BCAST, INDIRECT) forwarded and awaiting an answer.")
+	vm.WriteGaugeUint64(w, "portmapd_forwards_in_flight", uint64(max(m.forwards.Load(), 0)))
+	const conns = "portmapd_open_connections"
+	header(w, conns, "gauge", "Open connections on the stream transports.")
+	for _, t := range []int{4, 1, 3} { // the stream transports, by name
+		fmt.Fprintf(w, "%s{transport=%q} %d\n", conns, transportLabels[t], max(m.conns[t].Load(), 0))
 	}
+	if m.runtime {
+		vm.WriteProcessMetrics(w)
+		vm.WriteFDMetrics(w)
+	}
+}
+
+func header(w io.Writer, name, typ, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 }
 
 // procLabel names procedure index p of version index v; known is false for

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // ErrNotLoopback is wrapped by CheckAddr's error for an address that
@@ -60,12 +58,20 @@ func Listen(addr string, force bool) (net.Listener, error) {
 // Handler serves the metrics at /metrics, and a pointer to it at /.
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
-		// Scrapes are cheap but not free; a few at a time is plenty for
-		// Prometheus and bounds what a flood of requests can cost.
-		MaxRequestsInFlight: 4,
-		Timeout:             10 * time.Second,
-	}))
+	// Scrapes are cheap but not free; a few at a time is plenty for
+	// Prometheus and bounds what a flood of requests can cost.
+	slots := make(chan struct{}, 4)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		default:
+			http.Error(w, "too many scrapes at once", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.WritePrometheus(w)
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "portmapd: metrics at /metrics")
