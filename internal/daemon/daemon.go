@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -246,6 +247,9 @@ func (d *Daemon) warmStart(dir string) error {
 	if err != nil {
 		return fmt.Errorf("warm start: %w", err)
 	}
+	// Loading allocates a little for every entry and frees nothing; the
+	// collector would only slow the first answer down.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	loaded := 0
 	for _, m := range st.WarmStart(state.RpcbindDirs) {
 		if m.Prog == pmap.Program {
