@@ -322,3 +322,78 @@ func TestSocketActivationHonoursHost(t *testing.T) {
 		t.Errorf("no log line for the closed socket:\n%s", stderr.String())
 	}
 }
+
+// TestSocketActivationDualStack: systemd may pass one IPv6 socket that
+// also receives IPv4 (BindIPv6Only=both). IPv4 callers on it are served
+// as udp/tcp callers: GETADDR looks up the udp table and answers with an
+// IPv4 address, and no separate IPv4 socket is bound.
+func TestSocketActivationDualStack(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	// "udp" and "tcp" on [::] give dual-stack sockets (IPV6_V6ONLY off).
+	tcp, err := net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
+	if err != nil {
+		t.Skip("no dual-stack sockets here:", err)
+	}
+	udp, err := net.ListenPacket("udp", fmt.Sprintf("[::]:%d", port))
+	if err != nil {
+		t.Skip("no dual-stack sockets here:", err)
+	}
+	var files []*os.File
+	for _, c := range []interface{ File() (*os.File, error) }{tcp.(*net.TCPListener), udp.(*net.UDPConn)} {
+		f, err := c.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve",
+		"--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
+	cmd.ExtraFiles = files
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=2")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
+	for _, f := range files {
+		f.Close()
+	}
+	tcp.Close()
+	udp.Close()
+	waitReady(t, port, cmd, &stderr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix", filepath.Join(dir, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Set(ctx, pmap.Mapping{Prog: 400600, Vers: 1, Netid: "udp", Addr: "0.0.0.0.39.18"}); !ok || err != nil {
+		t.Fatalf("SET: %v %v", ok, err)
+	}
+	c.Close()
+	v4, err := client.Dial(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v4.Close()
+	if got, err := v4.GetAddr(ctx, 400600, 1, "udp"); err != nil || got != "127.0.0.1.39.18" {
+		t.Fatalf("GETADDR from an IPv4 caller on the dual-stack socket = %q, %v; want 127.0.0.1.39.18\nlog:\n%s", got, err, stderr.String())
+	}
+	rows, err := v4.DumpPorts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := 0
+	for _, r := range rows {
+		if r.Prog == pmap.Program && r.Port == uint32(port) {
+			own++
+		}
+	}
+	if own != 6 {
+		t.Errorf("v2 DUMP lists %d own rows on port %d, want 6 (udp and tcp served by the dual-stack sockets): %v", own, port, rows)
+	}
+}
