@@ -13,7 +13,10 @@ type Observer interface {
 	ConnClosed(netid string)
 }
 
-// Outcomes of a call, as an Observer sees them.
+// Outcomes of a call, as an Observer sees them. AUTH_ERROR covers refusals
+// (AUTH_TOOWEAK for a SET from a host that may not make it); no_reply is
+// an answer of silence (a failed CALLIT or BCAST, a remote call over a
+// stream).
 const (
 	OutcomeSuccess      = "success"
 	OutcomeProgUnavail  = "prog_unavail"

@@ -43,14 +43,7 @@ func TestSocketActivation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var files []*os.File
-	for _, c := range []interface{ File() (*os.File, error) }{tcp.(*net.TCPListener), udp.(*net.UDPConn), unix.(*net.UnixListener)} {
-		f, err := c.File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
+	files := socketFiles(t, tcp.(*net.TCPListener), udp.(*net.UDPConn), unix.(*net.UnixListener))
 	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify"), Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -60,20 +53,9 @@ func TestSocketActivation(t *testing.T) {
 	// The daemon is told another port and no local socket: whatever it
 	// serves on port and sockPath came from the descriptors.
 	other := freePort(t)
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve",
+	cmd, stderr := startActivated(t, files, []string{"LISTEN_FDNAMES=tcp:udp:local", "NOTIFY_SOCKET=" + filepath.Join(dir, "notify")},
 		"--port", strconv.Itoa(other), "--no-ipv6", "--socket", filepath.Join(dir, "own.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
-	cmd.ExtraFiles = files
-	cmd.Env = append(os.Environ(), "LISTEN_FDS=3", "LISTEN_FDNAMES=tcp:udp:local", "NOTIFY_SOCKET="+filepath.Join(dir, "notify"))
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	for _, f := range files {
-		f.Close()
-	}
 	tcp.Close()
 	udp.Close()
 	unix.(*net.UnixListener).SetUnlinkOnClose(false) // the daemon owns it now
@@ -116,6 +98,41 @@ func TestSocketActivation(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	readNotify("STOPPING=1")
+}
+
+// startActivated runs portmapd serve as systemd would with files passed
+// as descriptors 3 and up (LISTEN_PID set to the daemon's own pid by a
+// shell that then execs it), closing the test's copies of the files.
+func startActivated(t *testing.T, files []*os.File, env []string, args ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	argv := append([]string{"-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve"}, args...)
+	cmd := exec.Command("/bin/sh", argv...)
+	cmd.ExtraFiles = files
+	cmd.Env = append(append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(files))), env...)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() })
+	for _, f := range files {
+		f.Close()
+	}
+	return cmd, stderr
+}
+
+// socketFiles duplicates sockets' descriptors for passing.
+func socketFiles(t *testing.T, socks ...interface{ File() (*os.File, error) }) []*os.File {
+	t.Helper()
+	var files []*os.File
+	for _, c := range socks {
+		f, err := c.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
 }
 
 // TestSignals: SIGUSR1 writes the table to the log; SIGHUP rereads the
@@ -291,24 +308,11 @@ func TestSocketActivationHonoursHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := passed.(*net.TCPListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve",
+	cmd, stderr := startActivated(t, socketFiles(t, passed.(*net.TCPListener)), nil,
 		"--port", strconv.Itoa(port), "--host", "127.0.0.2", "--no-ipv6", "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
-	cmd.ExtraFiles = []*os.File{f}
-	cmd.Env = append(os.Environ(), "LISTEN_FDS=1")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	f.Close()
 	passed.Close()
-	waitReady(t, port, cmd, &stderr)
+	waitReady(t, port, cmd, stderr)
 	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.2:%d", port), time.Second); err != nil {
 		t.Errorf("--host address not bound: %v", err)
 	} else {
@@ -339,31 +343,12 @@ func TestSocketActivationDualStack(t *testing.T) {
 	if err != nil {
 		t.Skip("no dual-stack sockets here:", err)
 	}
-	var files []*os.File
-	for _, c := range []interface{ File() (*os.File, error) }{tcp.(*net.TCPListener), udp.(*net.UDPConn)} {
-		f, err := c.File()
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
-	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve",
+	cmd, stderr := startActivated(t, socketFiles(t, tcp.(*net.TCPListener), udp.(*net.UDPConn)), nil,
 		"--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
-	cmd.ExtraFiles = files
-	cmd.Env = append(os.Environ(), "LISTEN_FDS=2")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	for _, f := range files {
-		f.Close()
-	}
 	tcp.Close()
 	udp.Close()
-	waitReady(t, port, cmd, &stderr)
+	waitReady(t, port, cmd, stderr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -7,23 +7,22 @@ import (
 	"sync/atomic"
 
 	vm "github.com/VictoriaMetrics/metrics"
+
+	"github.com/portmapd/portmapd/rpc"
 )
 
-// Outcomes of a call, for Call. They follow the reply the caller got.
+// Outcomes of a call, for Call: the rpc server's own vocabulary, since it
+// is the rpc.Observer that reports them.
 const (
-	OutcomeSuccess      = "success"
-	OutcomeProgUnavail  = "prog_unavail"
-	OutcomeProgMismatch = "prog_mismatch"
-	OutcomeProcUnavail  = "proc_unavail"
-	OutcomeGarbageArgs  = "garbage_args"
-	OutcomeSystemErr    = "system_err"
-	// OutcomeAuthError is a refused call: AUTH_ERROR (AUTH_TOOWEAK for a
-	// SET or UNSET from a host that may not make it).
-	OutcomeAuthError   = "auth_error"
-	OutcomeRPCMismatch = "rpc_mismatch"
-	// OutcomeNoReply is a call answered with silence: a failed CALLIT or
-	// BCAST, or a remote call over a stream.
-	OutcomeNoReply = "no_reply"
+	OutcomeSuccess      = rpc.OutcomeSuccess
+	OutcomeProgUnavail  = rpc.OutcomeProgUnavail
+	OutcomeProgMismatch = rpc.OutcomeProgMismatch
+	OutcomeProcUnavail  = rpc.OutcomeProcUnavail
+	OutcomeGarbageArgs  = rpc.OutcomeGarbageArgs
+	OutcomeSystemErr    = rpc.OutcomeSystemErr
+	OutcomeAuthError    = rpc.OutcomeAuthError
+	OutcomeRPCMismatch  = rpc.OutcomeRPCMismatch
+	OutcomeNoReply      = rpc.OutcomeNoReply
 )
 
 // Reasons for Reject: traffic refused or dropped before, or instead of, a
