@@ -1,5 +1,3 @@
-// Command portmapd is an ONC RPC portmapper: a drop-in replacement for
-// rpcbind and portmap. See "portmapd --help".
 package main
 
 import (
