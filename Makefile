@@ -10,8 +10,8 @@ BIN      := bin/portmapd
 FUZZTIME ?= 30s
 # Packages the tests drive: the real rpcbind and rpcinfo as the oracle,
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
-# for namespaces.
-TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux
+# for namespaces, nftables for the firewalls of probe's topologies.
+TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
 
 .PHONY: build run test deps vet bench gobench loadbench fuzz lint install clean
 

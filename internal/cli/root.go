@@ -14,6 +14,7 @@ import (
 
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/options"
+	"github.com/portmapd/portmapd/internal/rpcinfo"
 )
 
 // logOptions configure the logger every subcommand uses.
@@ -44,12 +45,17 @@ func newRoot() (*cobra.Command, *logOptions, *daemon.Config) {
 	root.PersistentFlags().StringVar(&lo.format, "log-format", "console", "log format: console or json")
 	root.AddCommand(newServeCommand(lo, cfg), newDumpCommand(), newRestoreCommand())
 	root.AddCommand(newBenchCommand(), newManCommand())
+	root.AddCommand(newInfoCommand(), newProbeCommand())
 	return root, lo, cfg
 }
 
 // Execute runs the program with a context that SIGINT and SIGTERM cancel,
 // returning the process exit code.
 func Execute() int {
+	// Installed (or linked) as rpcinfo, the program is rpcinfo.
+	if filepath.Base(os.Args[0]) == "rpcinfo" {
+		return rpcinfo.Run(os.Args[1:], rpcinfo.Options{Name: os.Args[0]})
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRootCommand()
@@ -63,6 +69,9 @@ func Execute() int {
 		root.SetArgs(argv[1:])
 	}
 	if err := root.ExecuteContext(ctx); err != nil {
+		if code, ok := err.(exitCode); ok { // info and probe printed their own
+			return int(code)
+		}
 		fmt.Fprintln(os.Stderr, "portmapd:", err)
 		return 1
 	}

@@ -47,7 +47,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	nextProg := uint32(0x20000000)
 	acked := 0
 	for round := 0; round < rounds && time.Now().Before(deadline); round++ {
-		cmd := exec.Command(bin, args...)
+		cmd := daemonCommand(t, bin, args...)
 		var stderr lockedBuffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -135,7 +135,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	// A last start proves the final kill lost nothing either.
-	cmd := exec.Command(bin, args...)
+	cmd := daemonCommand(t, bin, args...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -15,6 +15,22 @@ import (
 	"github.com/portmapd/portmapd/pmap/client"
 )
 
+// daemonCommand prepares a daemon process that cannot outlive the test:
+// the kernel kills it if the test binary dies (PR_SET_PDEATHSIG), and a
+// cleanup kills it when the test ends, whatever failed in between.
+func daemonCommand(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t.Cleanup(func() {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
 // startLoopbackDaemon runs portmapd on a free high port of loopback with
 // its local socket in a temporary directory.
 func startLoopbackDaemon(t *testing.T, extra ...string) (port int, sock string) {
@@ -24,7 +40,7 @@ func startLoopbackDaemon(t *testing.T, extra ...string) (port int, sock string) 
 	sock = filepath.Join(dir, "rpcbind.sock")
 	args := append([]string{"serve", "--port", strconv.Itoa(port), "--socket", sock,
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn"}, extra...)
-	cmd := exec.Command(PortmapdPath(t), args...)
+	cmd := daemonCommand(t, PortmapdPath(t), args...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

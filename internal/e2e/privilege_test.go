@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -35,7 +34,7 @@ func TestUserDropsPrivileges(t *testing.T) {
 	os.Chmod(filepath.Dir(dir), 0o755)
 	port := freePort(t)
 	state := filepath.Join(dir, "state")
-	cmd := exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+	cmd := daemonCommand(t, PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", state, "--user", "nobody", "--log-level", "warn")
 	var stderr lockedBuffer

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -23,7 +22,7 @@ func TestPruneDeadService(t *testing.T) {
 	bin := PortmapdPath(t)
 	dir := t.TempDir()
 	port := freePort(t)
-	cmd := exec.Command(bin, "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+	cmd := daemonCommand(t, bin, "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"),
 		"--prune-dead", "100ms", "--prune-failures", "3", "--log-level", "warn")
 	var stderr lockedBuffer

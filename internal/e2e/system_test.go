@@ -106,7 +106,7 @@ func TestSocketActivation(t *testing.T) {
 func startActivated(t *testing.T, files []*os.File, env []string, args ...string) (*exec.Cmd, *lockedBuffer) {
 	t.Helper()
 	argv := append([]string{"-c", `LISTEN_PID=$$ exec "$@"`, "sh", PortmapdPath(t), "serve"}, args...)
-	cmd := exec.Command("/bin/sh", argv...)
+	cmd := daemonCommand(t, "/bin/sh", argv...)
 	cmd.ExtraFiles = files
 	cmd.Env = append(append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(files))), env...)
 	stderr := &lockedBuffer{}
@@ -146,7 +146,7 @@ func TestSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	lock := filepath.Join(dir, "lock")
-	cmd := exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+	cmd := daemonCommand(t, PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", lock, "--env-file", env, "--hosts-files=false", "--log-level", "info")
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

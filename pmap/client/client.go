@@ -33,7 +33,15 @@ type Client struct {
 	rr      *rpc.RecordReader
 	xid     uint32
 	buf     []byte
+	// broken is the error that cut a stream in the middle of a call.
+	// The rest of a late reply may still arrive, or half of one have
+	// been read, so the stream cannot be read as records any more.
+	broken error
 }
+
+// ErrBroken wraps the error of a call after which a stream connection
+// is no longer usable; dial again.
+var ErrBroken = errors.New("connection unusable after an earlier call failed")
 
 // Dial connects to the portmapper at address over network: "unix" with a
 // socket path, or "tcp"/"udp" with host:port.
@@ -77,10 +85,13 @@ func (c *Client) Call(ctx context.Context, vers, proc uint32, args []byte, decod
 func (c *Client) CallProgram(ctx context.Context, prog, vers, proc uint32, args []byte, decode func(*xdr.Decoder) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.broken != nil {
+		return fmt.Errorf("%w: %w", ErrBroken, c.broken)
+	}
 	c.xid++
 	xid := c.xid
-	deadline, ok := ctx.Deadline()
-	if !ok {
+	deadline, fromCtx := ctx.Deadline()
+	if !fromCtx {
 		deadline = time.Now().Add(c.Timeout)
 	}
 	c.conn.SetDeadline(deadline)
@@ -90,10 +101,20 @@ func (c *Client) CallProgram(ctx context.Context, prog, vers, proc uint32, args 
 	msg := rpc.AppendCall(c.buf[:0], xid, prog, vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
 	msg = append(msg, args...)
 	c.buf = msg
-	reply, err := c.exchange(msg, xid, deadline)
+	reply, err := c.exchange(ctx, msg, xid, deadline)
 	if err != nil {
+		if c.rr != nil {
+			c.broken = err
+			c.conn.Close()
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		// The socket's deadline is the context's, and may pass a moment
+		// before the context says so.
+		var ne net.Error
+		if fromCtx && errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 		}
 		return err
 	}
@@ -111,8 +132,9 @@ func (c *Client) CallProgram(ctx context.Context, prog, vers, proc uint32, args 
 }
 
 // exchange sends msg and returns the reply with the same xid. Over UDP it
-// retransmits with a growing interval until the deadline.
-func (c *Client) exchange(msg []byte, xid uint32, deadline time.Time) ([]byte, error) {
+// retransmits with a growing interval until the deadline or until ctx is
+// done.
+func (c *Client) exchange(ctx context.Context, msg []byte, xid uint32, deadline time.Time) ([]byte, error) {
 	if c.rr != nil {
 		if err := rpc.WriteRecord(c.conn, msg); err != nil {
 			return nil, err
@@ -138,11 +160,16 @@ func (c *Client) exchange(msg []byte, xid uint32, deadline time.Time) ([]byte, e
 			try = deadline
 		}
 		c.conn.SetReadDeadline(try)
+		// A cancellation that came before the line above had its past
+		// deadline overwritten; look again.
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		for {
 			n, err := c.conn.Read(buf)
 			if err != nil {
 				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(deadline) {
+				if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(deadline) && ctx.Err() == nil {
 					break // retransmit
 				}
 				return nil, err

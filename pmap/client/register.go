@@ -84,6 +84,10 @@ func mappingFor(prog, vers uint32, a net.Addr) (pmap.Mapping, error) {
 		return pmap.Mapping{}, fmt.Errorf("cannot register an address of type %T", a)
 	}
 	addr := ap.Addr()
+	if !addr.IsValid() {
+		// A nil IP, as in &net.UDPAddr{Port: p}, means every address.
+		addr = netip.IPv4Unspecified()
+	}
 	netid := proto
 	if addr.Is6() && !addr.Is4In6() {
 		netid += "6"

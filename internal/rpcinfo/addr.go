@@ -1,0 +1,109 @@
+package rpcinfo
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/portmapd/portmapd/pmap"
+)
+
+// taddr is a transport address (libtirpc's netbuf): an IP address and
+// port, or the path of a local socket.
+type taddr struct {
+	Family int // syscall.AF_INET, AF_INET6 or AF_UNIX
+	IP     netip.AddrPort
+	Path   string
+}
+
+func ipTaddr(ap netip.AddrPort) taddr {
+	if ap.Addr().Is4() {
+		return taddr{Family: syscall.AF_INET, IP: ap}
+	}
+	return taddr{Family: syscall.AF_INET6, IP: ap}
+}
+
+// uaddr is taddr2uaddr. A zone does not appear in a universal address.
+func (a taddr) uaddr() string {
+	if a.Family == syscall.AF_UNIX {
+		return a.Path
+	}
+	return pmap.FormatUaddr(a.IP)
+}
+
+// netAddr is the address for Go's dialers; a zone of an IPv6 link-local
+// address is kept so that the kernel knows the interface.
+func (a taddr) netAddr() net.Addr {
+	switch a.Family {
+	case syscall.AF_UNIX:
+		return &net.UnixAddr{Name: a.Path, Net: "unix"}
+	}
+	return net.UDPAddrFromAddrPort(a.IP)
+}
+
+func (a taddr) hostPort() string {
+	return net.JoinHostPort(a.IP.Addr().String(), strconv.Itoa(int(a.IP.Port())))
+}
+
+// uaddr2taddr converts a universal address of the transport nc as
+// libtirpc does: leniently for IP (C's atoi for the port bytes,
+// inet_pton for the host), verbatim for a local socket.
+func uaddr2taddr(nc netconf, ua string) (taddr, bool) {
+	family, _, ok := nc.sockinfo()
+	if !ok {
+		return taddr{}, false
+	}
+	switch family {
+	case syscall.AF_UNIX:
+		// An absolute path is taken whole; anything else loses the two
+		// port parts of an IP universal address first, as in libtirpc.
+		if !strings.HasPrefix(ua, "/") {
+			i := strings.LastIndexByte(ua, '.')
+			if i < 0 {
+				return taddr{}, false
+			}
+			j := strings.LastIndexByte(ua[:i], '.')
+			if j < 0 {
+				return taddr{}, false
+			}
+			ua = ua[:j]
+		}
+		if len(ua) > 107 { // strncpy into sun_path
+			ua = ua[:107]
+		}
+		return taddr{Family: syscall.AF_UNIX, Path: ua}, true
+	case syscall.AF_INET:
+		ap, ok := pmap.LenientUaddr(ua, 4)
+		if !ok || !ap.Addr().Is4() {
+			return taddr{}, false
+		}
+		return taddr{Family: syscall.AF_INET, IP: ap}, true
+	default:
+		ap, ok := pmap.LenientUaddr(ua, 6)
+		if !ok {
+			return taddr{}, false
+		}
+		return taddr{Family: syscall.AF_INET6, IP: ap}, true
+	}
+}
+
+// fixup is __rpc_fixup_addr: an IPv6 link-local (or site-local) address
+// the portmapper returned takes the scope of the address the portmapper
+// was reached at. Nothing else changes; a wildcard stays a wildcard.
+func fixup(a, server taddr) taddr {
+	if a.Family != syscall.AF_INET6 || server.Family != syscall.AF_INET6 {
+		return a
+	}
+	na, sa := a.IP.Addr(), server.IP.Addr()
+	if (na.IsLinkLocalUnicast() && sa.IsLinkLocalUnicast()) || (siteLocal(na) && siteLocal(sa)) {
+		a.IP = netip.AddrPortFrom(na.WithZone(sa.Zone()), a.IP.Port())
+	}
+	return a
+}
+
+func siteLocal(a netip.Addr) bool {
+	b := a.As16()
+	return a.Is6() && b[0] == 0xfe && b[1]&0xc0 == 0xc0
+}

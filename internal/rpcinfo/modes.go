@@ -1,0 +1,745 @@
+package rpcinfo
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portmapd/portmapd/pmap"
+)
+
+// The functions below are rpcinfo.c's, one for each of its modes. They
+// print what rpcinfo prints, in the same order and with the same
+// formats, and fill the mode's result for --json.
+
+const minuteTimeout = 60 * time.Second
+const pingTimeout = 10 * time.Second
+
+// maxVersionsPinged bounds the versions pinged when the server names a
+// range: rpcinfo would ping all four billion of a "wise guy" server.
+const maxVersionsPinged = 1024
+
+// rpcbdump is rpcinfo's default listing (RPCBIND v3 DUMP, falling back
+// to v4 and to PMAP v2) and, with short, -s.
+func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) int {
+	res := &DumpResult{Mappings: []Mapping{}}
+	res.Query = "dump"
+	if short {
+		res.Query = "short"
+	}
+	r.result = res
+	if len(args) > 1 {
+		return r.usage()
+	}
+	var c clnt
+	var ok bool
+	if len(args) == 1 {
+		host := args[0]
+		res.Host = host
+		if !netidSet {
+			c, _, ok = r.rpcbindCreate(host, pmap.VersRPCB3)
+		} else {
+			nc, found := r.lookupNetid(netid)
+			if !found {
+				r.ncPerror("rpcinfo: invalid transport")
+				return 1
+			}
+			c, _, ok = r.infoHandle(host, nc, pmap.VersRPCB3)
+		}
+	} else {
+		c, ok = r.localInfo(pmap.VersRPCB3)
+	}
+	if !ok {
+		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
+		return 1
+	}
+	defer c.close()
+	var rows []RpcbRow
+	timeout := r.callTimeout(minuteTimeout)
+	st := c.call(procDump, nil, decodeRpcbList(&rows), timeout)
+	if st != Success {
+		if st != ProgVersMismatch && st != ProgUnavail {
+			return r.failed(c)
+		}
+		e := c.geterr()
+		switch {
+		case e.low() == pmap.VersRPCB4:
+			rows = nil
+			c.setVers(pmap.VersRPCB4)
+			if c.call(procDump, nil, decodeRpcbList(&rows), timeout) != Success {
+				return r.failed(c)
+			}
+		case e.high() == pmap.VersPMAP:
+			var ports []PortRow
+			c.setVers(pmap.VersPMAP)
+			if c.call(procDump, nil, decodePmapList(&ports), timeout) != Success {
+				return r.failed(c)
+			}
+			rows = nil
+			for _, p := range ports {
+				rows = append(rows, pmapToRpcb(p))
+			}
+		default:
+			// Neither: rpcinfo goes on with an empty list.
+			rows = nil
+		}
+	}
+	for _, m := range rows {
+		res.Mappings = append(res.Mappings, Mapping{m.Prog, m.Vers, m.Netid, m.Addr, m.Owner, r.serviceOr(m.Prog, "")})
+	}
+	switch {
+	case len(rows) == 0:
+		r.printf("No remote programs registered.\n")
+	case !short:
+		r.printf("   program version netid     address                service    owner\n")
+		for _, m := range rows {
+			r.printf("%10d%5d    %-9s %-22s %-10s %s\n", m.Prog, m.Vers, m.Netid, m.Addr, r.serviceOr(m.Prog, "-"), m.Owner)
+		}
+	default:
+		r.printShort(rows, res)
+	}
+	return 0
+}
+
+func (r *runner) failed(c clnt) int {
+	r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact rpcbind: "))
+	return 1
+}
+
+// pmapToRpcb is rpcinfo's conversion of a PMAP row for the listing.
+func pmapToRpcb(p PortRow) RpcbRow {
+	m := RpcbRow{Prog: p.Prog, Vers: p.Vers, Owner: "unknown"}
+	switch p.Prot {
+	case pmap.ProtoUDP:
+		m.Netid = "udp"
+	case pmap.ProtoTCP:
+		m.Netid = "tcp"
+	default:
+		m.Netid = fmt.Sprintf("%6d", p.Prot)
+	}
+	m.Addr = fmt.Sprintf("0.0.0.0.%d.%d", (p.Port>>8)&0xff, p.Port&0xff)
+	return m
+}
+
+// printShort is -s: one row per program, its versions and netids in the
+// order rpcinfo builds its lists (each new one in front). The lookups
+// use maps: a hostile list of 65536 programs must not take quadratic
+// time.
+func (r *runner) printShort(rows []RpcbRow, res *DumpResult) {
+	type prog struct {
+		prog   uint32
+		owner  string
+		vers   []int32  // oldest first; printed newest first
+		netids []string // likewise
+		seenV  map[uint32]bool
+		seenN  map[string]bool
+	}
+	var progs []*prog
+	byNum := make(map[uint32]*prog)
+	for _, m := range rows {
+		p := byNum[m.Prog]
+		if p == nil {
+			p = &prog{prog: m.Prog, owner: m.Owner, seenV: map[uint32]bool{}, seenN: map[string]bool{}}
+			byNum[m.Prog] = p
+			progs = append(progs, p)
+		}
+		// add_version compares the int it stored with the unsigned long
+		// it got: versions from 2^31 up never match, so they repeat.
+		if m.Vers >= 1<<31 || !p.seenV[m.Vers] {
+			p.seenV[m.Vers] = true
+			p.vers = append(p.vers, int32(m.Vers))
+		}
+		if !p.seenN[m.Netid] {
+			p.seenN[m.Netid] = true
+			p.netids = append(p.netids, m.Netid)
+		}
+	}
+	r.printf("   program version(s) netid(s)                         service     owner\n")
+	for _, p := range progs {
+		slices.Reverse(p.vers)
+		slices.Reverse(p.netids)
+		r.printf("%10d  ", p.prog)
+		var vl strings.Builder
+		for i, v := range p.vers {
+			fmt.Fprint(&vl, v)
+			if i < len(p.vers)-1 {
+				vl.WriteString(",")
+			}
+		}
+		// Debian's rpcinfo pads the list to ten characters, and a longer
+		// one runs into the netids.
+		r.printf("%-10s", vl.String())
+		r.printf("%-32s", joinNetids(p.netids))
+		r.printf(" %-11s", r.serviceOr(p.prog, "-"))
+		r.printf(" %s\n", p.owner)
+		vs := make([]int64, len(p.vers))
+		for i, v := range p.vers {
+			vs[i] = int64(v)
+		}
+		res.Programs = append(res.Programs, Program{p.prog, vs, p.netids, r.serviceOr(p.prog, ""), p.owner})
+	}
+}
+
+// joinNetids is rpcinfo's strncat loop into a 256-byte buffer.
+func joinNetids(netids []string) string {
+	var buf strings.Builder
+	netidmax := 255
+	for i, n := range netids {
+		buf.WriteString(n[:min(len(n), netidmax)])
+		if len(n) < netidmax {
+			netidmax -= len(n)
+		} else {
+			break
+		}
+		if i < len(netids)-1 && netidmax > 1 {
+			buf.WriteString(",")
+			netidmax--
+		}
+	}
+	return buf.String()
+}
+
+// pmapdump is -p: PMAP v2 DUMP, over the local socket or, for a host, over
+// TCP at the port the portmapper gives for itself.
+func (r *runner) pmapdump(args []string) int {
+	res := &PortsResult{Ports: []Port{}}
+	res.Query = "pmap"
+	r.result = res
+	if len(args) > 1 {
+		return r.usage()
+	}
+	var c clnt
+	host := "(null)" // printf of a NULL host in glibc
+	if len(args) == 1 {
+		host = args[0]
+		res.Host = host
+		c = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp")
+	} else {
+		var ok bool
+		if c, ok = r.localInfo(pmap.VersPMAP); !ok {
+			r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact portmapper"))
+			return 1
+		}
+	}
+	defer c.close()
+	var rows []PortRow
+	if st := c.call(procDump, nil, decodePmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
+		if st == ProgVersMismatch || st == ProgUnavail {
+			if c.geterr().low() > pmap.VersPMAP {
+				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
+			}
+			return 1
+		}
+		r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact portmapper"))
+		return 1
+	}
+	if len(rows) == 0 {
+		r.printf("No remote programs registered.\n")
+		return 0
+	}
+	r.printf("   program vers proto   port  service\n")
+	for _, p := range rows {
+		r.printf("%10d%5d", p.Prog, p.Vers)
+		switch p.Prot {
+		case pmap.ProtoUDP:
+			r.printf("%6s", "udp")
+		case pmap.ProtoTCP:
+			r.printf("%6s", "tcp")
+		default:
+			r.printf("%6d", p.Prot)
+		}
+		r.printf("%7d", p.Port)
+		name, ok := r.service(p.Prog)
+		if ok {
+			r.printf("  %s\n", name)
+		} else {
+			r.printf("\n")
+		}
+		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, protoName(p.Prot), p.Port, name})
+	}
+	return 0
+}
+
+func protoName(p uint32) string {
+	switch p {
+	case pmap.ProtoUDP:
+		return "udp"
+	case pmap.ProtoTCP:
+		return "tcp"
+	}
+	return fmt.Sprint(p)
+}
+
+// pstatus prints the outcome of the last ping on c.
+func (r *runner) pstatus(c clnt, prog, vers uint64, res *PingResult) bool {
+	e := c.geterr()
+	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == Success}
+	defer func() { res.Pings = append(res.Pings, p) }()
+	if e.Stat != Success {
+		msg := e.sperror("rpcinfo")
+		p.Error = strings.TrimPrefix(msg, "rpcinfo: ")
+		r.eprintf("%s\n", msg)
+		r.printf("program %d version %d is not available\n", prog, vers)
+		return false
+	}
+	r.printf("program %d version %d ready and waiting\n", prog, vers)
+	return true
+}
+
+// versionRange reads the range a PROG_MISMATCH named, or learns that
+// the service answers every version; ok is false when the probe failed
+// and was reported.
+func (r *runner) versionRange(c clnt, ping func(uint32) Status, st Status, prog uint64, res *PingResult) (lo, hi uint64, ok bool) {
+	switch st {
+	case ProgVersMismatch:
+		e := c.geterr()
+		return uint64(e.low()), uint64(e.high()), true
+	case Success:
+		// It answers version 0; perhaps every version.
+		switch ping(1<<32 - 1) {
+		case ProgVersMismatch:
+			e := c.geterr()
+			return uint64(e.low()), uint64(e.high()), true
+		case Success:
+			return 0, 1<<32 - 1, true
+		}
+		r.pstatus(c, prog, 1<<32-1, res)
+		return 0, 0, false
+	}
+	r.pstatus(c, prog, 0, res)
+	return 0, 0, false
+}
+
+// pingRange pings every version from lo to hi and reports whether all
+// answered.
+func (r *runner) pingRange(c clnt, ping func(uint32) Status, prog, lo, hi uint64, res *PingResult) bool {
+	ok := true
+	if hi >= lo && hi-lo >= maxVersionsPinged {
+		r.eprintf("rpcinfo: the server claims versions %d to %d; pinging the first %d\n", lo, hi, maxVersionsPinged)
+		hi = lo + maxVersionsPinged - 1
+	}
+	for v := lo; v <= hi; v++ {
+		ping(uint32(v))
+		if !r.pstatus(c, prog, v, res) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+// ipPing is -u and -t: the service's address from the portmapper over
+// the protocol, then NULL calls to it.
+func (r *runner) ipPing(proto string, args []string) int {
+	res := &PingResult{Netid: proto, Pings: []Ping{}}
+	res.Query = "ping"
+	r.result = res
+	if len(args) < 2 || len(args) > 3 {
+		return r.usage()
+	}
+	host := args[0]
+	res.Host = host
+	prog := r.getprognum(args[1])
+	var vers uint64
+	if len(args) == 3 {
+		vers = r.getvers(args[2])
+	}
+	c := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	defer c.close()
+	res.Netid = c.netid()
+	ping := func(v uint32) Status {
+		c.setVers(v)
+		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
+	}
+	st := ping(uint32(vers))
+	if len(args) == 3 {
+		if !r.pstatus(c, prog, vers, res) {
+			return 1
+		}
+		return 0
+	}
+	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
+	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
+		return 1
+	}
+	return 0
+}
+
+// progping is -T netid host prog [vers]: clnt_tp_create, then NULL calls.
+func (r *runner) progping(netid string, netidSet bool, args []string) int {
+	res := &PingResult{Netid: netid, Pings: []Ping{}}
+	res.Query = "ping"
+	r.result = res
+	if len(args) < 2 || len(args) > 3 || !netidSet {
+		return r.usage()
+	}
+	res.Host = args[0]
+	prog := uint64(uint32(r.getprognum(args[1])))
+	var vers uint64
+	if len(args) == 3 {
+		vers = uint64(uint32(r.getvers(args[2])))
+	}
+	nc, ok := r.lookupNetid(netid)
+	if !ok {
+		r.eprintf("rpcinfo: Could not find %s\n", netid)
+		return 1
+	}
+	c, ok := r.tpCreate(args[0], uint32(prog), uint32(vers), nc)
+	if !ok {
+		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
+		return 1
+	}
+	defer c.close()
+	ping := func(v uint32) Status {
+		c.setVers(v)
+		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
+	}
+	st := c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
+	if len(args) == 3 {
+		if !r.pstatus(c, prog, vers, res) {
+			return 1
+		}
+		return 0
+	}
+	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
+	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
+		return 1
+	}
+	return 0
+}
+
+// addrping is -a address -T netid prog [vers]: NULL calls to the address
+// itself, without the portmapper.
+func (r *runner) addrping(address, netid string, netidSet bool, args []string) int {
+	res := &PingResult{Netid: netid, Address: address, Pings: []Ping{}}
+	res.Query = "ping"
+	r.result = res
+	if len(args) < 1 || len(args) > 2 || !netidSet {
+		return r.usage()
+	}
+	nc, ok := r.lookupNetid(netid)
+	if !ok {
+		r.eprintf("rpcinfo: Could not find %s\n", netid)
+		return 1
+	}
+	prog := uint64(uint32(r.getprognum(args[0])))
+	var vers uint64
+	if len(args) == 2 {
+		vers = uint64(uint32(r.getvers(args[1])))
+	}
+	// uaddr2taddr fails for a transport libtirpc has no socket for.
+	a, ok := uaddr2taddr(nc, address)
+	if !ok {
+		r.eprintf("rpcinfo: rpcinfo: no address for client handle\n")
+		return 1
+	}
+	c, ok := r.tliCreate(nc, a, uint32(prog), uint32(vers))
+	if !ok {
+		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
+		return 1
+	}
+	defer c.close()
+	ping := func(v uint32) Status {
+		c.setVers(v)
+		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
+	}
+	st := ping(uint32(vers))
+	if len(args) == 2 {
+		if !r.pstatus(c, prog, vers, res) {
+			return 1
+		}
+		return 0
+	}
+	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
+	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
+		return 1
+	}
+	return 0
+}
+
+// rpcbaddrlist is -l host prog vers: RPCBIND v4 GETADDRLIST.
+func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
+	res := &AddrListResult{Entries: []Entry{}}
+	res.Query = "addrlist"
+	r.result = res
+	if len(args) != 3 {
+		return r.usage()
+	}
+	host := args[0]
+	res.Host = host
+	var c clnt
+	var target taddr
+	var ok bool
+	if !netidSet {
+		c, target, ok = r.rpcbindCreate(host, pmap.VersRPCB4)
+	} else {
+		nc, found := r.lookupNetid(netid)
+		if !found {
+			r.ncPerror("rpcinfo: invalid transport")
+			return 1
+		}
+		c, target, ok = r.infoHandle(host, nc, pmap.VersRPCB4)
+	}
+	if !ok {
+		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
+		return 1
+	}
+	defer c.close()
+	prog := uint32(r.getprognum(args[1]))
+	vers := uint32(r.getvers(args[2]))
+	res.Prog, res.Vers = prog, vers
+	args2 := appendRpcb(nil, prog, vers, c.netid(), target.uaddr(), "")
+	var entries []AddrEntry
+	if c.call(procGetaddrlist, args2, decodeEntryList(&entries), r.callTimeout(minuteTimeout)) != Success {
+		return r.failed(c)
+	}
+	if len(entries) == 0 {
+		r.printf("No remote programs registered.\n")
+		return 0
+	}
+	r.printf("   program vers  tp_family/name/class    address\t\t  service\n")
+	for _, e := range entries {
+		r.printf("%10d%3d    ", prog, vers)
+		class := "cots_ord"
+		switch e.Semantics {
+		case semCLTS:
+			class = "clts"
+		case semCOTS:
+			class = "cots"
+		}
+		buf := fmt.Sprintf("%s/%s/%s ", e.Family, e.Proto, class)
+		if len(buf) > 127 {
+			buf = buf[:127]
+		}
+		r.printf("%-24s", buf)
+		r.printf("%-24s", e.Addr)
+		r.printf(" %-13s", r.serviceOr(prog, "-"))
+		r.printf("\n")
+		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
+	}
+	return 0
+}
+
+// deletereg is -d [-T netid] prog vers: rpcb_unset, through the local
+// socket first. C evaluates the arguments of rpcb_unset right to left,
+// so a bad version is reported before a bad program.
+func (r *runner) deletereg(netid string, netidSet bool, args []string) int {
+	res := &DeleteResult{}
+	res.Query = "delete"
+	r.result = res
+	if len(args) != 2 {
+		return r.usage()
+	}
+	if netidSet {
+		if _, ok := r.lookupNetid(netid); !ok {
+			r.eprintf("rpcinfo: netid %s not supported\n", netid)
+			return 1
+		}
+		res.Netid = netid
+	}
+	vers := uint32(r.getvers(args[1]))
+	prog := uint32(r.getprognum(args[0]))
+	res.Prog, res.Vers = prog, vers
+	if !r.rpcbUnset(prog, vers, res.Netid) {
+		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
+		return 1
+	}
+	res.Deleted = true
+	return 0
+}
+
+// rpcbUnset is libtirpc's rpcb_unset: UNSET through local_rpcb, the
+// answer FALSE on any failure.
+func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
+	c, ok := r.localRPCB()
+	if !ok {
+		return false
+	}
+	defer c.close()
+	if p, isPkg := c.(*pkgClient); isPkg {
+		ctx, cancel := contextTimeout(r.callTimeout(minuteTimeout))
+		defer cancel()
+		done, err := p.c.Unset(ctx, prog, vers, netid)
+		return err == nil && done
+	}
+	var done bool
+	args := appendRpcb(nil, prog, vers, netid, "", euidString())
+	c.call(procUnset, args, func(d *xdrReader) bool { done = d.boolean(); return d.ok() }, r.callTimeout(minuteTimeout))
+	return done
+}
+
+// getstat is -m: RPCBIND v4 GETSTAT, printed as rpcinfo's tables.
+func (r *runner) getstat(args []string) int {
+	res := &StatResult{Versions: []StatVersion{}}
+	res.Query = "stat"
+	r.result = res
+	var c clnt
+	var ok bool
+	if len(args) >= 1 {
+		res.Host = args[0]
+		c, _, ok = r.rpcbindCreate(args[0], pmap.VersRPCB4)
+	} else {
+		c, ok = r.localInfo(pmap.VersRPCB4)
+	}
+	if !ok {
+		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
+		return 1
+	}
+	defer c.close()
+	var st [3]VersStat
+	if c.call(procGetstat, nil, decodeStats(&st), r.callTimeout(minuteTimeout)) != Success {
+		return r.failed(c)
+	}
+	r.printStats(&st)
+	res.Versions = statsJSON(&st, r)
+	return 0
+}
+
+var (
+	pmapHdr  = []string{"NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"}
+	rpcb3Hdr = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U"}
+	rpcb4Hdr = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U", "VERADDR", "INDRECT", "GETLIST", "GETSTAT"}
+)
+
+// spaces is rpcinfo's: nothing for a count out of 1..65.
+func spaces(n int) string {
+	if n <= 0 || n > 64 {
+		return ""
+	}
+	return strings.Repeat(" ", n)
+}
+
+// statLine prints the header and value lines of procedures lo..hi of one
+// version, each column a tab stop wider than its value.
+func (r *runner) statLine(s *VersStat, hdr []string, lo, hi int, getaddrPlusList bool) string {
+	var line strings.Builder
+	for i := lo; i <= hi; i++ {
+		field := ""
+		switch i {
+		case 1:
+			field = fmt.Sprintf("%d/", s.Set)
+		case 2:
+			field = fmt.Sprintf("%d/", s.Unset)
+		case 3:
+			var cnt int32
+			for _, a := range s.Addrs {
+				cnt += a.Success
+			}
+			field = fmt.Sprintf("%d/", cnt)
+		case 5:
+			var cnt int32
+			for _, m := range s.Rmts {
+				cnt += m.Success
+			}
+			field = fmt.Sprintf("%d/", cnt)
+		}
+		v := s.Info[i]
+		// rpcbind counts GETADDRLIST's successes as GETADDR's, and
+		// rpcinfo adds its calls to match.
+		if getaddrPlusList && i == 3 {
+			v += s.Info[11]
+		}
+		field += fmt.Sprint(v)
+		flen := len(field)
+		width := 8 * (1 + flen/8)
+		r.printf("%s%s", hdr[i], spaces(width-len(hdr[i])))
+		line.WriteString(field + spaces(width-flen))
+	}
+	return line.String()
+}
+
+func (r *runner) printStats(st *[3]VersStat) {
+	r.printf("PORTMAP (version 2) statistics\n")
+	r.printf("\n%s\n\n", r.statLine(&st[0], pmapHdr, 0, 5, false))
+	if st[0].Info[5] != 0 {
+		r.printf("PMAP_RMTCALL call statistics\n")
+		r.printRmtStat(&st[0], false)
+		r.printf("\n")
+	}
+	if st[0].Info[3] != 0 {
+		r.printf("PMAP_GETPORT call statistics\n")
+		r.printAddrStat(&st[0])
+		r.printf("\n")
+	}
+	r.printf("RPCBIND (version 3) statistics\n")
+	r.printf("\n%s\n\n", r.statLine(&st[1], rpcb3Hdr, 0, 8, false))
+	if st[1].Info[5] != 0 {
+		r.printf("RPCB_RMTCALL (version 3) call statistics\n")
+		r.printRmtStat(&st[1], false)
+		r.printf("\n")
+	}
+	if st[1].Info[3] != 0 {
+		r.printf("RPCB_GETADDR (version 3) call statistics\n")
+		r.printAddrStat(&st[1])
+		r.printf("\n")
+	}
+	r.printf("RPCBIND (version 4) statistics\n")
+	r.printf("\n%s\n", r.statLine(&st[2], rpcb4Hdr, 0, 8, true))
+	r.printf("\n%s\n", r.statLine(&st[2], rpcb4Hdr, 9, 12, true))
+	if st[2].Info[5] != 0 || st[2].Info[10] != 0 {
+		r.printf("\n")
+		r.printf("RPCB_RMTCALL (version 4) call statistics\n")
+		r.printRmtStat(&st[2], true)
+	}
+	if st[2].Info[3] != 0 {
+		r.printf("\n")
+		r.printf("RPCB_GETADDR (version 4) call statistics\n")
+		r.printAddrStat(&st[2])
+	}
+}
+
+func (r *runner) progColumn(prog uint32) {
+	if name, ok := r.service(prog); ok {
+		r.printf("%-16s", name)
+	} else {
+		r.printf("%-16d", int32(prog))
+	}
+}
+
+func (r *runner) printRmtStat(s *VersStat, v4 bool) {
+	if v4 {
+		r.printf("prog\t\tvers\tproc\tnetid\tindirect success failure\n")
+	} else {
+		r.printf("prog\t\tvers\tproc\tnetid\tsuccess\tfailure\n")
+	}
+	for _, m := range s.Rmts {
+		r.progColumn(m.Prog)
+		r.printf("%d\t%d\t%s\t", int32(m.Vers), int32(m.Proc), m.Netid)
+		if v4 {
+			r.printf("%d\t ", m.Indirect)
+		}
+		r.printf("%d\t%d\n", m.Success, m.Failure)
+	}
+}
+
+func (r *runner) printAddrStat(s *VersStat) {
+	r.printf("prog\t\tvers\tnetid\t  success\tfailure\n")
+	for _, a := range s.Addrs {
+		r.progColumn(a.Prog)
+		r.printf("%d\t%s\t  %-12d\t%d\n", int32(a.Vers), a.Netid, a.Success, a.Failure)
+	}
+}
+
+// brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
+// answer as it comes.
+func (r *runner) brdcst(args []string) int {
+	res := &BroadcastResult{Replies: []bcastReply{}}
+	res.Query = "broadcast"
+	r.result = res
+	if len(args) != 2 {
+		return r.usage()
+	}
+	prog := uint32(r.getprognum(args[0]))
+	vers := uint32(r.getvers(args[1]))
+	res.Prog, res.Vers = prog, vers
+	replies, st := r.broadcast(prog, vers)
+	for _, b := range replies {
+		r.printf("%s\t%s\n", b.Addr, b.Host)
+		res.Replies = append(res.Replies, b)
+	}
+	if st != Success && st != TimedOut {
+		r.eprintf("rpcinfo: broadcast failed: %s\n", st)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,196 @@
+package rpcinfo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
+	"github.com/portmapd/portmapd/rpc"
+)
+
+// startDaemon runs portmapd in the test on a free loopback port, with its
+// local socket in a temporary directory.
+func startDaemon(t *testing.T) (port int, socket string) {
+	t.Helper()
+	socket = filepath.Join(t.TempDir(), "rpcbind.sock")
+	var d *daemon.Daemon
+	var err error
+	for range 20 {
+		l, lerr := net.Listen("tcp4", "127.0.0.1:0")
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		d, err = daemon.New(daemon.Config{Port: port, SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true},
+			zap.NewNop())
+		if err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("daemon did not stop")
+		}
+	})
+	return port, socket
+}
+
+func run(t *testing.T, socket string, args ...string) (string, string, int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code := Run(args, Options{Stdout: &o, Stderr: &e, Socket: socket})
+	return o.String(), e.String(), code
+}
+
+func TestAgainstPortmapd(t *testing.T) {
+	port, socket := startDaemon(t)
+	n := fmt.Sprint(port)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, err := c.Set(ctx, pmap.Mapping{Prog: 100003, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.8.1"}); !ok || err != nil {
+		t.Fatalf("SET: %v %v", ok, err)
+	}
+
+	t.Run("listing over the local socket", func(t *testing.T) {
+		out, errs, code := run(t, socket)
+		if code != 0 || errs != "" || !strings.Contains(out, "    100003    3    tcp       0.0.0.0.8.1            nfs        superuser\n") {
+			t.Errorf("exit %d\n%s%s", code, out, errs)
+		}
+	})
+	t.Run("-p at -n PORT", func(t *testing.T) {
+		out, errs, code := run(t, socket, "-n", n, "-p", "127.0.0.1")
+		if code != 0 || !strings.Contains(out, fmt.Sprintf("    100000    2   tcp%7d  portmapper\n", port)) ||
+			!strings.Contains(out, "    100003    3   tcp   2049  nfs\n") {
+			t.Errorf("exit %d\n%s%s", code, out, errs)
+		}
+	})
+	t.Run("-n PORT without a host asks 127.0.0.1", func(t *testing.T) {
+		out, errs, code := run(t, "/nonexistent", "-n", n, "-s")
+		if code != 0 || !strings.Contains(out, "    100003  3         tcp") {
+			t.Errorf("exit %d\n%s%s", code, out, errs)
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		out, errs, code := run(t, socket, "--json", "-m")
+		var res StatResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+			t.Fatalf("%v exit %d\n%s%s", err, code, out, errs)
+		}
+		if res.Query != "stat" || len(res.Versions) != 3 || res.Versions[1].Set != 1 || res.Versions[1].Calls["SET"] != 1 {
+			t.Errorf("%+v", res)
+		}
+	})
+	t.Run("several hosts at once", func(t *testing.T) {
+		out, errs, code := run(t, socket, "--json", "-n", n, "--host", "127.0.0.1,127.0.0.1", "-T", "tcp", "--", "100000", "-1")
+		var res []PingResult
+		if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 || len(res) != 2 {
+			t.Fatalf("%v exit %d\n%s%s", err, code, out, errs)
+		}
+		for _, r := range res {
+			if r.Host != "127.0.0.1" || len(r.Pings) != 1 || r.Pings[0].Ready ||
+				r.Pings[0].Error != "RPC: Program/version mismatch; low version = 2, high version = 4" {
+				t.Errorf("%+v", r)
+			}
+		}
+	})
+	t.Run("-d through the local socket", func(t *testing.T) {
+		if out, errs, code := run(t, socket, "-d", "nfs", "3"); code != 0 || out != "" || errs != "" {
+			t.Fatalf("exit %d %q %q", code, out, errs)
+		}
+		out, _, _ := run(t, socket)
+		if strings.Contains(out, "100003") {
+			t.Errorf("still registered:\n%s", out)
+		}
+	})
+	t.Run("no local socket", func(t *testing.T) {
+		_, errs, code := run(t, "/nonexistent/sock", "-p")
+		if code != 1 || errs != "rpcinfo: can't contact portmapper: RPC: Remote system error - No such file or directory\n" {
+			t.Errorf("exit %d %q", code, errs)
+		}
+	})
+}
+
+func TestDeleteAtPort(t *testing.T) {
+	port, socket := startDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Registered through TCP from loopback, the entry belongs to
+	// "unknown" (or "superuser" from a reserved port), which -n's TCP
+	// UNSET from loopback may remove.
+	tcp, err := client.Dial(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if ok, err := tcp.Set(ctx, pmap.Mapping{Prog: 400500, Vers: 1, Netid: "udp", Addr: "0.0.0.0.39.16"}); !ok || err != nil {
+		t.Fatalf("SET: %v %v", ok, err)
+	}
+	if out, errs, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), "-d", "400500", "1"); code != 0 {
+		t.Fatalf("exit %d %q %q", code, out, errs)
+	}
+	if p, _ := c.GetPort(ctx, 400500, 1, pmap.ProtoUDP); p != 0 {
+		t.Errorf("still registered at %d", p)
+	}
+}
+
+// -n PORT with -u or -t calls the service at that port directly, as
+// rpcinfo(8) documents and rpcinfo 1.2.x does not do: here no portmapper
+// knows the program at all.
+func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
+	mux := rpc.NewMux()
+	mux.Handle(400700, 2, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
+	srv := &rpc.Server{Handler: mux}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeUDP(pc.(*net.UDPConn), "udp")
+	go srv.ServeStream(l, "tcp")
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	for _, mode := range []string{"-u", "-t"} {
+		out, errs, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), mode, "127.0.0.1", "400700", "2")
+		if code != 0 || out != "program 400700 version 2 ready and waiting\n" {
+			t.Errorf("%s: %q %q exit %d", mode, out, errs, code)
+		}
+	}
+	out, _, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), "-u", "127.0.0.1", "400700")
+	if code != 0 || out != "program 400700 version 2 ready and waiting\n" {
+		t.Errorf("version range over -n: %q exit %d", out, code)
+	}
+}

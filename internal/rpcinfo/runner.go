@@ -1,0 +1,312 @@
+package rpcinfo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portmapd/portmapd/pmap"
+)
+
+// runner is one run of rpcinfo against one host: its configuration,
+// libtirpc's global rpc_createerr, what it printed and the result for
+// JSON.
+type runner struct {
+	netconfig  []netconf
+	rpc        rpcDB
+	socket     string
+	port       int           // -n: the portmapper's port (0: /etc/services)
+	timeout    time.Duration // --timeout: every call's (0: rpcinfo's own)
+	lookupHost func(context.Context, string) ([]netip.Addr, error)
+	lookupAddr func(context.Context, string) ([]string, error)
+	broadcast  func(prog, vers uint32) ([]bcastReply, Status)
+	// transport, when set, stands in for the sockets: tests give every
+	// client handle a fake that answers from memory.
+	transport func(netid string, a taddr, prog, vers uint32) clnt
+
+	cerr   createErr
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	result any
+}
+
+// callTimeout is rpcinfo's timeout for a kind of call unless --timeout
+// replaced it.
+func (r *runner) callTimeout(def time.Duration) time.Duration {
+	if r.timeout > 0 {
+		return r.timeout
+	}
+	return def
+}
+
+// retry is the datagram retransmit interval: libtirpc's 15 seconds, or
+// a quarter of a shorter --timeout so that a lost datagram is resent.
+func (r *runner) retry() time.Duration {
+	if r.timeout > 0 && r.timeout < 4*retryInterval {
+		return max(r.timeout/4, 10*time.Millisecond)
+	}
+	return retryInterval
+}
+
+func (r *runner) printf(format string, a ...any)  { fmt.Fprintf(&r.stdout, format, a...) }
+func (r *runner) eprintf(format string, a ...any) { fmt.Fprintf(&r.stderr, format, a...) }
+
+// service is the name getrpcbynumber gives prog, if any.
+func (r *runner) service(prog uint32) (string, bool) { return r.rpc.byNumber(prog) }
+
+func (r *runner) serviceOr(prog uint32, dash string) string {
+	if s, ok := r.service(prog); ok {
+		return s
+	}
+	return dash
+}
+
+const usageText = `Usage: rpcinfo [-m | -s] [host]
+       rpcinfo -p [host]
+       rpcinfo -T netid host prognum [versnum]
+       rpcinfo -l host prognum versnum
+       rpcinfo [-n portnum] -u | -t host prognum [versnum]
+       rpcinfo -a serv_address -T netid prognum [version]
+       rpcinfo -b prognum versnum
+       rpcinfo -d [-T netid] prognum versnum
+`
+
+func (r *runner) usage() int {
+	r.stderr.WriteString(usageText)
+	return 1
+}
+
+// exitError stops a run the way exit(1) ends rpcinfo in the middle of a
+// function; run recovers it.
+type exitError struct{ code int }
+
+func (r *runner) exit(code int) { panic(exitError{code}) }
+
+// getprognum is rpcinfo's: all digits is a number for strtol, anything
+// else (including a number followed by a letter) a name for
+// getrpcbyname. The result is C's long, so ip_ping prints numbers
+// above 2^32 as given while the call carries their low 32 bits.
+func (r *runner) getprognum(arg string) uint64 {
+	i := 0
+	for i < len(arg) && isDigit(arg[i]) {
+		i++
+	}
+	// C's loop also steps over the first character that is not a digit,
+	// and then looks at the one after it, or at that character itself
+	// when it ended the string.
+	rest := ""
+	var last byte
+	if i < len(arg) {
+		rest, last = arg[i+1:], arg[i]
+	} else if i > 0 {
+		last = arg[i-1]
+	}
+	if rest != "" || isAlpha(last) {
+		n, ok := r.rpc.byName(arg)
+		if !ok {
+			r.eprintf("rpcinfo: %s is unknown service\n", arg)
+			r.exit(1)
+		}
+		return uint64(n)
+	}
+	v, ok := strtol(arg)
+	if !ok {
+		r.eprintf("rpcinfo: %s is illegal program number\n", arg)
+		r.exit(1)
+	}
+	return uint64(v)
+}
+
+// getvers is rpcinfo's: strtol cast to int, then to unsigned long, so
+// "-1" is 2^64-1 where printed as unsigned long and 2^32-1 on the wire.
+func (r *runner) getvers(arg string) uint64 {
+	v, ok := strtol(arg)
+	if !ok {
+		r.eprintf("rpcinfo: %s is illegal version number\n", arg)
+		r.exit(1)
+	}
+	return uint64(int64(int32(v)))
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
+
+// strtol is C's strtol(s, &end, 10) with the check rpcinfo makes: some
+// digits and nothing after them. Leading blanks and a sign are allowed;
+// a value out of range saturates as strtol does.
+func strtol(s string) (int64, bool) {
+	t := strings.TrimLeft(s, " \t\n\v\f\r")
+	neg := false
+	if t != "" && (t[0] == '+' || t[0] == '-') {
+		neg = t[0] == '-'
+		t = t[1:]
+	}
+	if t == "" {
+		return 0, false
+	}
+	var n uint64
+	const limit = 1 << 63
+	for i := 0; i < len(t); i++ {
+		if !isDigit(t[i]) {
+			return 0, false
+		}
+		if d := uint64(t[i] - '0'); n > (limit-d)/10 {
+			n = limit
+		} else {
+			n = n*10 + d
+		}
+	}
+	switch {
+	case neg && n >= limit:
+		return -1 << 63, true
+	case neg:
+		return -int64(n), true
+	case n >= limit:
+		return 1<<63 - 1, true
+	}
+	return int64(n), true
+}
+
+// ncPerror is nc_perror after a failed getnetconfigent.
+func (r *runner) ncPerror(prefix string) {
+	r.eprintf("%s: Netid not found in netconfig database\n", prefix)
+}
+
+// lookupNetid is getnetconfigent as the user's -T reaches it, with
+// libtirpc's warning about the netid "unix" (it also sleeps ten
+// seconds there, which is not repeated here).
+func (r *runner) lookupNetid(netid string) (netconf, bool) {
+	if netid == "" {
+		return netconf{}, false
+	}
+	if netid == "unix" {
+		r.stderr.WriteString("The local transport is called \"unix\" in /etc/netconfig.\n" +
+			"Please change this to \"local\" manually or run mergemaster(8).\n" +
+			"See UPDATING entry 20021216 for details.\n" +
+			"Continuing in 10 seconds\n\n" +
+			"This warning will be removed 20030301\n")
+	}
+	return r.lookup(netid)
+}
+
+// localInfo is rpcinfo's local_rpcb: the local socket only. With -n the
+// portmapper is asked on that port of the loopback address instead.
+func (r *runner) localInfo(vers uint32) (clnt, bool) {
+	if r.port > 0 {
+		nc, ok := r.lookup("tcp")
+		if !ok {
+			r.cerr = createErr{Stat: UnknownProto}
+			return nil, false
+		}
+		return r.tliCreate(nc, ipTaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(r.port))),
+			pmap.Program, vers)
+	}
+	return r.dialLocal(vers)
+}
+
+// infoHandle is rpcinfo's own getclnthandle: the first address
+// getaddrinfo gives for the host and service "rpcbind" (else
+// "portmapper"), whatever its family, on transport nc.
+func (r *runner) infoHandle(host string, nc netconf, vers uint32) (clnt, taddr, bool) {
+	addrs, ok := r.getaddrinfo(host, 0)
+	port, okPort := r.servicePort("rpcbind", "portmapper")
+	if !ok || !okPort {
+		r.cerr = createErr{Stat: N2AXlateFailure}
+		return nil, taddr{}, false
+	}
+	a := ipTaddr(netip.AddrPortFrom(addrs[0], uint16(port)))
+	c, ok := r.tliCreate(nc, a, pmap.Program, vers)
+	return c, a, ok
+}
+
+// rpcbindCreate is clnt_rpcbind_create: the first transport that gives a
+// client, trying the stream transports (twice, as circuit_n and
+// circuit_v) before the datagram ones.
+func (r *runner) rpcbindCreate(host string, vers uint32) (clnt, taddr, bool) {
+	r.cerr = createErr{}
+	for _, kind := range []string{"circuit", "circuit", "datagram"} {
+		for _, nc := range r.nettype(kind) {
+			if c, a, ok := r.infoHandle(host, nc, vers); ok {
+				return c, a, true
+			}
+		}
+		if r.cerr.Stat == Success {
+			r.cerr.Stat = UnknownProto
+		}
+	}
+	return nil, taddr{}, false
+}
+
+// ipGetclient is rpcinfo's ip_getclient: the first transport of proto in
+// the netconfig database through which the portmapper knows the program,
+// then a client for it. It ends the run on failure, as rpcinfo does.
+func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) clnt {
+	saved := Success
+	var result *netconf
+	var addr taddr
+	if r.port > 0 {
+		// -n PORT with -u or -t is rpcinfo(8)'s documented meaning, which
+		// rpcinfo 1.2.x parses and then ignores: call the service at that
+		// port and ask no portmapper.
+		result, addr = r.directAddr(host, proto)
+		if result == nil {
+			r.cerr.Stat = UnknownHost
+			r.eprintf("%s\n", r.cerr.spcreateerror(host))
+			r.exit(1)
+		}
+	}
+	for i, nc := range r.netconfig {
+		if result != nil {
+			break
+		}
+		if nc.Proto != proto {
+			continue
+		}
+		if a, ok := r.rpcbGetaddr(prog, vers, nc, host); ok {
+			result, addr = &r.netconfig[i], a
+			break
+		}
+		if r.cerr.Stat != UnknownHost {
+			r.eprintf("%s\n", r.cerr.spcreateerror(host))
+			r.exit(1)
+		}
+		saved = r.cerr.Stat
+	}
+	if result == nil {
+		if saved != Success {
+			r.cerr.Stat = saved
+			r.eprintf("%s\n", r.cerr.spcreateerror(host))
+		} else {
+			r.eprintf("Cannot find suitable transport for protocol %s\n", proto)
+		}
+		r.exit(1)
+	}
+	c, ok := r.tliCreate(*result, addr, prog, vers)
+	if !ok {
+		r.eprintf("%s\n", r.cerr.spcreateerror(host))
+		r.exit(1)
+	}
+	return c
+}
+
+// directAddr is host at -n's port over the first transport of proto whose
+// family the host has an address in.
+func (r *runner) directAddr(host, proto string) (*netconf, taddr) {
+	for i, nc := range r.netconfig {
+		if nc.Proto != proto || (nc.Family != "inet" && nc.Family != "inet6") {
+			continue
+		}
+		fam := syscall.AF_INET
+		if nc.Family == "inet6" {
+			fam = syscall.AF_INET6
+		}
+		if addrs, ok := r.getaddrinfo(host, fam); ok {
+			return &r.netconfig[i], ipTaddr(netip.AddrPortFrom(addrs[0], uint16(r.port)))
+		}
+	}
+	return nil, taddr{}
+}
