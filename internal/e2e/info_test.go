@@ -405,7 +405,7 @@ func TestInfoExtensions(t *testing.T) {
 			t.Errorf("%v %s\n%s", err, out.Status(), out.Stdout)
 		}
 	})
-	t.Run("-n asks the portmapper on that port", func(t *testing.T) {
+	t.Run("-n names the portmapper, or with -u/-t the service", func(t *testing.T) {
 		out := run("-n", "4111", "-p")
 		if out.Exit != 0 || strings.Contains(out.Stdout, "400300") || !strings.Contains(out.Stdout, "100000    2   tcp   4111  portmapper") {
 			t.Errorf("the second portmapper (port 4111, without 400300) was not asked: %s\n%s%s", out.Status(), out.Stdout, out.Stderr)
@@ -414,9 +414,12 @@ func TestInfoExtensions(t *testing.T) {
 		if out.Stdout != "program 100000 version 4 ready and waiting\n" {
 			t.Errorf("%s\n%s%s", out.Status(), out.Stdout, out.Stderr)
 		}
+		// With -u, -n is the service's own port (rpcinfo(8)): program
+		// 400300 is called at port 111, where the portmapper answers that
+		// it is not that program, without being asked for a lookup.
 		out = run("-n", "111", "-u", "127.0.0.1", "400300", "1")
-		if out.Exit != 1 || !strings.Contains(out.Stderr, "Connection refused") {
-			t.Errorf("-n 111 is the default portmapper: %s\n%s%s", out.Status(), out.Stdout, out.Stderr)
+		if out.Exit != 1 || !strings.Contains(out.Stderr, "Program unavailable") {
+			t.Errorf("-n 111 -u calls port 111 itself: %s\n%s%s", out.Status(), out.Stdout, out.Stderr)
 		}
 	})
 }
