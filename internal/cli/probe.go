@@ -14,10 +14,11 @@ import (
 
 // probeOptions are the flags of probe.
 type probeOptions struct {
-	json    bool
-	timeout time.Duration
-	port    int
-	protos  []string
+	json      bool
+	timeout   time.Duration
+	port      int
+	protos    []string
+	portRange string
 }
 
 // newProbeCommand walks the path to an RPC service and says where it
@@ -66,11 +67,21 @@ Exit status: 0 ok, 2 usage, 3 unresolved, 4 portmapper refused,
 	f.DurationVar(&o.timeout, "timeout", 3*time.Second, "time allowed for each step")
 	f.IntVar(&o.port, "port", 111, "the portmapper's port")
 	f.StringSliceVar(&o.protos, "proto", []string{"tcp", "udp"}, "transports to walk, in order: tcp, udp")
+	f.StringVar(&o.portRange, "port-range", "", "LOW-HIGH: say so when the registration's port is outside the range a firewall opens")
 	return cmd
 }
 
 func (o *probeOptions) config(args []string) (probe.Config, error) {
 	cfg := probe.Config{Port: o.port, Timeout: o.timeout}
+	if o.portRange != "" {
+		lo, hi, cut := strings.Cut(o.portRange, "-")
+		l, err1 := strconv.ParseUint(lo, 10, 16)
+		h, err2 := strconv.ParseUint(hi, 10, 16)
+		if !cut || err1 != nil || err2 != nil || l == 0 || l > h {
+			return cfg, fmt.Errorf("--port-range %q: want LOW-HIGH", o.portRange)
+		}
+		cfg.PortLow, cfg.PortHigh = uint16(l), uint16(h)
+	}
 	if len(args) < 1 || len(args) > 3 {
 		return cfg, fmt.Errorf("want HOST [PROG [VERS]], got %d arguments", len(args))
 	}

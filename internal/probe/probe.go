@@ -34,6 +34,9 @@ type Config struct {
 	Timeout time.Duration
 	// Lookup resolves the host; nil means the system resolver.
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// PortLow and PortHigh, when set, are the range a firewall opens
+	// besides 111; a registration outside it is named in the report.
+	PortLow, PortHigh uint16
 }
 
 // Step statuses.
@@ -204,7 +207,12 @@ func (p *prober) walk(ctx context.Context, proto string) {
 			return RPCError, fmt.Sprintf("registered at %q, which is not an address", ua)
 		}
 		svc = ap
-		return OK, fmt.Sprintf("at %s (port %d)%s", ua, ap.Port(), p.otherVersion(cctx, pm, proto, netid))
+		outside := ""
+		if p.cfg.PortHigh != 0 && (ap.Port() < p.cfg.PortLow || ap.Port() > p.cfg.PortHigh) {
+			outside = fmt.Sprintf("; outside the port range %d-%d, so a firewall opening only that range drops it",
+				p.cfg.PortLow, p.cfg.PortHigh)
+		}
+		return OK, fmt.Sprintf("at %s (port %d)%s%s", ua, ap.Port(), p.otherVersion(cctx, pm, proto, netid), outside)
 	})
 	if s.class != OK {
 		return

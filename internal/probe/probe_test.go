@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +230,33 @@ $`)
 	if back.Host != "127.0.0.1" || back.Prog != 400300 || back.Vers != 1 || len(back.Steps) != 4 ||
 		back.Steps[3].Status != StatusFail || back.Verdict.Code != 7 {
 		t.Errorf("%s", js.String())
+	}
+}
+
+// With a port range, a registration outside it is named in the
+// registration step: the firewall that opens 111 and that range would drop
+// the service's traffic.
+func TestPortRangeIsNamed(t *testing.T) {
+	pm, socket := startDaemon(t)
+	svc := service(t)
+	register(t, socket, 400300, 1, "tcp", svc)
+	for _, c := range []struct {
+		low, high uint16
+		outside   bool
+	}{{1, 1023, svc >= 1024}, {uint16(svc), uint16(svc), false}} {
+		rep := Run(context.Background(), Config{Host: "127.0.0.1", Port: pm, Prog: 400300, HasProg: true, Vers: 1, HasVers: true,
+			Protos: []string{"tcp"}, Timeout: 2 * time.Second, PortLow: c.low, PortHigh: c.high})
+		var reg *Step
+		for i := range rep.Steps {
+			if rep.Steps[i].Name == "registration" {
+				reg = &rep.Steps[i]
+			}
+		}
+		if reg == nil {
+			t.Fatal("no registration step")
+		}
+		if got := strings.Contains(reg.Detail, "outside the port range"); got != c.outside {
+			t.Errorf("range %d-%d, port %d: %q", c.low, c.high, svc, reg.Detail)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -230,6 +231,10 @@ Options of rpcinfo, as in rpcinfo(8); in addition:
                       query several hosts at once
        --timeout D    bound every call by D (e.g. 2s) instead of
                       rpcinfo's 10s for pings and 60s otherwise
+       --port-range LOW-HIGH
+                      name, on stderr, registrations whose port is
+                      outside the range a firewall opens (-p and the
+                      default listing)
        --socket PATH  the portmapper's local socket (default
                       /run/rpcbind.sock)
 `
@@ -415,6 +420,19 @@ func (cl *cmdline) longOption(name string, argv []string, i *int, r *runner) boo
 			return false
 		}
 		r.socket = v
+	case "port-range":
+		v, ok := needVal()
+		if !ok {
+			return false
+		}
+		lo, hi, cut := strings.Cut(v, "-")
+		l, err1 := strconv.ParseUint(lo, 10, 16)
+		h, err2 := strconv.ParseUint(hi, 10, 16)
+		if !cut || err1 != nil || err2 != nil || l == 0 || l > h {
+			fmt.Fprintf(&r.stderr, "%s: --port-range: %q is not LOW-HIGH\n", name, v)
+			return false
+		}
+		r.portRange = [2]uint32{uint32(l), uint32(h)}
 	default:
 		fmt.Fprintf(&r.stderr, "%s: unrecognized option '--%s'\n", name, opt)
 		return false

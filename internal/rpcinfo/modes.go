@@ -99,7 +99,24 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	default:
 		r.printShort(rows, res)
 	}
+	for _, m := range rows {
+		if port, ok := pmap.UaddrPort(m.Addr); ok && m.Netid != "local" && m.Netid != "unix" {
+			r.flagOutsideRange(m.Prog, m.Vers, m.Netid, port)
+		}
+	}
 	return 0
+}
+
+// flagOutsideRange names, on stderr, a registration whose port is
+// outside --port-range: the firewall that opens 111 and that range will
+// not let its clients through. Nothing is said without --port-range, so
+// rpcinfo's output stays rpcinfo's.
+func (r *runner) flagOutsideRange(prog, vers uint32, netid string, port uint32) {
+	if r.portRange[1] == 0 || port >= r.portRange[0] && port <= r.portRange[1] {
+		return
+	}
+	r.eprintf("rpcinfo: program %d version %d on %s uses port %d, outside the port range %d-%d\n",
+		prog, vers, netid, port, r.portRange[0], r.portRange[1])
 }
 
 func (r *runner) failed(c clnt) int {
@@ -257,6 +274,9 @@ func (r *runner) pmapdump(args []string) int {
 			r.printf("\n")
 		}
 		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, protoName(p.Prot), p.Port, name})
+	}
+	for _, p := range rows {
+		r.flagOutsideRange(p.Prog, p.Vers, protoName(p.Prot), p.Port)
 	}
 	return 0
 }

@@ -194,3 +194,38 @@ func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
 		t.Errorf("version range over -n: %q exit %d", out, code)
 	}
 }
+
+// --port-range names the registrations a firewall opening 111 and that
+// range would cut off, on stderr, leaving rpcinfo's output as it is.
+func TestPortRangeNamesRegistrationsOutside(t *testing.T) {
+	_, socket := startDaemon(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, m := range []pmap.Mapping{
+		{Prog: 400800, Vers: 1, Netid: "udp", Addr: "0.0.0.0.117.48"}, // 30000
+		{Prog: 400801, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.156.64"}, // 40000
+	} {
+		if ok, err := c.Set(ctx, m); !ok || err != nil {
+			t.Fatalf("SET %v: %v %v", m, ok, err)
+		}
+	}
+	plainOut, _, _ := run(t, socket, "-p")
+	for _, args := range [][]string{{"-p"}, {}} {
+		out, errs, code := run(t, socket, append([]string{"--port-range", "1-30000"}, args...)...)
+		if code != 0 || !strings.Contains(errs, "program 400801 version 1 on tcp uses port 40000, outside the port range 1-30000") ||
+			strings.Contains(errs, "400800") {
+			t.Errorf("%v: exit %d, stderr:\n%s", args, code, errs)
+		}
+		if len(args) == 1 && out != plainOut {
+			t.Errorf("--port-range changed -p's output:\n%s\nwant\n%s", out, plainOut)
+		}
+	}
+	if _, errs, _ := run(t, socket, "--port-range", "1-65535", "-p"); errs != "" {
+		t.Errorf("nothing is outside 1-65535, yet: %s", errs)
+	}
+}
