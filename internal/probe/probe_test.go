@@ -8,15 +8,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
@@ -24,29 +21,6 @@ import (
 
 // On loopback: portmapd in the test, and services that answer, refuse,
 // mismatch or hang. The e2e tests build real networks with firewalls.
-
-func startDaemon(t *testing.T) (port int, socket string) {
-	t.Helper()
-	socket = filepath.Join(t.TempDir(), "rpcbind.sock")
-	var d *daemon.Daemon
-	var err error
-	for range 20 {
-		port = freePort(t)
-		d, err = daemon.New(daemon.Config{Port: port, SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true},
-			zap.NewNop())
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return port, socket
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -136,7 +110,7 @@ func register(t *testing.T, socket string, prog, vers uint32, netid string, port
 }
 
 func TestVerdicts(t *testing.T) {
-	pm, socket := startDaemon(t)
+	pm, socket := daemontest.Start(t)
 	svc := service(t)
 	hang := hanging(t)
 	closed := freePort(t)
@@ -195,7 +169,7 @@ func TestVerdicts(t *testing.T) {
 }
 
 func TestReportFormats(t *testing.T) {
-	pm, socket := startDaemon(t)
+	pm, socket := daemontest.Start(t)
 	register(t, socket, 400300, 1, "tcp", freePort(t))
 	rep := Run(context.Background(), Config{Host: "127.0.0.1", Port: pm, Prog: 400300, HasProg: true, Vers: 1, HasVers: true,
 		Protos: []string{"tcp"}, Timeout: time.Second})
@@ -237,7 +211,7 @@ $`)
 // registration step: the firewall that opens 111 and that range would drop
 // the service's traffic.
 func TestPortRangeIsNamed(t *testing.T) {
-	pm, socket := startDaemon(t)
+	pm, socket := daemontest.Start(t)
 	svc := service(t)
 	register(t, socket, 400300, 1, "tcp", svc)
 	for _, c := range []struct {

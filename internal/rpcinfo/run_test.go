@@ -6,55 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
 )
-
-// startDaemon runs portmapd in the test on a free loopback port, with its
-// local socket in a temporary directory.
-func startDaemon(t *testing.T) (port int, socket string) {
-	t.Helper()
-	socket = filepath.Join(t.TempDir(), "rpcbind.sock")
-	var d *daemon.Daemon
-	var err error
-	for range 20 {
-		l, lerr := net.Listen("tcp4", "127.0.0.1:0")
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		d, err = daemon.New(daemon.Config{Port: port, SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true},
-			zap.NewNop())
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("daemon did not stop")
-		}
-	})
-	return port, socket
-}
 
 func run(t *testing.T, socket string, args ...string) (string, string, int) {
 	t.Helper()
@@ -64,7 +24,7 @@ func run(t *testing.T, socket string, args ...string) (string, string, int) {
 }
 
 func TestAgainstPortmapd(t *testing.T) {
-	port, socket := startDaemon(t)
+	port, socket := daemontest.Start(t)
 	n := fmt.Sprint(port)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -137,7 +97,7 @@ func TestAgainstPortmapd(t *testing.T) {
 }
 
 func TestDeleteAtPort(t *testing.T) {
-	port, socket := startDaemon(t)
+	port, socket := daemontest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, "unix", socket)
@@ -198,7 +158,7 @@ func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
 // --port-range names the registrations a firewall opening 111 and that
 // range would cut off, on stderr, leaving rpcinfo's output as it is.
 func TestPortRangeNamesRegistrationsOutside(t *testing.T) {
-	_, socket := startDaemon(t)
+	_, socket := daemontest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, "unix", socket)

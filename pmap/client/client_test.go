@@ -14,51 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// startDaemon runs the real daemon (portmapd serve) in the test, on a free
-// loopback port and a local socket in a temporary directory.
-func startDaemon(t *testing.T) (port int, socket string) {
-	t.Helper()
-	socket = filepath.Join(t.TempDir(), "rpcbind.sock")
-	var d *daemon.Daemon
-	var err error
-	for range 20 {
-		l, lerr := net.Listen("tcp4", "127.0.0.1:0")
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		d, err = daemon.New(daemon.Config{Port: port, SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true},
-			zap.NewNop())
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Error("the daemon did not stop")
-		}
-	})
-	return port, socket
-}
 
 func dial(t *testing.T, network, address string) *client.Client {
 	t.Helper()
@@ -87,7 +48,7 @@ func owner() string {
 }
 
 func TestProceduresAgainstDaemon(t *testing.T) {
-	port, socket := startDaemon(t)
+	port, socket := daemontest.Start(t)
 	hostport := fmt.Sprintf("127.0.0.1:%d", port)
 	local := dial(t, "unix", socket)
 	tcp := dial(t, "tcp", hostport)
@@ -214,7 +175,7 @@ func TestProceduresAgainstDaemon(t *testing.T) {
 }
 
 func TestRegisterAgainstDaemon(t *testing.T) {
-	port, socket := startDaemon(t)
+	port, socket := daemontest.Start(t)
 	pm := dial(t, "unix", socket)
 	look := dial(t, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
 
@@ -427,7 +388,7 @@ func TestHostileServers(t *testing.T) {
 // TestRegisterWildcard: an address without an IP (a Go listener on ":p"
 // reports one like it) is registered on every address.
 func TestRegisterWildcard(t *testing.T) {
-	_, socket := startDaemon(t)
+	_, socket := daemontest.Start(t)
 	pm := dial(t, "unix", socket)
 	reg, err := client.Register(ctx(t), pm, 400201, 1, &net.UDPAddr{Port: 4500})
 	if err != nil {
