@@ -367,12 +367,19 @@ func (r *runner) ipPing(proto string, args []string) int {
 	c := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
 	defer c.close()
 	res.Netid = c.netid()
+	return r.pingVersions(c, prog, vers, len(args) == 3, res)
+}
+
+// pingVersions is what -u, -t, -T and -a do once the client exists:
+// NULL to the given version, or, without one, to version 0 to learn the
+// range the server has and then to every version in it.
+func (r *runner) pingVersions(c clnt, prog, vers uint64, versGiven bool, res *PingResult) int {
 	ping := func(v uint32) Status {
 		c.setVers(v)
 		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
 	}
 	st := ping(uint32(vers))
-	if len(args) == 3 {
+	if versGiven {
 		if !r.pstatus(c, prog, vers, res) {
 			return 1
 		}
@@ -410,22 +417,7 @@ func (r *runner) progping(netid string, netidSet bool, args []string) int {
 		return 1
 	}
 	defer c.close()
-	ping := func(v uint32) Status {
-		c.setVers(v)
-		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
-	}
-	st := c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
-	if len(args) == 3 {
-		if !r.pstatus(c, prog, vers, res) {
-			return 1
-		}
-		return 0
-	}
-	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
-	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
-		return 1
-	}
-	return 0
+	return r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // addrping is -a address -T netid prog [vers]: NULL calls to the address
@@ -459,22 +451,7 @@ func (r *runner) addrping(address, netid string, netidSet bool, args []string) i
 		return 1
 	}
 	defer c.close()
-	ping := func(v uint32) Status {
-		c.setVers(v)
-		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
-	}
-	st := ping(uint32(vers))
-	if len(args) == 2 {
-		if !r.pstatus(c, prog, vers, res) {
-			return 1
-		}
-		return 0
-	}
-	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
-	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
-		return 1
-	}
-	return 0
+	return r.pingVersions(c, prog, vers, len(args) == 2, res)
 }
 
 // rpcbaddrlist is -l host prog vers: RPCBIND v4 GETADDRLIST.
