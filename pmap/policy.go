@@ -1,6 +1,11 @@
 package pmap
 
 import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/rpc"
@@ -32,6 +37,24 @@ type PortRange struct {
 	Refuse bool
 }
 
+// ErrPortRange means a port range is not "LOW-HIGH" with
+// 1 <= LOW <= HIGH <= 65535.
+var ErrPortRange = errors.New("pmap: a port range is LOW-HIGH, 1 <= LOW <= HIGH <= 65535")
+
+// ParsePortRange reads "LOW-HIGH", as --port-range gives it.
+func ParsePortRange(s string) (PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	l, err1 := strconv.ParseUint(lo, 10, 16)
+	h, err2 := strconv.ParseUint(hi, 10, 16)
+	if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
+		return PortRange{}, fmt.Errorf("%q: %w", s, ErrPortRange)
+	}
+	return PortRange{Low: uint32(l), High: uint32(h)}, nil
+}
+
+// Contains reports whether port is in the range.
+func (r PortRange) Contains(port uint32) bool { return port >= r.Low && port <= r.High }
+
 // admit decides whether caller c may add mapping m, before the table is
 // asked: a privileged port needs a privileged caller (uid 0 on the local
 // socket, a privileged source port on loopback), as portmap 6.0 required
@@ -49,7 +72,7 @@ func (s *Service) admit(c *rpc.Call, m Mapping) bool {
 			zap.String("addr", m.Addr), zap.String("caller", ownerOf(c)), zap.Stringer("remote", c.Remote))
 		return false
 	}
-	if r := s.Ports; r != nil && (port < r.Low || port > r.High) {
+	if r := s.Ports; r != nil && !r.Contains(port) {
 		log := s.Log.Warn
 		msg := "registration outside the port range"
 		if r.Refuse {

@@ -84,3 +84,31 @@ func TestAccessListsRefuseAllButNull(t *testing.T) {
 		t.Errorf("DUMP over the local socket: %v", err)
 	}
 }
+
+func TestParsePortRange(t *testing.T) {
+	for s, want := range map[string]*PortRange{
+		"32768-32800": {Low: 32768, High: 32800},
+		"1-65535":     {Low: 1, High: 65535},
+		"7-7":         {Low: 7, High: 7},
+		"0-10":        nil, // port 0 is no port
+		"10-9":        nil,
+		"1-65536":     nil,
+		"100":         nil,
+		"a-b":         nil,
+		"":            nil,
+	} {
+		got, err := ParsePortRange(s)
+		if want == nil {
+			if !errors.Is(err, ErrPortRange) {
+				t.Errorf("%q: %v, %v; want ErrPortRange", s, got, err)
+			}
+			continue
+		}
+		if err != nil || got != *want {
+			t.Errorf("%q: %v, %v; want %v", s, got, err, *want)
+		}
+		if !got.Contains(want.Low) || !got.Contains(want.High) || got.Contains(want.High+1) || got.Contains(want.Low-1) {
+			t.Errorf("%q: Contains disagrees with the bounds", s)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portmapd/portmapd/internal/probe"
 	"github.com/portmapd/portmapd/internal/rpcinfo"
+	"github.com/portmapd/portmapd/pmap"
 )
 
 // probeOptions are the flags of probe.
@@ -74,13 +75,11 @@ Exit status: 0 ok, 2 usage, 3 unresolved, 4 portmapper refused,
 func (o *probeOptions) config(args []string) (probe.Config, error) {
 	cfg := probe.Config{Port: o.port, Timeout: o.timeout}
 	if o.portRange != "" {
-		lo, hi, cut := strings.Cut(o.portRange, "-")
-		l, err1 := strconv.ParseUint(lo, 10, 16)
-		h, err2 := strconv.ParseUint(hi, 10, 16)
-		if !cut || err1 != nil || err2 != nil || l == 0 || l > h {
-			return cfg, fmt.Errorf("--port-range %q: want LOW-HIGH", o.portRange)
+		r, err := pmap.ParsePortRange(o.portRange)
+		if err != nil {
+			return cfg, fmt.Errorf("--port-range %w", err)
 		}
-		cfg.PortLow, cfg.PortHigh = uint16(l), uint16(h)
+		cfg.Ports = &r
 	}
 	if len(args) < 1 || len(args) > 3 {
 		return cfg, fmt.Errorf("want HOST [PROG [VERS]], got %d arguments", len(args))

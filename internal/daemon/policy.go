@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -43,12 +42,12 @@ func (d *Daemon) applyPolicy(p Policy) error {
 	svc := d.Service
 	svc.OpenPrivilegedPorts = p.OpenPrivilegedPorts
 	if p.PortRange != "" {
-		r, err := parsePortRange(p.PortRange)
+		r, err := pmap.ParsePortRange(p.PortRange)
 		if err != nil {
-			return err
+			return fmt.Errorf("--port-range %w", err)
 		}
 		r.Refuse = p.PortRangeRefuse
-		svc.Ports = r
+		svc.Ports = &r
 	}
 	l, err := d.accessList(p)
 	if err != nil {
@@ -58,16 +57,6 @@ func (d *Daemon) applyPolicy(p Policy) error {
 	// Always installed, so that a reload can add rules to an empty list.
 	svc.Access = func(a netip.Addr) bool { return d.sys.access.Load().Allowed(a) }
 	return nil
-}
-
-func parsePortRange(s string) (*pmap.PortRange, error) {
-	lo, hi, ok := strings.Cut(s, "-")
-	l, err1 := strconv.ParseUint(lo, 10, 16)
-	h, err2 := strconv.ParseUint(hi, 10, 16)
-	if !ok || err1 != nil || err2 != nil || l == 0 || l > h {
-		return nil, fmt.Errorf("--port-range %q: want LOW-HIGH, 1 <= LOW <= HIGH <= 65535", s)
-	}
-	return &pmap.PortRange{Low: uint32(l), High: uint32(h)}, nil
 }
 
 // dropPrivileges switches to name once the sockets are bound, keeping the

@@ -34,9 +34,9 @@ type Config struct {
 	Timeout time.Duration
 	// Lookup resolves the host; nil means the system resolver.
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
-	// PortLow and PortHigh, when set, are the range a firewall opens
-	// besides 111; a registration outside it is named in the report.
-	PortLow, PortHigh uint16
+	// Ports, when set, is the range a firewall opens besides 111; a
+	// registration outside it is named in the report.
+	Ports *pmap.PortRange
 }
 
 // Step statuses.
@@ -208,9 +208,9 @@ func (p *prober) walk(ctx context.Context, proto string) {
 		}
 		svc = ap
 		outside := ""
-		if p.cfg.PortHigh != 0 && (ap.Port() < p.cfg.PortLow || ap.Port() > p.cfg.PortHigh) {
+		if r := p.cfg.Ports; r != nil && !r.Contains(uint32(ap.Port())) {
 			outside = fmt.Sprintf("; outside the port range %d-%d, so a firewall opening only that range drops it",
-				p.cfg.PortLow, p.cfg.PortHigh)
+				r.Low, r.High)
 		}
 		return OK, fmt.Sprintf("at %s (port %d)%s%s", ua, ap.Port(), p.otherVersion(cctx, pm, proto, netid), outside)
 	})

@@ -219,7 +219,7 @@ func TestPortRangeIsNamed(t *testing.T) {
 		outside   bool
 	}{{1, 1023, svc >= 1024}, {uint16(svc), uint16(svc), false}} {
 		rep := Run(context.Background(), Config{Host: "127.0.0.1", Port: pm, Prog: 400300, HasProg: true, Vers: 1, HasVers: true,
-			Protos: []string{"tcp"}, Timeout: 2 * time.Second, PortLow: c.low, PortHigh: c.high})
+			Protos: []string{"tcp"}, Timeout: 2 * time.Second, Ports: &pmap.PortRange{Low: uint32(c.low), High: uint32(c.high)}})
 		var reg *Step
 		for i := range rep.Steps {
 			if rep.Steps[i].Name == "registration" {

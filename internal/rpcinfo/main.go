@@ -6,10 +6,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/portmapd/portmapd/pmap"
 )
 
 // Modes of rpcinfo, named after its "functions".
@@ -425,14 +426,12 @@ func (cl *cmdline) longOption(name string, argv []string, i *int, r *runner) boo
 		if !ok {
 			return false
 		}
-		lo, hi, cut := strings.Cut(v, "-")
-		l, err1 := strconv.ParseUint(lo, 10, 16)
-		h, err2 := strconv.ParseUint(hi, 10, 16)
-		if !cut || err1 != nil || err2 != nil || l == 0 || l > h {
+		pr, err := pmap.ParsePortRange(v)
+		if err != nil {
 			fmt.Fprintf(&r.stderr, "%s: --port-range: %q is not LOW-HIGH\n", name, v)
 			return false
 		}
-		r.portRange = [2]uint32{uint32(l), uint32(h)}
+		r.portRange = &pr
 	default:
 		fmt.Fprintf(&r.stderr, "%s: unrecognized option '--%s'\n", name, opt)
 		return false

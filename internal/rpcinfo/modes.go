@@ -112,11 +112,11 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 // not let its clients through. Nothing is said without --port-range, so
 // rpcinfo's output stays rpcinfo's.
 func (r *runner) flagOutsideRange(prog, vers uint32, netid string, port uint32) {
-	if r.portRange[1] == 0 || port >= r.portRange[0] && port <= r.portRange[1] {
+	if r.portRange == nil || r.portRange.Contains(port) {
 		return
 	}
 	r.eprintf("rpcinfo: program %d version %d on %s uses port %d, outside the port range %d-%d\n",
-		prog, vers, netid, port, r.portRange[0], r.portRange[1])
+		prog, vers, netid, port, r.portRange.Low, r.portRange.High)
 }
 
 func (r *runner) failed(c clnt) int {

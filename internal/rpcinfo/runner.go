@@ -19,9 +19,9 @@ type runner struct {
 	netconfig  []netconf
 	rpc        rpcDB
 	socket     string
-	port       int           // -n: the portmapper's port (0: /etc/services)
-	timeout    time.Duration // --timeout: every call's (0: rpcinfo's own)
-	portRange  [2]uint32     // --port-range LOW-HIGH; {0, 0}: none
+	port       int             // -n: the portmapper's port (0: /etc/services)
+	timeout    time.Duration   // --timeout: every call's (0: rpcinfo's own)
+	portRange  *pmap.PortRange // --port-range LOW-HIGH; nil: none
 	lookupHost func(context.Context, string) ([]netip.Addr, error)
 	lookupAddr func(context.Context, string) ([]string, error)
 	broadcast  func(prog, vers uint32) ([]bcastReply, Status)
