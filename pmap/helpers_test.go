@@ -113,6 +113,9 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 	}
 	head := rpc.AppendSuccess(nil, h.xid)
 	res, err := h.mux.ServeRPC(head, &call)
+	if err == nil && call.ReplyAfter != nil {
+		err = call.ReplyAfter() // as the server does before replying
+	}
 	if !bytes.HasPrefix(res, head) {
 		h.t.Fatalf("%s: v%d proc %d: reply header clobbered", c, vers, proc)
 	}

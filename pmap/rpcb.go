@@ -90,9 +90,7 @@ func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	}
 	s.Stats.Set(sv, ok)
 	if ok {
-		if err := s.changed(); err != nil {
-			return res, err
-		}
+		s.changed(c)
 	}
 	return xdr.AppendBool(res, ok), nil
 }
@@ -112,9 +110,7 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	}
 	s.Stats.Unset(sv, ok)
 	if s.Registry.Generation() != gen {
-		if err := s.changed(); err != nil {
-			return res, err
-		}
+		s.changed(c)
 	}
 	return xdr.AppendBool(res, ok), nil
 }

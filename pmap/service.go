@@ -177,18 +177,22 @@ func ownerOf(c *rpc.Call) string {
 	return OwnerUnknown
 }
 
-// changed waits until the table's current state is durable, when warm
-// start asks for it. A failure to persist is answered as SYSTEM_ERR rather
-// than TRUE: the caller must not believe a change that a crash would lose.
-func (s *Service) changed() error {
+// changed holds the reply to c until the table's current state is durable,
+// when warm start asks for it. A failure to persist is answered as
+// SYSTEM_ERR rather than TRUE: the caller must not believe a change that a
+// crash would lose.
+func (s *Service) changed(c *rpc.Call) {
 	if s.Durable == nil {
+		return
+	}
+	gen := s.Registry.Generation()
+	c.ReplyAfter = func() error {
+		if err := s.Durable(gen); err != nil {
+			s.Log.Error("cannot persist registrations", zap.Error(err))
+			return rpc.ErrSystem
+		}
 		return nil
 	}
-	if err := s.Durable(s.Registry.Generation()); err != nil {
-		s.Log.Error("cannot persist registrations", zap.Error(err))
-		return rpc.ErrSystem
-	}
-	return nil
 }
 
 // beginString reserves the length of an XDR string whose bytes the

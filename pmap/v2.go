@@ -91,9 +91,7 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 		s.Stats.Set(StatV2, ok)
 	}
 	if ok {
-		if err := s.changed(); err != nil {
-			return res, err
-		}
+		s.changed(c)
 	}
 	return xdr.AppendBool(res, ok), nil
 }
@@ -118,9 +116,7 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	}
 	s.Stats.Unset(StatV2, ok)
 	if s.Registry.Generation() != gen {
-		if err := s.changed(); err != nil {
-			return res, err
-		}
+		s.changed(c)
 	}
 	return xdr.AppendBool(res, ok), nil
 }

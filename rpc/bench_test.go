@@ -152,7 +152,6 @@ func BenchmarkServeUDP(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := getportServer()
-	s.UDPReaders = 1
 	done := make(chan error, 1)
 	go func() { done <- s.ServeUDP(pc.(*net.UDPConn), NetidUDP) }()
 	defer func() {

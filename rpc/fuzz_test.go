@@ -159,8 +159,7 @@ func FuzzDispatch(f *testing.F) {
 	f.Add(rawCall{xid: 6, rpcvers: 3}.bytes())
 	f.Add(rawCall{xid: 7, mtype: MsgReply, rpcvers: 2}.bytes())
 	f.Add(getportCall(8))
-	var s *Server
-	s = &Server{Handler: testMux(&s)}
+	s := &Server{Handler: testMux()}
 	s.init()
 	out := make([]byte, 0, 1024)
 	f.Fuzz(func(t *testing.T, msg []byte) {

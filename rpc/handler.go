@@ -37,6 +37,13 @@ type Call struct {
 	// change between calls (DUMP) is written straight from its cache. The
 	// bytes must not change afterwards.
 	Tail []byte
+	// ReplyAfter, when a handler sets it, runs before the reply is sent;
+	// if it fails, the caller gets SYSTEM_ERR instead. A change that must
+	// reach the disk first (warm start) waits in it. On a datagram socket
+	// it runs on a goroutine of its own, so that the calls read with this
+	// one are not held behind it; on a stream it runs in turn, keeping the
+	// replies in order.
+	ReplyAfter func() error
 
 	authSys AuthSysParams
 	udp     *udpSocket

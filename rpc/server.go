@@ -40,8 +40,6 @@ type Server struct {
 	ReadTimeout time.Duration
 	// MaxConns bounds the open stream connections of all listeners.
 	MaxConns int
-	// UDPReaders is the number of goroutines reading each datagram socket.
-	UDPReaders int
 	// MaxConnsPerHost bounds the connections from one remote address;
 	// local and loopback callers are exempt. 0 means no bound.
 	MaxConnsPerHost int
@@ -93,9 +91,6 @@ func (s *Server) init() {
 		}
 		if s.MaxConns <= 0 {
 			s.MaxConns = DefaultMaxConns
-		}
-		if s.UDPReaders <= 0 {
-			s.UDPReaders = 2
 		}
 		s.listeners = make(map[net.Listener]struct{})
 		s.packets = make(map[net.PacketConn]struct{})
@@ -187,8 +182,23 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		return AppendAuthError(out, h.XID, AuthRejectedCred), true
 	}
 	c.Args = d.Rest()
+	c.ReplyAfter = nil
 	start := len(out)
 	res, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
+	if err == nil && c.ReplyAfter != nil {
+		wait := c.ReplyAfter
+		c.ReplyAfter = nil
+		if r := c.Defer(); r != nil {
+			reply := make([]byte, 0, len(res)-start+len(c.Tail))
+			reply = append(append(reply, res[start:]...), c.Tail...)
+			s.replyLater(r, reply, c, wait)
+			c.Tail = nil
+			return out[:start], false
+		}
+		if werr := wait(); werr != nil {
+			err = ErrSystem
+		}
+	}
 	if err == nil {
 		s.observeCall(c, OutcomeSuccess)
 		return res, true
@@ -198,6 +208,24 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	reply, send, outcome := s.errorReply(out, c, err)
 	s.observeCall(c, outcome)
 	return reply, send
+}
+
+// replyLater sends a datagram's reply once wait returns, or SYSTEM_ERR if
+// it fails. reply must be the goroutine's own copy.
+func (s *Server) replyLater(r Responder, reply []byte, c *Call, wait func() error) {
+	xid, vers, proc, netid := c.XID, c.Vers, c.Proc, c.Netid
+	s.wg.Add(1) // the reader's own count keeps the group open
+	go func() {
+		defer s.wg.Done()
+		outcome := OutcomeSuccess
+		if err := wait(); err != nil {
+			reply, outcome = AppendAccepted(reply[:0], xid, SystemErr), OutcomeSystemErr
+		}
+		if s.Observer != nil {
+			s.Observer.Call(vers, proc, netid, outcome)
+		}
+		r.Respond(reply)
+	}()
 }
 
 // errorReply builds the reply a handler's error asks for.

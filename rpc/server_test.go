@@ -41,9 +41,8 @@ const (
 	bigReplyBytes = 10000
 )
 
-// testMux serves the test program. The Server is needed for deferred
-// replies and filled in once it exists.
-func testMux(srv **Server) *Mux {
+// testMux serves the test program.
+func testMux() *Mux {
 	add := func(res []byte, c *Call) ([]byte, error) {
 		var d xdr.Decoder
 		d.Reset(c.Args)
@@ -81,7 +80,7 @@ func testMux(srv **Server) *Mux {
 			return xdr.AppendOpaque(res, make([]byte, bigReplyBytes)), nil
 		}),
 		procDefer: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			r := c.Defer(*srv)
+			r := c.Defer()
 			if r == nil {
 				return xdr.AppendUint32(res, 0), nil
 			}
@@ -159,7 +158,7 @@ func startServer(t *testing.T, s *Server) *testServer {
 	t.Helper()
 	ts := &testServer{Server: s, done: make(chan error, 3)}
 	if s.Handler == nil {
-		s.Handler = testMux(&ts.Server)
+		s.Handler = testMux()
 	}
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -682,7 +681,7 @@ func serveUDPOn(t *testing.T, network, addr string) (*net.UDPConn, *Server) {
 		t.Skipf("cannot listen on %s %s: %v", network, addr, err)
 	}
 	s := &Server{}
-	s.Handler = testMux(&s)
+	s.Handler = testMux()
 	conn := pc.(*net.UDPConn)
 	done := make(chan error, 1)
 	go func() { done <- s.ServeUDP(conn, NetidUDP) }()
@@ -800,7 +799,7 @@ func waitGoroutines(t *testing.T, n int) {
 // waiting for their timeouts, and leaves no goroutine behind.
 func TestServerShutdown(t *testing.T) {
 	before := runtime.NumGoroutine()
-	ts := startServer(t, &Server{IdleTimeout: time.Minute, ReadTimeout: time.Minute, UDPReaders: 3})
+	ts := startServer(t, &Server{IdleTimeout: time.Minute, ReadTimeout: time.Minute})
 	var open []*streamClient
 	for i := range uint32(6) {
 		network, addr := "tcp", ts.tcp.Addr().String()

@@ -4,19 +4,24 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"go.uber.org/zap"
 )
 
-// maxDatagram is the largest UDP payload; every reader owns one buffer of
-// this size and one for its reply, so a packet's memory is never shared
-// with the next read.
+// maxDatagram is the largest UDP payload. Every datagram of a batch gets a
+// buffer of this size, so a packet's memory is never shared with the next
+// read, and every reply is given at least this much room.
 const maxDatagram = 65535
 
 // ServeUDP serves calls arriving on a datagram socket whose transport is
 // netid ("udp" or "udp6") until the socket is closed or Shutdown is called.
 // When the socket is bound to a wildcard address, replies leave from the
 // address each call arrived at, as clients expect them to.
+//
+// One goroutine reads the socket, many datagrams per system call, and
+// answers them together; a handler that must wait before its reply
+// (Call.ReplyAfter) waits on a goroutine of its own.
 func (s *Server) ServeUDP(conn *net.UDPConn, netid string) error {
 	s.init()
 	s.mu.Lock()
@@ -25,98 +30,184 @@ func (s *Server) ServeUDP(conn *net.UDPConn, netid string) error {
 		return ErrServerClosed
 	}
 	s.packets[conn] = struct{}{}
-	s.wg.Add(s.UDPReaders)
+	s.wg.Add(1)
 	s.mu.Unlock()
+	defer s.wg.Done()
 
-	sock := &udpSocket{conn: conn, netid: netid}
+	sock := &udpSocket{srv: s, conn: conn, netid: netid}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { sock.family, ferr = socketFamily(fd) }); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return ferr
+	}
 	local, _ := netip.ParseAddrPort(conn.LocalAddr().String())
 	sock.port = local.Port()
 	if local.Addr().IsUnspecified() {
-		if err := enablePacketInfo(conn, local.Addr().Is6() && !local.Addr().Is4In6()); err != nil {
+		if err := enablePacketInfo(conn, sock.family == syscall.AF_INET6); err != nil {
 			s.Log.Warn("cannot learn datagram destination addresses; replies may leave from another address",
 				zap.String("netid", netid), zap.Error(err))
 		} else {
 			sock.pktinfo = true
 		}
 	}
-	errc := make(chan error, s.UDPReaders)
-	for range s.UDPReaders {
-		go func() {
-			defer s.wg.Done()
-			errc <- s.readUDP(sock)
-		}()
-	}
-	err := <-errc
-	for range s.UDPReaders - 1 {
-		<-errc
-	}
-	return err
+	return s.readUDP(newUDPReader(sock, raw))
 }
 
 type udpSocket struct {
+	srv     *Server
 	conn    *net.UDPConn
 	netid   string
+	family  int // AF_INET or AF_INET6
 	port    uint16
 	pktinfo bool
 }
 
-func (s *Server) readUDP(sock *udpSocket) error {
-	buf := make([]byte, maxDatagram)
-	out := make([]byte, 0, maxDatagram)
-	oob := make([]byte, 128)
-	woob := make([]byte, 0, 64)
+// udpReader is the one reader of a datagram socket. Its system calls go
+// through the socket's RawConn, so that an empty socket parks the goroutine
+// in the runtime's poller like any other read; the functions handed to
+// RawConn are made once, so that a read allocates nothing.
+type udpReader struct {
+	sock  *udpSocket
+	raw   syscall.RawConn
+	batch *udpBatch
+	to    [udpBatchSize]netip.AddrPort // where each queued reply goes, for logs
+
+	n, first        int
+	errno           syscall.Errno
+	readFn, writeFn func(fd uintptr) bool
+}
+
+func newUDPReader(sock *udpSocket, raw syscall.RawConn) *udpReader {
+	r := &udpReader{sock: sock, raw: raw, batch: newUDPBatch()}
+	r.readFn = func(fd uintptr) bool {
+		r.n, r.errno = r.batch.recvmmsg(fd)
+		return r.errno != syscall.EAGAIN
+	}
+	r.writeFn = func(fd uintptr) bool {
+		r.n, r.errno = r.batch.sendmmsg(fd, r.first)
+		return r.errno != syscall.EAGAIN
+	}
+	return r
+}
+
+// recv waits for datagrams and returns how many the batch holds.
+func (r *udpReader) recv() (int, error) {
+	if err := r.raw.Read(r.readFn); err != nil {
+		return 0, err
+	}
+	if r.errno != 0 {
+		return 0, r.errno
+	}
+	return r.n, nil
+}
+
+func (s *Server) readUDP(r *udpReader) error {
 	var c Call
 	for {
-		n, oobn, _, from, err := sock.conn.ReadMsgUDPAddrPort(buf, oob)
+		n, err := r.recv()
 		if err != nil {
 			if s.isClosing() || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			s.Log.Warn("datagram read failed", zap.String("netid", sock.netid), zap.Error(err))
+			s.Log.Warn("datagram read failed", zap.String("netid", r.sock.netid), zap.Error(err))
 			continue
 		}
-		c = Call{Netid: sock.netid, Remote: from, UID: -1, udp: sock}
-		if sock.pktinfo {
-			var dst netip.Addr
-			dst, c.replyFrom, c.ifindex = parsePacketInfo(oob[:oobn])
-			if dst.IsValid() {
-				c.Local = netip.AddrPortFrom(dst, sock.port)
+		for i := range n {
+			if !r.batch.room() {
+				s.flushUDP(r)
 			}
+			s.serveDatagram(r, i, &c)
 		}
-		c.reqLen = n
-		c.unmapDualStack()
-		reply, ok := s.dispatch(out[:0], buf[:n], &c)
-		if !ok {
-			continue
-		}
-		if len(c.Tail) > 0 {
-			// A datagram is one buffer; the tail fits the reader's
-			// own, or the reply is refused as too large anyway.
-			if len(reply)+len(c.Tail) > cap(out) {
-				s.Counters.TooLarge.Add(1)
-				s.observeReject(RefusedTooLarge)
-				continue
-			}
-			reply = append(reply, c.Tail...)
-		}
-		s.sendUDP(sock, reply, n, from, c.replyFrom, c.ifindex, woob)
+		s.flushUDP(r)
 	}
 }
 
-// sendUDP sends a reply to a request of reqLen bytes, unless the guards
-// against reflection refuse it.
-func (s *Server) sendUDP(sock *udpSocket, reply []byte, reqLen int, to netip.AddrPort, from netip.Addr, ifindex int, oob []byte) {
-	if ok, why := s.allowReply(to, reqLen, len(reply)); !ok {
-		if ce := s.Log.Check(zap.InfoLevel, why); ce != nil {
-			ce.Write(zap.String("netid", sock.netid), zap.Stringer("remote", to),
-				zap.Int("request", reqLen), zap.Int("reply", len(reply)))
+// serveDatagram dispatches the i-th datagram of the batch and queues its
+// reply, unless it gets none.
+func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
+	b, sock := r.batch, r.sock
+	msg, from, oob := b.datagram(i)
+	*c = Call{Netid: sock.netid, Remote: from, UID: -1, udp: sock, reqLen: len(msg)}
+	if sock.pktinfo {
+		var dst netip.Addr
+		dst, c.replyFrom, c.ifindex = parsePacketInfo(oob)
+		if dst.IsValid() {
+			c.Local = netip.AddrPortFrom(dst, sock.port)
 		}
+	}
+	c.unmapDualStack()
+	start := len(b.outBuf)
+	reply, ok := s.dispatch(b.outBuf[start:start], msg, c)
+	if !ok {
 		return
 	}
+	if len(c.Tail) > 0 {
+		// The tail fits the room left for a datagram, or the reply is
+		// refused as too large anyway.
+		if len(reply)+len(c.Tail) > maxDatagram {
+			s.Counters.TooLarge.Add(1)
+			s.observeReject(RefusedTooLarge)
+			return
+		}
+		reply = append(reply, c.Tail...)
+	}
+	if !s.replyAllowed(sock, from, len(msg), len(reply)) {
+		return
+	}
+	// room() left maxDatagram bytes, so the reply is still in outBuf.
+	b.outBuf = b.outBuf[:start+len(reply)]
+	r.to[b.queued] = from
+	b.queue(reply, from, c.replyFrom, c.ifindex, sock.family)
+}
+
+// flushUDP sends the queued replies. A reply the kernel refuses (no route,
+// a firewall) is logged and skipped; the others still go.
+func (s *Server) flushUDP(r *udpReader) {
+	b := r.batch
+	for r.first = 0; r.first < b.queued; {
+		if err := r.raw.Write(r.writeFn); err != nil {
+			break // the socket is closing
+		}
+		if r.errno != 0 {
+			if ce := s.Log.Check(zap.InfoLevel, "datagram reply failed"); ce != nil {
+				ce.Write(zap.String("netid", r.sock.netid), zap.Stringer("remote", r.to[r.first]), zap.Error(r.errno))
+			}
+			r.first++
+			continue
+		}
+		r.first += r.n
+	}
+	b.reset()
+}
+
+// replyAllowed applies the guards against reflection to a reply of
+// replyLen bytes to a request of reqLen, logging (sampled) what it refuses.
+func (s *Server) replyAllowed(sock *udpSocket, to netip.AddrPort, reqLen, replyLen int) bool {
+	ok, why := s.allowReply(to, reqLen, replyLen)
+	if !ok {
+		if ce := s.Log.Check(zap.InfoLevel, why); ce != nil {
+			ce.Write(zap.String("netid", sock.netid), zap.Stringer("remote", to),
+				zap.Int("request", reqLen), zap.Int("reply", replyLen))
+		}
+	}
+	return ok
+}
+
+// sendUDP sends one late reply to a request of reqLen bytes, unless the
+// guards against reflection refuse it.
+func (s *Server) sendUDP(sock *udpSocket, reply []byte, reqLen int, to netip.AddrPort, from netip.Addr, ifindex int) {
+	if !s.replyAllowed(sock, to, reqLen, len(reply)) {
+		return
+	}
+	var oob []byte
 	if sock.pktinfo && from.IsValid() {
-		oob = appendPacketInfo(oob[:0], from, ifindex)
-	} else {
-		oob = oob[:0]
+		oob = appendPacketInfo(make([]byte, 0, sendOOBSize), from, ifindex)
 	}
 	if _, _, err := sock.conn.WriteMsgUDPAddrPort(reply, oob, to); err != nil {
 		if ce := s.Log.Check(zap.InfoLevel, "datagram reply failed"); ce != nil {
@@ -127,7 +218,6 @@ func (s *Server) sendUDP(sock *udpSocket, reply []byte, reqLen int, to netip.Add
 
 // udpResponder sends a late reply from the address the call arrived at.
 type udpResponder struct {
-	srv     *Server
 	sock    *udpSocket
 	to      netip.AddrPort
 	from    netip.Addr
@@ -136,16 +226,16 @@ type udpResponder struct {
 }
 
 func (r *udpResponder) Respond(reply []byte) error {
-	r.srv.sendUDP(r.sock, reply, r.reqLen, r.to, r.from, r.ifindex, make([]byte, 0, 64))
+	r.sock.srv.sendUDP(r.sock, reply, r.reqLen, r.to, r.from, r.ifindex)
 	return nil
 }
 
 // Defer returns a Responder for answering this call after its handler has
 // returned ErrNoReply, or nil on a stream, where late replies are not
 // supported.
-func (c *Call) Defer(s *Server) Responder {
+func (c *Call) Defer() Responder {
 	if c.udp == nil {
 		return nil
 	}
-	return &udpResponder{srv: s, sock: c.udp, to: c.Remote, from: c.replyFrom, ifindex: c.ifindex, reqLen: c.reqLen}
+	return &udpResponder{sock: c.udp, to: c.Remote, from: c.replyFrom, ifindex: c.ifindex, reqLen: c.reqLen}
 }

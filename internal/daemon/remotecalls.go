@@ -27,7 +27,6 @@ func (d *Daemon) startRemoteCalls() error {
 	if err != nil {
 		return err
 	}
-	f.Server = d.Server
 	d.Service.Forwarder = f
 	joined := false
 	for _, u := range d.udp {

@@ -137,10 +137,6 @@ type Counters struct {
 // replies that come back to the calls by xid. It implements
 // pmap.Forwarder.
 type Forwarder struct {
-	// Server sends the late replies to callers (rpc.Call.Defer); set it
-	// before the first call is forwarded.
-	Server *rpc.Server
-
 	cfg     Config
 	log     *zap.Logger
 	limiter *Limiter
@@ -286,10 +282,7 @@ func (f *Forwarder) Sources() int { return f.limiter.Sources() }
 // Forward implements pmap.Forwarder: it sends r on for the datagram call
 // c and answers c's caller when the service replies.
 func (f *Forwarder) Forward(c *rpc.Call, r pmap.RemoteCall) error {
-	if f.Server == nil {
-		return rpc.ErrSystem
-	}
-	reply := c.Defer(f.Server)
+	reply := c.Defer()
 	if reply == nil {
 		return rpc.ErrNoReply // a stream: rpcbind forwards datagrams only
 	}

@@ -36,7 +36,6 @@ func newPortmapper(t *testing.T) *portmapper {
 	mux := rpc.NewMux()
 	svc.Register(mux)
 	srv := &rpc.Server{Handler: mux}
-	f.Server = srv
 	done := make(chan struct{})
 	go func() { srv.ServeUDP(conn, rpc.NetidUDP); close(done) }()
 	t.Cleanup(func() {

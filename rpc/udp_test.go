@@ -1,0 +1,210 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/portmapd/portmapd/xdr"
+)
+
+// queuedUDPServer returns a loopback datagram socket that nobody reads
+// yet, and a function that starts serving it. Calls sent in between queue
+// up in the socket, so that the server's first read takes them as batches.
+func queuedUDPServer(t *testing.T, s *Server) (*net.UDPConn, func()) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := pc.(*net.UDPConn)
+	if s.Handler == nil {
+		s.Handler = testMux()
+	}
+	done := make(chan error, 1)
+	start := func() { go func() { done <- s.ServeUDP(conn, NetidUDP) }() }
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrServerClosed) {
+				t.Errorf("ServeUDP: %v", err)
+			}
+		default:
+			conn.Close()
+		}
+	})
+	return conn, start
+}
+
+// Calls that arrive together are read and answered together, more of them
+// than one batch holds, each with its own result, to its own sender.
+func TestServerUDPBatchesAnswerEveryCall(t *testing.T) {
+	conn, start := queuedUDPServer(t, &Server{})
+	const perClient = 3*udpBatchSize/2 + 1
+	clients := []*udpClient{dialUDP(t, conn.LocalAddr()), dialUDP(t, conn.LocalAddr()), dialUDP(t, conn.LocalAddr())}
+	for i := range uint32(perClient) {
+		for k, c := range clients {
+			xid := uint32(k)<<16 | i
+			c.send(t, testCall(xid, 1, procAdd, xid, 1))
+		}
+	}
+	start()
+	for k, c := range clients {
+		for i := range uint32(perClient) {
+			xid := uint32(k)<<16 | i
+			expectReply(t, c, xdr.AppendUint32(AppendSuccess(nil, xid), xid+1))
+		}
+	}
+}
+
+// A reply the kernel refuses to send is skipped with a log line; the
+// replies queued behind it in the same batch still go out. A datagram from
+// source port 0, which a raw socket can forge, gets a reply that sendmmsg
+// refuses with EINVAL.
+func TestServerUDPBatchSkipsRefusedReply(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("forging a datagram needs a raw socket (root)")
+	}
+	core, logs := observer.New(zapcore.InfoLevel)
+	conn, start := queuedUDPServer(t, &Server{Log: zap.New(core)})
+	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	c := dialUDP(t, conn.LocalAddr())
+
+	raw, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_UDP)
+	if err != nil {
+		t.Skipf("raw socket: %v", err)
+	}
+	defer syscall.Close(raw)
+	forge := func(xid uint32) {
+		payload := testCall(xid, 1, procNull)
+		udp := make([]byte, 8, 8+len(payload))
+		binary.BigEndian.PutUint16(udp[0:2], 0) // source port 0
+		binary.BigEndian.PutUint16(udp[2:4], port)
+		binary.BigEndian.PutUint16(udp[4:6], uint16(8+len(payload)))
+		udp = append(udp, payload...) // checksum 0: none, allowed over IPv4
+		if err := syscall.Sendto(raw, udp, 0, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatalf("forge: %v", err)
+		}
+	}
+	forge(100)
+	c.send(t, testCall(1, 1, procNull))
+	forge(101)
+	c.send(t, testCall(2, 1, procNull))
+	start()
+	expectReply(t, c, AppendSuccess(nil, 1))
+	expectReply(t, c, AppendSuccess(nil, 2))
+	deadline := time.Now().Add(replyWait)
+	for logs.FilterMessage("datagram reply failed").Len() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	failed := logs.FilterMessage("datagram reply failed").All()
+	if len(failed) != 2 {
+		t.Fatalf("%d failed replies logged, want 2", len(failed))
+	}
+	for _, e := range failed {
+		if got := e.ContextMap()["remote"]; got != "127.0.0.1:0" {
+			t.Errorf("failed reply logged for %v, want 127.0.0.1:0", got)
+		}
+	}
+}
+
+// heldServer serves a program whose procedure 1 holds its reply until the
+// test releases it, and whose procedure 2 fails after the reply was built.
+func heldServer(t *testing.T, release <-chan struct{}) *testServer {
+	m := NewMux()
+	m.Handle(testProg, testVersLow, []Handler{
+		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
+		1: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+			c.ReplyAfter = func() error { <-release; return nil }
+			return xdr.AppendUint32(res, 7), nil
+		}),
+		2: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+			c.ReplyAfter = func() error { return errors.New("disk full") }
+			return xdr.AppendUint32(res, 8), nil
+		}),
+	})
+	return startServer(t, &Server{Handler: m})
+}
+
+// A datagram whose reply waits (a change being written to disk) does not
+// hold up the calls read after it; it is answered when the wait ends.
+func TestServerReplyAfterOnDatagrams(t *testing.T) {
+	release := make(chan struct{})
+	ts := heldServer(t, release)
+	held, other := dialUDP(t, ts.udp.LocalAddr()), dialUDP(t, ts.udp.LocalAddr())
+	held.send(t, testCall(1, 1, 1))
+	other.send(t, testCall(2, 1, procNull))
+	expectReply(t, other, AppendSuccess(nil, 2))
+	if got, err := held.recv(t, silenceWait); err == nil {
+		t.Fatalf("held reply %x sent before its wait ended", got)
+	}
+	close(release)
+	expectReply(t, held, xdr.AppendUint32(AppendSuccess(nil, 1), 7))
+
+	other.send(t, testCall(3, 1, 2))
+	expectReply(t, other, AppendAccepted(nil, 3, SystemErr))
+}
+
+// On a stream the wait happens in turn, so replies keep the calls' order.
+func TestServerReplyAfterOnStreams(t *testing.T) {
+	release := make(chan struct{})
+	ts := heldServer(t, release)
+	s := dialStream(t, "tcp", ts.tcp.Addr().String())
+	s.send(t, testCall(1, 1, 1))
+	s.send(t, testCall(2, 1, procNull))
+	if got, err := s.recv(t, silenceWait); err == nil {
+		t.Fatalf("reply %x sent before the held one", got)
+	}
+	close(release)
+	expectReply(t, s, xdr.AppendUint32(AppendSuccess(nil, 1), 7))
+	expectReply(t, s, AppendSuccess(nil, 2))
+	s.send(t, testCall(3, 1, 2))
+	expectReply(t, s, AppendAccepted(nil, 3, SystemErr))
+}
+
+// The reader's conversions of socket addresses, both ways.
+func TestSockaddrRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		family int
+		addr   string
+	}{
+		{syscall.AF_INET, "192.0.2.1:111"},
+		{syscall.AF_INET, "127.0.0.1:65535"},
+		{syscall.AF_INET6, "[2001:db8::1]:111"},
+		{syscall.AF_INET6, "[::ffff:192.0.2.1]:40000"},
+		{syscall.AF_INET6, "[fe80::1%7]:1"},
+	} {
+		want := netip.MustParseAddrPort(tc.addr)
+		var sa syscall.RawSockaddrInet6
+		n := putSockaddr(&sa, want, tc.family)
+		if got := sockaddrAddrPort(&sa, n); got != want {
+			t.Errorf("%v as family %d came back as %v", want, tc.family, got)
+		}
+		if got := sockaddrAddrPort(&sa, n-1); got.IsValid() {
+			t.Errorf("%v: a short sockaddr gave %v", want, got)
+		}
+	}
+	// An IPv4 caller answered over a dual-stack socket is addressed mapped.
+	var sa syscall.RawSockaddrInet6
+	putSockaddr(&sa, netip.MustParseAddrPort("192.0.2.1:9"), syscall.AF_INET6)
+	if got := sockaddrAddrPort(&sa, syscall.SizeofSockaddrInet6); got != netip.MustParseAddrPort("[::ffff:192.0.2.1]:9") {
+		t.Errorf("IPv4 on an IPv6 socket: %v", got)
+	}
+	if !bytes.Equal(sa.Addr[:10], make([]byte, 10)) {
+		t.Errorf("mapped address %x", sa.Addr)
+	}
+}
