@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"slices"
 )
 
 // Record marking (RFC 5531, section 11): on a stream each message is sent
@@ -14,13 +13,15 @@ import (
 
 const (
 	lastFragment = 1 << 31
-	// readChunk bounds how far the buffer grows ahead of the bytes that
-	// actually arrived: a header claiming 2 GB allocates nothing until the
-	// data comes.
+	// readChunk is the first step by which the buffer grows ahead of the
+	// bytes that actually arrived; each later step is at most what has
+	// arrived so far. A header claiming 2 GB allocates nothing until the
+	// data comes, and a large record still takes few reads.
 	readChunk = 4096
-	// keepCap is the largest buffer a RecordReader keeps between records,
-	// so an idle connection does not pin the memory of one large call.
-	keepCap = 64 << 10
+	// DefaultKeep is the largest buffer a RecordReader keeps between
+	// records, so an idle connection does not pin the memory of one large
+	// call.
+	DefaultKeep = 64 << 10
 )
 
 // Errors from reading records.
@@ -39,13 +40,16 @@ type RecordReader struct {
 	// Started, if set, is called when the first header of a record has
 	// arrived; servers use it to switch from the idle to the read timeout.
 	Started func()
-	buf     []byte
-	hdr     [4]byte
+	// Keep is the largest buffer kept for the next record (DefaultKeep):
+	// a client that reads large replies in a loop keeps more.
+	Keep int
+	buf  []byte
+	hdr  [4]byte
 }
 
 // NewRecordReader reads records of at most max bytes from r.
 func NewRecordReader(r io.Reader, max int) *RecordReader {
-	return &RecordReader{r: bufio.NewReaderSize(r, readChunk), max: max, MaxFragments: 1024}
+	return &RecordReader{r: bufio.NewReaderSize(r, readChunk), max: max, MaxFragments: 1024, Keep: DefaultKeep}
 }
 
 // Buffered reports whether bytes of a further record are already buffered.
@@ -55,7 +59,7 @@ func (rr *RecordReader) Buffered() bool { return rr.r.Buffered() > 0 }
 // stream that ends cleanly between records returns io.EOF; one that ends
 // inside a record returns io.ErrUnexpectedEOF.
 func (rr *RecordReader) Next() ([]byte, error) {
-	if cap(rr.buf) > keepCap {
+	if cap(rr.buf) > rr.Keep {
 		rr.buf = nil
 	}
 	rr.buf = rr.buf[:0]
@@ -78,9 +82,16 @@ func (rr *RecordReader) Next() ([]byte, error) {
 			return nil, ErrRecordTooLarge
 		}
 		for n > 0 {
-			chunk := min(n, readChunk)
+			chunk := min(n, max(readChunk, len(rr.buf)))
 			start := len(rr.buf)
-			rr.buf = slices.Grow(rr.buf, chunk)[:start+chunk]
+			if cap(rr.buf)-start < chunk {
+				// Exactly this much: append's growth would round
+				// past what the arrivals justify.
+				grown := make([]byte, start, start+chunk)
+				copy(grown, rr.buf)
+				rr.buf = grown
+			}
+			rr.buf = rr.buf[:start+chunk]
 			if _, err := io.ReadFull(rr.r, rr.buf[start:]); err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF

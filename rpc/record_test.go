@@ -276,16 +276,16 @@ func TestRecordReaderMemoryFollowsArrivals(t *testing.T) {
 
 // The buffer of one large record is not pinned by an idle connection.
 func TestRecordReaderReleasesLargeBuffers(t *testing.T) {
-	big := strings.Repeat("x", 2*keepCap)
-	rr := NewRecordReader(bytes.NewReader(stream(frag(true, big), frag(true, "small"))), 4*keepCap)
+	big := strings.Repeat("x", 2*DefaultKeep)
+	rr := NewRecordReader(bytes.NewReader(stream(frag(true, big), frag(true, "small"))), 4*DefaultKeep)
 	if rec, err := rr.Next(); err != nil || len(rec) != len(big) {
 		t.Fatalf("big record: %d bytes, %v", len(rec), err)
 	}
 	if rec, err := rr.Next(); err != nil || string(rec) != "small" {
 		t.Fatalf("small record: %q, %v", rec, err)
 	}
-	if cap(rr.buf) > keepCap {
-		t.Errorf("buffer capacity %d kept after a small record, want at most %d", cap(rr.buf), keepCap)
+	if cap(rr.buf) > DefaultKeep {
+		t.Errorf("buffer capacity %d kept after a small record, want at most %d", cap(rr.buf), DefaultKeep)
 	}
 }
 

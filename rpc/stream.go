@@ -199,7 +199,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		}
 		st.lastActive.Store(time.Now().UnixNano())
 		st.busy.Store(false)
-		if cap(reply) > keepCap {
+		if cap(reply) > DefaultKeep {
 			out = make([]byte, RecordHeaderLen, 4096)
 		} else {
 			out = reply

@@ -150,6 +150,7 @@ func (t *streamTransport) dial() error {
 		return err
 	}
 	t.conn, t.rr = conn, rpc.NewRecordReader(conn, maxReply)
+	t.rr.Keep = maxReply // one DUMP's buffer serves the next: the client stays cheap
 	return nil
 }
 
