@@ -101,3 +101,29 @@ func BenchmarkDump(b *testing.B) {
 	h := benchTable(b, 10_000)
 	benchCall(b, h, remoteTCP, VersRPCB3, ProcDump, [][]byte{nil})
 }
+
+// BenchmarkLoadTable is a warm start's insertion of 10,000 saved entries:
+// one Set each, or one SetAll.
+func BenchmarkLoadTable(b *testing.B) {
+	ms := make([]Mapping, 10000)
+	for i := range ms {
+		ms[i] = Mapping{Prog: 200000 + uint32(i), Vers: 1, Netid: "tcp6", Addr: "::1.3.232", Owner: OwnerSuperuser}
+	}
+	b.Run("Set", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := NewRegistry()
+			for _, m := range ms {
+				r.Set(m)
+			}
+		}
+	})
+	b.Run("SetAll", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if n := NewRegistry().SetAll(ms); n != len(ms) {
+				b.Fatalf("set %d", n)
+			}
+		}
+	})
+}

@@ -272,3 +272,45 @@ func TestRegistryIsCapped(t *testing.T) {
 		t.Error("Set after an Unset made room failed")
 	}
 }
+
+// SetAll is the same as one Set per row, in order, whatever the rows: a
+// repeat of a key keeps the first address, an identical repeat counts as
+// set, netids fold, and the table's bound holds. Rows already in the
+// table stay first.
+func TestSetAll(t *testing.T) {
+	rows := []Mapping{
+		row(progA, 1, "udp", "a1"),
+		row(progA, 1, "udp", "other"), // refused: the first one wins
+		row(progA, 1, "udp", "a1"),    // identical: TRUE, no second row
+		row(progA, 1, "UDP", "folded"),
+		row(progA, 2, "tcp", "a2"),
+		row(progB, 1, "tcp6", "b1"),
+		row(progB, 2, "ticotsord", "b2"),
+		row(progB, 3, "udp", "over the bound"),
+	}
+	one, all := NewRegistry(), NewRegistry()
+	for _, r := range []*Registry{one, all} {
+		r.max = 5
+		r.Set(row(Program, 2, "udp", "own"))
+	}
+	want := 0
+	for _, m := range rows {
+		if one.Set(m) {
+			want++
+		}
+	}
+	if got := all.SetAll(rows); got != want {
+		t.Errorf("SetAll reported %d set, one Set each %d", got, want)
+	}
+	gotRows, gotGen := all.Snapshot()
+	wantRows, wantGen := one.Snapshot()
+	if fmt.Sprint(gotRows) != fmt.Sprint(wantRows) || gotGen != wantGen {
+		t.Errorf("SetAll made\n %v (generation %d)\none Set each\n %v (generation %d)", gotRows, gotGen, wantRows, wantGen)
+	}
+	if len(gotRows) != 5 {
+		t.Errorf("%d rows, want the bound of 5", len(gotRows))
+	}
+	if m, found, exact := all.Lookup(progA, 1, "udp"); !found || !exact || m.Addr != "a1" {
+		t.Errorf("lookup after SetAll: %v %v %v", m, found, exact)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -117,23 +119,35 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	if err := d.acquireLock(); err != nil {
 		return nil, err
 	}
-	served, err := d.adopt()
-	if err != nil {
-		d.closeAll()
-		return nil, err
-	}
-	if err := d.bind(cfg, served); err != nil {
-		d.closeAll()
-		return nil, err
-	}
-	if err := d.applyPolicy(cfg.Policy); err != nil {
+	var saved func() savedTable
+	// abort undoes a start that failed; a table still being read is
+	// waited for, so that no file is touched once the lock is released.
+	abort := func(err error) (*Daemon, error) {
+		if saved != nil {
+			saved()
+		}
 		d.closeAll()
 		return nil, err
 	}
 	if cfg.WarmStart {
-		if err := d.warmStart(cfg.StateDir); err != nil {
-			d.closeAll()
-			return nil, err
+		// Loading allocates a little for every entry and frees nothing;
+		// the collector would only slow the first answer down.
+		defer debug.SetGCPercent(debug.SetGCPercent(-1))
+		saved = readSaved(cmp.Or(cfg.StateDir, DefaultStateDir), d.log)
+	}
+	served, err := d.adopt()
+	if err != nil {
+		return abort(err)
+	}
+	if err := d.bind(cfg, served); err != nil {
+		return abort(err)
+	}
+	if err := d.applyPolicy(cfg.Policy); err != nil {
+		return abort(err)
+	}
+	if cfg.WarmStart {
+		if err := d.warmStart(saved()); err != nil {
+			return abort(err)
 		}
 	}
 	if cfg.User != "" {
@@ -142,8 +156,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 			dir = cmp.Or(cfg.StateDir, DefaultStateDir)
 		}
 		if err := d.dropPrivileges(cfg.User, dir); err != nil {
-			d.closeAll()
-			return nil, err
+			return abort(err)
 		}
 	}
 	mux := rpc.NewMux()
@@ -159,8 +172,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		d.Service.Reject = d.sys.metrics.Reject
 	}
 	if err := d.startRemoteCalls(); err != nil { // remotecalls.go
-		d.closeAll()
-		return nil, err
+		return abort(err)
 	}
 	return d, nil
 }
@@ -237,27 +249,44 @@ func (d *Daemon) bind(cfg Config, served map[string]string) error {
 	return nil
 }
 
-// warmStart loads the saved table after the daemon's own rows and makes
+// savedTable is what a warm start read from the state directory.
+type savedTable struct {
+	store *state.Store
+	rows  []pmap.Mapping
+	err   error
+}
+
+// readSaved reads the saved table on a goroutine of its own, so that
+// decoding the file and binding the sockets share the start-up between
+// them. The lock is held already: no other instance writes the file.
+func readSaved(dir string, log *zap.Logger) func() savedTable {
+	ch := make(chan savedTable, 1)
+	go func() {
+		st, err := state.Open(dir, log)
+		if err != nil {
+			ch <- savedTable{err: fmt.Errorf("warm start: %w", err)}
+			return
+		}
+		ch <- savedTable{store: st, rows: st.WarmStart(state.RpcbindDirs)}
+	}()
+	return sync.OnceValue(func() savedTable { return <-ch })
+}
+
+// warmStart adds the saved table after the daemon's own rows and makes
 // every later change durable before it is acknowledged.
-func (d *Daemon) warmStart(dir string) error {
-	if dir == "" {
-		dir = DefaultStateDir
+func (d *Daemon) warmStart(saved savedTable) error {
+	if saved.err != nil {
+		return saved.err
 	}
-	st, err := state.Open(dir, d.log)
-	if err != nil {
-		return fmt.Errorf("warm start: %w", err)
-	}
-	// Loading allocates a little for every entry and frees nothing; the
-	// collector would only slow the first answer down.
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	loaded := 0
-	for _, m := range st.WarmStart(state.RpcbindDirs) {
-		if m.Prog == pmap.Program {
-			continue // the daemon's own rows are made afresh
-		}
-		if d.Registry.Set(m) {
-			loaded++
-		}
+	st := saved.store
+	// The daemon's own rows are made afresh.
+	rows := slices.DeleteFunc(saved.rows, func(m pmap.Mapping) bool { return m.Prog == pmap.Program })
+	before := d.Registry.Len()
+	d.Registry.SetAll(rows)
+	loaded := d.Registry.Len() - before
+	if loaded < len(rows) {
+		d.log.Warn("saved rows not restored: repeats of an earlier row's program, version and netid, or beyond the table's limit",
+			zap.String("file", st.Path()), zap.Int("rows", len(rows)-loaded))
 	}
 	d.log.Info("warm start", zap.String("file", st.Path()), zap.Int("registrations", loaded))
 	d.writer = state.NewWriter(st, d.Registry.Snapshot, d.log)

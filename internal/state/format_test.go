@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,10 +13,7 @@ import (
 )
 
 func TestFormatRoundTrip(t *testing.T) {
-	many := make([]pmap.Mapping, 10000)
-	for i := range many {
-		many[i] = pmap.Mapping{Prog: 200000 + uint32(i), Vers: 1, Netid: "tcp", Addr: "0.0.0.0.4.1", Owner: "superuser"}
-	}
+	many := varied(10000)
 	long := strings.Repeat("x", MaxString)
 	for _, tc := range []struct {
 		name string
@@ -195,5 +193,71 @@ func TestDecodeHostileAllocatesLittle(t *testing.T) {
 				t.Errorf("%d bytes allocated per refused %d-byte file", per, len(tc.data))
 			}
 		})
+	}
+}
+
+// varied is a table whose rows differ in every string's length, so that a
+// list cut at a wrong offset cannot decode to the same rows.
+func varied(n int) []pmap.Mapping {
+	ms := make([]pmap.Mapping, n)
+	for i := range ms {
+		ms[i] = pmap.Mapping{Prog: 200000 + uint32(i), Vers: uint32(i % 7), Netid: []string{"tcp", "udp6", "local"}[i%3],
+			Addr: fmt.Sprintf("10.%d.0.%d.%d.%d", i%300, i%5, i>>8&255, i&255), Owner: strings.Repeat("u", i%9)}
+	}
+	return ms
+}
+
+// The runs a long list is decoded in start exactly where their first
+// entries do, however many there are.
+func TestSplitEntriesAtEntryBoundaries(t *testing.T) {
+	ms := varied(9000)
+	var list xb
+	starts := make([]int, len(ms)+1)
+	for i, m := range ms {
+		starts[i] = len(list)
+		list = list.entry(m)
+	}
+	starts[len(ms)] = len(list)
+	for parts := 1; parts <= 5; parts++ {
+		runs := splitEntries(list, len(ms), parts)
+		if want := min(parts, len(ms)/minRun) + 1; len(runs) != max(want, 2) {
+			t.Errorf("%d parts: %d runs", parts, len(runs)-1)
+		}
+		if runs[0] != (run{0, 0}) || runs[len(runs)-1] != (run{len(ms), len(list)}) {
+			t.Errorf("%d parts: runs %v do not cover the list", parts, runs)
+		}
+		for _, r := range runs {
+			if r.off != starts[r.first] {
+				t.Errorf("%d parts: run at entry %d starts at byte %d, the entry at %d", parts, r.first, r.off, starts[r.first])
+			}
+		}
+		got, err := decodeEntries(list, len(ms))
+		if err != nil || !slices.Equal(got, ms) {
+			t.Fatalf("decodeEntries: %v", err)
+		}
+	}
+}
+
+// A damaged list is refused naming the entry, in whichever run it is.
+func TestDecodeEntriesNamesTheDamage(t *testing.T) {
+	ms := varied(9000)
+	var list xb
+	for i, m := range ms {
+		if i == 7000 {
+			list = list.u32(m.Prog).u32(m.Vers).u32(MaxString + 1) // a netid too long
+			continue
+		}
+		list = list.entry(m)
+	}
+	if _, err := decodeEntries(list, len(ms)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "entry 7000") {
+		t.Errorf("damaged entry 7000: %v", err)
+	}
+	var whole xb
+	for _, m := range ms {
+		whole = whole.entry(m)
+	}
+	whole = whole.u32(0) // one word more than the entries
+	if _, err := decodeEntries(whole, len(ms)); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "4 bytes after entry 8999") {
+		t.Errorf("trailing bytes: %v", err)
 	}
 }

@@ -114,6 +114,11 @@ func (rs *rpcbSet) trust(uid uint32) bool {
 	return uid == 0 || uid == uint32(os.Geteuid()) || (rs.dirClosed && uid == rs.dirUID)
 }
 
+type mappingKey struct {
+	prog, vers uint32
+	netid      string
+}
+
 // load reads the set's files and merges them, returning the rows and the
 // files that were read successfully; refused files are moved aside.
 func (rs *rpcbSet) load(log *zap.Logger, now time.Time) (ms []pmap.Mapping, read []string) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -115,7 +116,7 @@ func (s *Store) load() ([]pmap.Mapping, error) {
 	if fileBoot != "" && s.bootID != "" && fileBoot != s.bootID {
 		return nil, fmt.Errorf("boot %s, running boot %s: %w", fileBoot, s.bootID, ErrStale)
 	}
-	return dedupe(s.log, s.path, ms), nil
+	return dropOwnRows(s.log, s.path, ms), nil
 }
 
 // Save replaces the state file with ms atomically and durably: when it
@@ -171,38 +172,18 @@ func (s *Store) WarmStart(rpcbindDirs []string) []pmap.Mapping {
 	return ms
 }
 
-type mappingKey struct {
-	prog, vers uint32
-	netid      string
-}
-
-// dedupe drops the portmapper's own rows and every row whose (prog, vers,
-// netid) came earlier: SET never overwrites, so the first one wins, as it
-// would have in the daemon that wrote the file.
-func dedupe(log *zap.Logger, file string, ms []pmap.Mapping) []pmap.Mapping {
-	seen := make(map[mappingKey]bool, len(ms))
-	out := ms[:0]
-	var own, dups int
-	for _, m := range ms {
-		k := mappingKey{m.Prog, m.Vers, m.Netid}
-		switch {
-		case m.Prog == pmap.Program:
-			own++
-		case seen[k]:
-			dups++
-		default:
-			seen[k] = true
-			out = append(out, m)
-		}
-	}
-	if dups > 0 {
-		log.Warn("dropped duplicate rows from state file", zap.String("file", file), zap.Int("rows", dups))
-	}
-	if own > 0 {
+// dropOwnRows drops the portmapper's own rows (program 100000): the daemon
+// registers its own rows for the transports it serves now. Duplicates of
+// a (prog, vers, netid) are left to the registry, whose SET never
+// overwrites, so the first one wins, as in the daemon that wrote the file.
+func dropOwnRows(log *zap.Logger, file string, ms []pmap.Mapping) []pmap.Mapping {
+	n := len(ms)
+	ms = slices.DeleteFunc(ms, func(m pmap.Mapping) bool { return m.Prog == pmap.Program })
+	if own := n - len(ms); own > 0 {
 		log.Debug("dropped the portmapper's own rows", zap.String("file", file), zap.Int("rows", own))
 	}
-	if len(out) == 0 {
+	if len(ms) == 0 {
 		return nil
 	}
-	return out
+	return ms
 }
