@@ -349,7 +349,7 @@ func TestRunSpawnsTheDaemon(t *testing.T) {
 	for _, l := range ph.Loads {
 		checkLoad(t, l, cfg)
 	}
-	if res.Warm == nil || res.Warm.Restored != 0 || res.Warm.StartupUs <= 0 {
+	if res.Warm == nil || res.Warm.Restored != 0 || len(res.Warm.StartupUs) != cfg.WarmRestarts || slices.Min(res.Warm.StartupUs) <= 0 {
 		t.Errorf("warm start of a daemon without it: %+v", res.Warm)
 	}
 	// The socket is gone with the daemon: nothing was left running.

@@ -114,6 +114,7 @@ func shortConfig() Config {
 	cfg.FreshLookups = 1000
 	cfg.FreshDuration = 150 * time.Millisecond
 	cfg.RegisterTimeout = 20 * time.Second
+	cfg.WarmRestarts = 2
 	return cfg
 }
 

@@ -51,6 +51,7 @@ func (o *benchLoadOptions) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&c.FreshLookups, "fresh-lookups", c.FreshLookups, "count bound of the stream of lookups of ever-new programs (0 skips it)")
 	f.DurationVar(&c.FreshDuration, "fresh-duration", c.FreshDuration, "time bound of that stream")
 	f.IntVar(&c.WarmRegistrations, "warm-registrations", c.WarmRegistrations, "registrations to restore in the warm-start measurement")
+	f.IntVar(&c.WarmRestarts, "warm-restarts", c.WarmRestarts, "restarts timed in the warm-start measurement")
 	f.DurationVar(&c.RegisterTimeout, "register-timeout", c.RegisterTimeout, "time bound for registering one table size")
 }
 
@@ -74,6 +75,7 @@ func (o *benchLoadOptions) args(regs ...int) []string {
 		"--fresh-lookups=" + strconv.Itoa(c.FreshLookups),
 		"--fresh-duration=" + c.FreshDuration.String(),
 		"--warm-registrations=" + strconv.Itoa(c.WarmRegistrations),
+		"--warm-restarts=" + strconv.Itoa(c.WarmRestarts),
 		"--register-timeout=" + c.RegisterTimeout.String(),
 	}
 }
