@@ -10,4 +10,11 @@
 // A message whose header does not parse gets no reply at all: any answer
 // to garbage can be used to amplify. Handlers see the transport, the remote
 // and local addresses, and on the local socket the caller's uid.
+//
+// A datagram socket has one reader, which takes the calls queued in the
+// socket in batches (recvmmsg) and sends their replies together
+// (sendmmsg): under load a call costs a fraction of a system call each
+// way. A handler that must wait before its reply is sent (a change being
+// made durable) says so with Call.ReplyAfter, and the wait happens off the
+// reader. Each stream connection has a goroutine of its own.
 package rpc

@@ -41,7 +41,7 @@ type udpBatch struct {
 	inIov   [udpBatchSize]syscall.Iovec
 	inName  [udpBatchSize]syscall.RawSockaddrInet6
 	inOOB   [udpBatchSize][recvOOBSize]byte
-	inBuf   []byte // udpBatchSize datagrams of maxDatagram bytes
+	inBuf   []byte // udpBatchSize datagrams of maxCallDatagram bytes
 	out     [udpBatchSize]mmsghdr
 	outIov  [udpBatchSize]syscall.Iovec
 	outName [udpBatchSize]syscall.RawSockaddrInet6
@@ -52,14 +52,12 @@ type udpBatch struct {
 
 func newUDPBatch() *udpBatch {
 	b := &udpBatch{
-		// Untouched pages of these cost address space, not memory: a
-		// datagram dirties only the pages it fills.
-		inBuf:  make([]byte, udpBatchSize*maxDatagram),
+		inBuf:  make([]byte, udpBatchSize*maxCallDatagram),
 		outBuf: make([]byte, 0, 2*maxDatagram),
 	}
 	for i := range b.in {
-		b.inIov[i].Base = &b.inBuf[i*maxDatagram]
-		b.inIov[i].SetLen(maxDatagram)
+		b.inIov[i].Base = &b.inBuf[i*maxCallDatagram]
+		b.inIov[i].SetLen(maxCallDatagram)
 		h := &b.in[i].hdr
 		h.Name = (*byte)(unsafe.Pointer(&b.inName[i]))
 		h.Iov = &b.inIov[i]
@@ -97,7 +95,7 @@ func (b *udpBatch) recvmmsg(fd uintptr) (int, syscall.Errno) {
 // messages.
 func (b *udpBatch) datagram(i int) (data []byte, from netip.AddrPort, oob []byte) {
 	m := &b.in[i]
-	data = b.inBuf[i*maxDatagram : i*maxDatagram+int(m.n)]
+	data = b.inBuf[i*maxCallDatagram : i*maxCallDatagram+min(int(m.n), maxCallDatagram)]
 	oob = b.inOOB[i][:min(int(m.hdr.Controllen), recvOOBSize)]
 	return data, sockaddrAddrPort(&b.inName[i], m.hdr.Namelen), oob
 }

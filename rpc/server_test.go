@@ -38,6 +38,7 @@ const (
 	procDefer     = 9 // answers later through a Responder
 	procWrapAuth  = 10
 	procMismatch  = 11 // the handler itself reports PROG_MISMATCH {7, 9}
+	procArgLen    = 12 // the length of the arguments it got
 	bigReplyBytes = 10000
 )
 
@@ -90,6 +91,9 @@ func testMux() *Mux {
 		}),
 		procWrapAuth: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
 			return res, fmt.Errorf("set from %v: %w", c.Remote, ErrAuthTooWeak)
+		}),
+		procArgLen: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+			return xdr.AppendUint32(res, uint32(len(c.Args))), nil
 		}),
 		procMismatch: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
 			return res, fmt.Errorf("forwarding: %w", &ProgMismatchError{Low: 7, High: 9})

@@ -9,10 +9,15 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxDatagram is the largest UDP payload. Every datagram of a batch gets a
-// buffer of this size, so a packet's memory is never shared with the next
-// read, and every reply is given at least this much room.
+// maxDatagram is the largest UDP payload: every reply is given this much
+// room before it is built.
 const maxDatagram = 65535
+
+// maxCallDatagram is how much of a datagram a call is read from, as
+// rpcbind's receive buffer (RPC_MAXDATASIZE): the kernel drops the rest,
+// and a call cut short gets GARBAGE_ARGS, as from rpcbind. No portmapper
+// call needs more.
+const maxCallDatagram = 9000
 
 // ServeUDP serves calls arriving on a datagram socket whose transport is
 // netid ("udp" or "udp6") until the socket is closed or Shutdown is called.
@@ -147,16 +152,13 @@ func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
 	if !ok {
 		return
 	}
-	if len(c.Tail) > 0 {
-		// The tail fits the room left for a datagram, or the reply is
-		// refused as too large anyway.
-		if len(reply)+len(c.Tail) > maxDatagram {
-			s.Counters.TooLarge.Add(1)
-			s.observeReject(RefusedTooLarge)
-			return
-		}
-		reply = append(reply, c.Tail...)
+	if len(reply)+len(c.Tail) > maxDatagram {
+		// No datagram carries it (and the room left for it is exceeded).
+		s.Counters.TooLarge.Add(1)
+		s.observeReject(RefusedTooLarge)
+		return
 	}
+	reply = append(reply, c.Tail...)
 	if !s.replyAllowed(sock, from, len(msg), len(reply)) {
 		return
 	}

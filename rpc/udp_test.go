@@ -122,6 +122,22 @@ func TestServerUDPBatchSkipsRefusedReply(t *testing.T) {
 	}
 }
 
+// A datagram is read as far as rpcbind reads one, 9000 bytes: the
+// kernel drops the rest, and the call sees its arguments cut short. The
+// next datagram in the same batch is whole.
+func TestServerUDPReadsCallsUpTo9000Bytes(t *testing.T) {
+	conn, start := queuedUDPServer(t, &Server{})
+	c := dialUDP(t, conn.LocalAddr())
+	header := len(testCall(0, 1, procArgLen))
+	for xid, args := range []int{100, maxCallDatagram - header, maxCallDatagram - header + 4, 20000} {
+		c.send(t, append(testCall(uint32(xid), 1, procArgLen), make([]byte, args)...))
+	}
+	start()
+	for xid, want := range []int{100, maxCallDatagram - header, maxCallDatagram - header, maxCallDatagram - header} {
+		expectReply(t, c, xdr.AppendUint32(AppendSuccess(nil, uint32(xid)), uint32(want)))
+	}
+}
+
 // heldServer serves a program whose procedure 1 holds its reply until the
 // test releases it, and whose procedure 2 fails after the reply was built.
 func heldServer(t *testing.T, release <-chan struct{}) *testServer {

@@ -259,6 +259,9 @@ func rpcbV34ErrorSteps() []Step {
 		rpcbStep("UADDR2TADDR of 3 KB", "v3 tcp uaddr2taddr "+longAddr, "maxlen=0 buf="),
 		RawStep("UADDR2TADDR of 9001 bytes", rawV3Uaddr9001.Bytes(), "closed", "tcp").Tolerate(
 			over, SameOr(IsReply(AcceptedReply(0x300e, GarbageArgs)))),
+		// Both read 9000 bytes of a datagram; the string is cut short.
+		RawStep("datagrams over 9000 bytes are read as their first 9000", rawV3SetHuge.Bytes(),
+			"reply "+Hex(AcceptedReply(0x300d, GarbageArgs)), "udp", "udp6"),
 		Client("DUMP after the long strings", "v3 tcp dump").Expect(dumpOut("v3 tcp dump")...),
 
 		rpcbStep("SET stores universal addresses that do not parse",
