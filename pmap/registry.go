@@ -19,8 +19,13 @@ type Registry struct {
 	n      int
 	byKey  map[key]*entry
 	byProg map[progKey][]*entry // same program and netid, insertion order
-	gen    uint64
-	max    int // bound on n; MaxMappings unless a test lowers it
+	// v2ports answers v2 GETPORT's exact matches from 12 bytes a row,
+	// keyed by prog<<32|vers, for rows on "udp" ([0]) and "tcp" ([1])
+	// that have a port: in a large table the call then costs no cache
+	// miss into the entry and its address.
+	v2ports [2]map[uint64]uint32
+	gen     uint64
+	max     int // bound on n; MaxMappings unless a test lowers it
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind
@@ -38,11 +43,16 @@ type progKey struct {
 type entry struct {
 	Mapping
 	prev, next *entry
+	// port is the port of Addr (v2 GETPORT's answer), parsed once at SET
+	// rather than on every lookup; v2Port says whether Addr has one.
+	port   uint32
+	v2Port bool
 }
 
 // NewRegistry returns an empty table.
 func NewRegistry() *Registry {
-	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry), max: MaxMappings}
+	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry),
+		v2ports: [2]map[uint64]uint32{{}, {}}, max: MaxMappings}
 }
 
 // foldNetid lower-cases a netid; netids are lower-case already, so this
@@ -93,8 +103,17 @@ func (r *Registry) setLocked(m Mapping) bool {
 		return false
 	}
 	e := &entry{Mapping: m}
+	e.port, e.v2Port = UaddrPort(m.Addr)
 	k.netid = internNetid(k.netid)
+	if e.Netid == k.netid {
+		// The interned copy: lookups compare netids by pointer first,
+		// so a large table does not cost a cache miss per comparison.
+		e.Netid = k.netid
+	}
 	r.byKey[k] = e
+	if i := v2Index(e.Netid); i >= 0 && e.v2Port {
+		r.v2ports[i][v2Key(e.Prog, e.Vers)] = e.port
+	}
 	pk := progKey{m.Prog, k.netid}
 	r.byProg[pk] = append(r.byProg[pk], e)
 	if r.tail == nil {
@@ -107,6 +126,20 @@ func (r *Registry) setLocked(m Mapping) bool {
 	r.bump()
 	return true
 }
+
+// v2Index is the v2ports map of a netid spelled exactly "udp" or "tcp"
+// (v2 compares netids exactly), or -1.
+func v2Index(netid string) int {
+	switch netid {
+	case "udp":
+		return 0
+	case "tcp":
+		return 1
+	}
+	return -1
+}
+
+func v2Key(prog, vers uint32) uint64 { return uint64(prog)<<32 | uint64(vers) }
 
 // SetAll sets each of ms in order, as many Sets would, and reports how
 // many it added or found already there. Taking the lock once and sizing
@@ -121,6 +154,10 @@ func (r *Registry) SetAll(ms []Mapping) int {
 		byProg := make(map[progKey][]*entry, want)
 		maps.Copy(byProg, r.byProg)
 		r.byKey, r.byProg = byKey, byProg
+		for i, ports := range r.v2ports {
+			r.v2ports[i] = make(map[uint64]uint32, want)
+			maps.Copy(r.v2ports[i], ports)
+		}
 	}
 	set := 0
 	for _, m := range ms {
@@ -171,6 +208,9 @@ func mayRemove(owner string, e *entry) bool {
 func (r *Registry) remove(e *entry) {
 	k := key{e.Prog, e.Vers, foldNetid(e.Netid)}
 	delete(r.byKey, k)
+	if i := v2Index(e.Netid); i >= 0 {
+		delete(r.v2ports[i], v2Key(e.Prog, e.Vers))
+	}
 	pk := progKey{e.Prog, k.netid}
 	list := r.byProg[pk]
 	for i, x := range list {
@@ -238,17 +278,17 @@ func (r *Registry) Lookup(prog, vers uint32, netid string) (m Mapping, found, ex
 func (r *Registry) lookupV2(prog, vers uint32, netid string) (port uint32, found bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if e := r.byKey[key{prog, vers, netid}]; e != nil && e.Netid == netid {
-		if p, ok := UaddrPort(e.Addr); ok {
-			return p, true
+	if i := v2Index(netid); i >= 0 {
+		if port, ok := r.v2ports[i][v2Key(prog, vers)]; ok {
+			return port, true
 		}
+	} else if e := r.byKey[key{prog, vers, netid}]; e != nil && e.Netid == netid && e.v2Port {
+		return e.port, true
 	}
 	list := r.byProg[progKey{prog, netid}]
 	for i := len(list) - 1; i >= 0; i-- {
-		if e := list[i]; e.Netid == netid {
-			if p, ok := UaddrPort(e.Addr); ok {
-				return p, true
-			}
+		if e := list[i]; e.Netid == netid && e.v2Port {
+			return e.port, true
 		}
 	}
 	return 0, false

@@ -2,6 +2,8 @@ package pmap
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -312,5 +314,51 @@ func TestSetAll(t *testing.T) {
 	}
 	if m, found, exact := all.Lookup(progA, 1, "udp"); !found || !exact || m.Addr != "a1" {
 		t.Errorf("lookup after SetAll: %v %v %v", m, found, exact)
+	}
+}
+
+// v2 GETPORT answers from a compact index; after any sequence of SETs and
+// UNSETs it must agree with rpcbind's rule applied to the table itself:
+// the exact (prog, vers, netid) row if its address has a port, else the
+// newest row of prog on netid that has one.
+func TestLookupV2AgreesWithTheTable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	netids := []string{"udp", "tcp", "UDP", "udp6", "Tcp"}
+	addrs := []string{"0.0.0.0.3.1", "0.0.0.0.0.7", "garbage", "::1.1.1", "0.0.0.0.255.255"}
+	r := NewRegistry()
+	want := func(prog, vers uint32, netid string) (uint32, bool) {
+		rows, _ := r.Snapshot()
+		for _, m := range rows {
+			if p, ok := UaddrPort(m.Addr); ok && m.Prog == prog && m.Vers == vers && m.Netid == netid {
+				return p, true
+			}
+		}
+		for _, m := range slices.Backward(rows) {
+			if p, ok := UaddrPort(m.Addr); ok && m.Prog == prog && m.Netid == netid {
+				return p, true
+			}
+		}
+		return 0, false
+	}
+	for step := range 3000 {
+		prog, vers := 1+rng.Uint32N(3), 1+rng.Uint32N(3)
+		netid := netids[rng.IntN(len(netids))]
+		if rng.IntN(3) == 0 {
+			r.Unset(prog, vers, netid, OwnerSuperuser)
+		} else {
+			r.Set(row(prog, vers, netid, addrs[rng.IntN(len(addrs))]))
+		}
+		for prog := range uint32(4) {
+			for vers := range uint32(4) {
+				for _, netid := range []string{"udp", "tcp"} { // what v2 asks about
+					gotPort, gotOK := r.lookupV2(prog, vers, netid)
+					wantPort, wantOK := want(prog, vers, netid)
+					if gotPort != wantPort || gotOK != wantOK {
+						t.Fatalf("step %d: lookupV2(%d, %d, %q) = %d %v, the table says %d %v",
+							step, prog, vers, netid, gotPort, gotOK, wantPort, wantOK)
+					}
+				}
+			}
+		}
 	}
 }

@@ -93,8 +93,11 @@ func (s *Stats) Lookup(v int, prog, vers uint32, netid string, ok bool) {
 	vs := &s.vers[v]
 	k := key{prog, vers, netid}
 	vs.mu.RLock()
-	a := vs.addrs[k]
+	a, full := vs.addrs[k], len(vs.addrList) >= s.MaxEntries
 	vs.mu.RUnlock()
+	if a == nil && full {
+		return // untracked, as the list is full: no write lock per call
+	}
 	if a == nil {
 		vs.mu.Lock()
 		if a = vs.addrs[k]; a == nil {
