@@ -87,7 +87,7 @@ install: build
 	sed 's|/usr/sbin/portmapd|$(PREFIX)/sbin/portmapd|g' cmd/portmapd/portmapd.service > $(DESTDIR)$(UNITDIR)/portmapd.service
 	install -m 0644 cmd/portmapd/portmapd.socket $(DESTDIR)$(UNITDIR)/portmapd.socket
 	install -m 0644 cmd/portmapd/portmapd.default $(DESTDIR)$(PREFIX)/share/doc/portmapd/portmapd.default
-	$(abspath $(BIN)) man --dir $(DESTDIR)$(PREFIX)/share/man/man8
+	$(GO) run ./internal/genman --dir $(DESTDIR)$(PREFIX)/share/man/man8
 
 clean:
 	rm -rf bin
