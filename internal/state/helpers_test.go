@@ -83,7 +83,7 @@ func header(vers uint32, boot string) xb {
 
 // seal appends the checksum, so that a crafted body reaches the decoder.
 func (b xb) seal() []byte {
-	return binary.BigEndian.AppendUint32(slices.Clone(b), crc32.Checksum(b, castagnoli))
+	return binary.BigEndian.AppendUint32(slices.Clone(b), crc32.Checksum(b, castagnoli()))
 }
 
 // rpcbList encodes rows the way libtirpc's xdr_rpcblist_ptr does.
