@@ -91,10 +91,12 @@ func internNetid(s string) string {
 func (r *Registry) Set(m Mapping) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.setLocked(m)
+	return r.setLocked(m, nil, nil)
 }
 
-func (r *Registry) setLocked(m Mapping) bool {
+// setLocked is Set under the write lock. e, if not nil, is the memory for
+// a new row, and list the room for its program's list if it starts one.
+func (r *Registry) setLocked(m Mapping, e *entry, list []*entry) bool {
 	k := key{m.Prog, m.Vers, foldNetid(m.Netid)}
 	if e := r.byKey[k]; e != nil {
 		return e.Addr == m.Addr
@@ -102,7 +104,10 @@ func (r *Registry) setLocked(m Mapping) bool {
 	if r.n >= r.max {
 		return false
 	}
-	e := &entry{Mapping: m}
+	if e == nil {
+		e = new(entry)
+	}
+	*e = entry{Mapping: m}
 	e.port, e.v2Port = UaddrPort(m.Addr)
 	k.netid = internNetid(k.netid)
 	if e.Netid == k.netid {
@@ -115,7 +120,11 @@ func (r *Registry) setLocked(m Mapping) bool {
 		r.v2ports[i][v2Key(e.Prog, e.Vers)] = e.port
 	}
 	pk := progKey{m.Prog, k.netid}
-	r.byProg[pk] = append(r.byProg[pk], e)
+	if l := r.byProg[pk]; l != nil || list == nil {
+		r.byProg[pk] = append(l, e)
+	} else {
+		r.byProg[pk] = append(list, e)
+	}
 	if r.tail == nil {
 		r.head = e
 	} else {
@@ -154,14 +163,25 @@ func (r *Registry) SetAll(ms []Mapping) int {
 		byProg := make(map[progKey][]*entry, want)
 		maps.Copy(byProg, r.byProg)
 		r.byKey, r.byProg = byKey, byProg
+		var v2rows [2]int
+		for _, m := range ms {
+			if i := v2Index(m.Netid); i >= 0 {
+				v2rows[i]++
+			}
+		}
 		for i, ports := range r.v2ports {
-			r.v2ports[i] = make(map[uint64]uint32, want)
+			r.v2ports[i] = make(map[uint64]uint32, len(ports)+v2rows[i])
 			maps.Copy(r.v2ports[i], ports)
 		}
 	}
+	// One allocation for all the entries and one for the programs' lists,
+	// instead of two small ones a row. The price: a slab stays allocated
+	// while any of its rows is registered.
+	entries := make([]entry, len(ms))
+	lists := make([]*entry, len(ms))
 	set := 0
-	for _, m := range ms {
-		if r.setLocked(m) {
+	for i, m := range ms {
+		if r.setLocked(m, &entries[i], lists[i:i:i+1]) {
 			set++
 		}
 	}
