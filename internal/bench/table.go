@@ -260,8 +260,9 @@ func tableRows(a, b *Result) []row {
 	}
 
 	// Scaling: the share of its throughput a daemon keeps when its table
-	// grows from the smallest size measured to the largest. DUMP is left
-	// out: its work grows with the table by definition.
+	// grows from the smallest size measured to the largest, and how its
+	// CPU time per call grows. DUMP is left out: its work grows with the
+	// table by definition.
 	if len(sizes) > 1 {
 		lo, hi := sizes[0], sizes[len(sizes)-1]
 		for _, name := range names {
@@ -274,6 +275,15 @@ func tableRows(a, b *Result) []row {
 					return 0, false
 				}
 				return h.PerSecond / l.PerSecond, true
+			})
+			// The daemon's own cost per call, which the clients sharing
+			// its CPUs do not blur as they do the throughput.
+			add("scaling", fmt.Sprintf("%d/%d", hi, lo), figure{name + " CPU µs/req", 3, false}, func(r *Result) (float64, bool) {
+				l, h := r.load(name, lo), r.load(name, hi)
+				if l == nil || h == nil || l.DaemonCPUus == 0 || h.DaemonCPUus == 0 {
+					return 0, false
+				}
+				return h.DaemonCPUus / l.DaemonCPUus, true
 			})
 		}
 	}

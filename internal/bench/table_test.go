@@ -19,8 +19,9 @@ func sampleResult(name string, k float64, warm bool) *Result {
 			RSSIdleKB: 4096, RSSRegisteredKB: 8192,
 			Loads: []LoadResult{load(LoadGetportUDP, regs), load(LoadDumpTCP, regs)}})
 	}
-	// The larger table halves the throughput.
+	// The larger table halves the throughput and costs 1.5 times the CPU.
 	r.Phases[1].Loads[0].PerSecond /= 2
+	r.Phases[1].Loads[0].DaemonCPUus *= 1.5
 	f := load(LoadFresh, 0)
 	r.Fresh = &f
 	if warm {
@@ -62,10 +63,11 @@ func TestFormatTableShowsBothDaemonsAndTheirRatio(t *testing.T) {
 	}{
 		{[]string{"getport-udp", "10", "req/s"}, []string{"100000", "50000", "2.00", "portmapd"}},
 		{[]string{"getport-udp", "10", "p99", "µs"}, []string{"200.0", "400.0", "0.50", "portmapd"}},
-		{[]string{"getport-udp", "10000", "CPU", "µs/req"}, []string{"5.00", "10.00", "0.50", "portmapd"}},
+		{[]string{"getport-udp", "10000", "CPU", "µs/req"}, []string{"7.50", "15.00", "0.50", "portmapd"}},
 		{[]string{"dump-tcp", "10", "errors"}, []string{"0", "0", "-", "="}},
 		{[]string{"table", "10000", "RSS", "registered", "MiB"}, []string{"8.0", "8.0", "1.00", "≈"}},
 		{[]string{"scaling", "10000/10", "getport-udp", "req/s"}, []string{"0.500", "0.500", "1.00", "≈"}},
+		{[]string{"scaling", "10000/10", "getport-udp", "CPU", "µs/req"}, []string{"1.500", "1.500", "1.00", "≈"}},
 		{[]string{"fresh-lookups", "0", "RSS", "growth", "MiB"}, []string{"0.0", "4.0", "0", "portmapd"}},
 		{[]string{"startup", "0", "first", "answer", "ms", "(median)"}, []string{"4.00", "4.00", "1.00", "≈"}},
 		// Only rpcbind measured a warm start: no ratio.
