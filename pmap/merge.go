@@ -3,9 +3,10 @@ package pmap
 import (
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/portmapd/portmapd/rpc"
 )
 
 // Address merging: a service registered on a wildcard address
@@ -163,15 +164,5 @@ func scopeOf(a netip.Addr) int {
 	if a.Zone() == "" {
 		return 0
 	}
-	return zoneIndex(a.Zone())
-}
-
-func zoneIndex(zone string) int {
-	if n, err := strconv.Atoi(zone); err == nil {
-		return n
-	}
-	if ifc, err := net.InterfaceByName(zone); err == nil {
-		return ifc.Index
-	}
-	return 0
+	return rpc.ZoneIndex(a.Zone())
 }

@@ -185,13 +185,14 @@ func putSockaddr(sa *syscall.RawSockaddrInet6, to netip.AddrPort, family int) ui
 	sa.Port = *(*uint16)(unsafe.Pointer(&port))
 	sa.Addr = to.Addr().As16()
 	if z := to.Addr().Zone(); z != "" {
-		sa.Scope_id = uint32(zoneIndex(z))
+		sa.Scope_id = uint32(ZoneIndex(z))
 	}
 	return syscall.SizeofSockaddrInet6
 }
 
-// zoneIndex is the interface index a zone names, by number or by name.
-func zoneIndex(zone string) int {
+// ZoneIndex is the interface index an IPv6 zone names, by number (as the
+// datagram reader writes zones) or by interface name; 0 if neither.
+func ZoneIndex(zone string) int {
 	if n, err := strconv.Atoi(zone); err == nil {
 		return n
 	}
