@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,9 +277,9 @@ func (d *Daemon) warmStart(saved savedTable) error {
 	if saved.err != nil {
 		return saved.err
 	}
-	st := saved.store
-	// The daemon's own rows are made afresh.
-	rows := slices.DeleteFunc(saved.rows, func(m pmap.Mapping) bool { return m.Prog == pmap.Program })
+	// The rows come without the portmapper's own (state drops them): the
+	// daemon made its rows afresh for the transports it serves now.
+	st, rows := saved.store, saved.rows
 	before := d.Registry.Len()
 	d.Registry.SetAll(rows)
 	loaded := d.Registry.Len() - before

@@ -143,7 +143,8 @@ func (s *Store) Save(ms []pmap.Mapping) error {
 // from rpcbind since portmapd last ran. They are copied into the Store
 // first and only then renamed with the suffix ".imported", so that a crash
 // in between loses nothing and a later start does not import stale rows
-// again. Like Load, it never fails.
+// again. Like Load, it never fails and leaves out the portmapper's own
+// rows (program 100000).
 func (s *Store) WarmStart(rpcbindDirs []string) []pmap.Mapping {
 	own, ownErr := os.Lstat(s.path)
 	rs := findRpcbind(s.log, rpcbindDirs)
