@@ -25,10 +25,14 @@ type Counters struct {
 // isLoopback reports a source that cannot be spoofed from the network.
 func isLoopback(a netip.Addr) bool { return a.Unmap().IsLoopback() }
 
-// SourceLimiter is a token bucket per source address. It holds at most
-// MaxSources buckets; when full, buckets idle for a full refill are
-// forgotten, and if none is, the new source shares no bucket and is
-// refused, so a flood of forged sources cannot grow memory.
+// SourceLimiter is a token bucket per source: an IPv4 address (an
+// IPv4-mapped one counts as its IPv4 address), or an IPv6 /64, which is
+// what one host or site is given, so rotating addresses inside it buys a
+// flooder nothing. It holds at most MaxSources buckets: when full, buckets
+// that have refilled completely (the same as new ones) are swept out, at
+// most once per refill period, so that a flood of forged sources costs
+// neither memory nor a sweep per packet; until then new sources are
+// refused.
 type SourceLimiter struct {
 	// Rate is the tokens added per second, Burst the bucket's size.
 	Rate, Burst float64
@@ -36,8 +40,9 @@ type SourceLimiter struct {
 	// Now returns the time; tests replace it.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	buckets map[netip.Addr]*bucket
+	mu        sync.Mutex
+	buckets   map[netip.Prefix]bucket
+	lastSweep time.Time
 }
 
 type bucket struct {
@@ -45,44 +50,37 @@ type bucket struct {
 	last   time.Time
 }
 
+// DefaultMaxSources is NewSourceLimiter's bound on tracked sources.
+const DefaultMaxSources = 65536
+
 // NewSourceLimiter returns a limiter of rate per second and burst.
 func NewSourceLimiter(rate, burst float64) *SourceLimiter {
-	return &SourceLimiter{Rate: rate, Burst: burst, MaxSources: 65536, Now: time.Now,
-		buckets: make(map[netip.Addr]*bucket)}
+	return &SourceLimiter{Rate: rate, Burst: burst, MaxSources: DefaultMaxSources, Now: time.Now}
 }
 
 // Allow takes a token from a's bucket, reporting whether there was one.
 func (l *SourceLimiter) Allow(a netip.Addr) bool {
 	now := l.Now()
+	k := sourceKey(a)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.buckets[a]
-	if b == nil {
+	b, ok := l.buckets[k]
+	if !ok {
+		if l.buckets == nil {
+			l.buckets = make(map[netip.Prefix]bucket)
+		}
 		if len(l.buckets) >= l.MaxSources && !l.sweep(now) {
 			return false
 		}
-		b = &bucket{tokens: l.Burst, last: now}
-		l.buckets[a] = b
+		b = bucket{tokens: l.Burst, last: now}
 	}
-	b.tokens = min(l.Burst, b.tokens+now.Sub(b.last).Seconds()*l.Rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
+	b = l.refill(b, now)
+	allowed := b.tokens >= 1
+	if allowed {
+		b.tokens--
 	}
-	b.tokens--
-	return true
-}
-
-// sweep forgets buckets that have refilled completely, which are the same
-// as new ones; it reports whether it made room.
-func (l *SourceLimiter) sweep(now time.Time) bool {
-	full := time.Duration(l.Burst / l.Rate * float64(time.Second))
-	for a, b := range l.buckets {
-		if now.Sub(b.last) >= full {
-			delete(l.buckets, a)
-		}
-	}
-	return len(l.buckets) < l.MaxSources
+	l.buckets[k] = b
+	return allowed
 }
 
 // Len reports how many sources are tracked.
@@ -90,6 +88,42 @@ func (l *SourceLimiter) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buckets)
+}
+
+func (l *SourceLimiter) refill(b bucket, now time.Time) bucket {
+	// A clock that steps back adds nothing rather than taking tokens.
+	if d := now.Sub(b.last); d > 0 {
+		b.tokens = min(l.Burst, b.tokens+d.Seconds()*l.Rate)
+		b.last = now
+	}
+	return b
+}
+
+// sweep drops the buckets that have refilled, unless a sweep ran less than
+// a refill period ago, and reports whether there is room now.
+func (l *SourceLimiter) sweep(now time.Time) bool {
+	period := time.Duration(l.Burst / l.Rate * float64(time.Second))
+	if !l.lastSweep.IsZero() && now.Sub(l.lastSweep) < period {
+		return false
+	}
+	l.lastSweep = now
+	for k, b := range l.buckets {
+		if l.refill(b, now).tokens >= l.Burst {
+			delete(l.buckets, k)
+		}
+	}
+	return len(l.buckets) < l.MaxSources
+}
+
+// sourceKey is the bucket a source address counts against.
+func sourceKey(a netip.Addr) netip.Prefix {
+	a = a.Unmap().WithZone("")
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
 }
 
 // allowReply applies the datagram guards to a reply of replyLen bytes to a

@@ -64,6 +64,76 @@ func TestSourceLimiterIsBounded(t *testing.T) {
 	}
 }
 
+// A clock that steps back neither adds nor takes tokens.
+func TestSourceLimiterSurvivesAClockStepBack(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := NewSourceLimiter(1, 2)
+	l.Now = clk.now
+	a := netip.MustParseAddr("10.0.0.2")
+	l.Allow(a)
+	l.Allow(a)
+	clk.t = clk.t.Add(-time.Hour)
+	if l.Allow(a) {
+		t.Error("allowed after the clock stepped back, with the bucket empty")
+	}
+	clk.t = clk.t.Add(time.Hour + time.Second)
+	if !l.Allow(a) || l.Allow(a) {
+		t.Error("want exactly one token a second after the clock came back")
+	}
+}
+
+// Sources are IPv4 addresses and IPv6 /64 prefixes; an IPv4-mapped
+// address is its IPv4 address.
+func TestSourceLimiterKeysIPv6ByPrefix(t *testing.T) {
+	l := NewSourceLimiter(1, 1)
+	l.Now = (&fakeClock{t: time.Unix(1000, 0)}).now
+	for _, tt := range []struct {
+		addr string
+		want bool
+	}{
+		{"10.0.0.2", true},
+		{"10.0.0.3", true},
+		{"::ffff:10.0.0.2", false},
+		{"2001:db8:1:2::1", true},
+		{"2001:db8:1:2:ffff::9", false},
+		{"2001:db8:1:3::1", true},
+		{"fe80::1%eth0", true},
+		{"fe80::2%eth1", false},
+	} {
+		if got := l.Allow(netip.MustParseAddr(tt.addr)); got != tt.want {
+			t.Errorf("%s: allowed %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// A flood of new sources while the table is full costs one sweep per
+// refill period, not one per packet.
+func TestSourceLimiterSweepsOncePerRefill(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	l := NewSourceLimiter(1, 1000) // refill period: 1000 s
+	l.Now = clk.now
+	l.MaxSources = 10
+	for i := range 10 {
+		l.Allow(netip.AddrFrom4([4]byte{10, 2, 0, byte(i)}))
+	}
+	clk.t = clk.t.Add(time.Second)
+	l.Allow(netip.MustParseAddr("10.3.0.1")) // sweeps the ten refilled buckets
+	sweptAt := l.lastSweep
+	admitted := 0
+	for i := range 1000 {
+		clk.t = clk.t.Add(time.Millisecond)
+		if l.Allow(netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)})) {
+			admitted++
+		}
+	}
+	if admitted != 9 {
+		t.Errorf("%d new sources admitted, want the 9 that fit beside 10.3.0.1", admitted)
+	}
+	if l.lastSweep != sweptAt {
+		t.Errorf("swept again at %v, within the refill period of the sweep at %v", l.lastSweep, sweptAt)
+	}
+}
+
 func TestAllowReplyGuards(t *testing.T) {
 	remote := netip.MustParseAddrPort("192.0.2.7:700")
 	local := netip.MustParseAddrPort("127.0.0.1:700")

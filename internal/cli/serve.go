@@ -77,7 +77,7 @@ SIGUSR1 writes the registration table to the log.`,
 	f.IntVar(&cfg.MaxConns, "max-conns", rpc.DefaultMaxConns, "open TCP and local connections at most; at the cap the longest idle one is closed")
 	f.IntVar(&cfg.MaxConnsPerHost, "max-conns-per-host", 64, "connections from one remote address at most (0: no limit)")
 	f.Float64Var(&cfg.MaxAmplification, "max-amplification", 4, "drop a UDP reply to a non-loopback source more than this many times its request (0: off)")
-	f.Float64Var(&cfg.UDPRate, "udp-rate", 200, "UDP replies per second to one non-loopback source (0: no limit)")
+	f.Float64Var(&cfg.UDPRate, "udp-rate", 200, "UDP replies per second to one non-loopback source, an IPv4 address or IPv6 /64 (0: no limit)")
 	f.Float64Var(&cfg.UDPBurst, "udp-burst", 400, "burst of UDP replies allowed to one non-loopback source")
 	f.StringSliceVar(&cfg.Allow, "allow", nil, "addresses or CIDR networks always let in (repeatable); others are judged by --deny")
 	f.StringSliceVar(&cfg.Deny, "deny", nil, "addresses or CIDR networks refused everything but NULL (repeatable)")

@@ -58,7 +58,7 @@ type Config struct {
 	MaxInFlight int
 	// Timeout is how long a call waits for its reply.
 	Timeout time.Duration
-	// Rate and Burst are each source's token bucket (see Limiter).
+	// Rate and Burst are each source's token bucket (see rpc.SourceLimiter).
 	// Callers on the loopback address are not limited: they can call the
 	// services directly.
 	Rate  float64
@@ -139,7 +139,7 @@ type Counters struct {
 type Forwarder struct {
 	cfg     Config
 	log     *zap.Logger
-	limiter *Limiter
+	limiter *rpc.SourceLimiter
 	v4, v6  *net.UDPConn
 	bufs    sync.Pool
 	wg      sync.WaitGroup
@@ -197,7 +197,7 @@ func New(cfg Config, log *zap.Logger) (*Forwarder, error) {
 	f := &Forwarder{
 		cfg:     cfg,
 		log:     log,
-		limiter: &Limiter{Rate: cfg.Rate, Burst: cfg.Burst, MaxSources: cfg.MaxSources, Now: cfg.Now},
+		limiter: &rpc.SourceLimiter{Rate: cfg.Rate, Burst: float64(cfg.Burst), MaxSources: cfg.MaxSources, Now: cfg.Now},
 		byXID:   make(map[uint32]*entry, cfg.MaxInFlight),
 		byCall:  make(map[callKey]*entry, cfg.MaxInFlight),
 		// xids come from a CSPRNG so that nobody who sees one forward can
@@ -277,7 +277,7 @@ func (f *Forwarder) Counters() Counters {
 }
 
 // Sources reports how many sources the rate limiter tracks.
-func (f *Forwarder) Sources() int { return f.limiter.Sources() }
+func (f *Forwarder) Sources() int { return f.limiter.Len() }
 
 // Forward implements pmap.Forwarder: it sends r on for the datagram call
 // c and answers c's caller when the service replies.
