@@ -289,13 +289,14 @@ func (d *Daemon) warmStart(saved savedTable) error {
 	}
 	d.log.Info("warm start", zap.String("file", st.Path()), zap.Int("registrations", loaded))
 	d.writer = state.NewWriter(st, d.Registry.Snapshot, d.log)
+	// The table is what the file holds (an import from rpcbind was saved by
+	// WarmStart): a clean stop need not write it again.
+	d.writer.MarkDurable(d.Registry.Generation())
 	d.Service.Durable = func(gen uint64) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return d.writer.Wait(ctx, gen)
 	}
-	// Nothing to save now: the table is what the file holds, and an import
-	// from rpcbind was saved by WarmStart before it returned.
 	return nil
 }
 

@@ -110,6 +110,15 @@ func (w *Writer) Wait(ctx context.Context, gen uint64) error {
 	}
 }
 
+// MarkDurable records that the table of generation gen is on disk already,
+// as after a warm start that just read it from there, so that Close does
+// not write the same table again.
+func (w *Writer) MarkDurable(gen uint64) {
+	w.mu.Lock()
+	w.durable = max(w.durable, gen)
+	w.mu.Unlock()
+}
+
 // Close saves the latest snapshot if it is newer than what is on disk, so
 // that changes nobody waited for are kept too, then stops the writer. It
 // returns that last save's error. Later Waits for newer generations fail

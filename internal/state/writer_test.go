@@ -203,6 +203,31 @@ func TestWriterClose(t *testing.T) {
 	}
 }
 
+// A table just read from disk is not written again at Close; a change
+// after it is.
+func TestWriterMarkDurable(t *testing.T) {
+	s := openStore(t)
+	var reg registry
+	w := NewWriter(s, reg.snapshot, nil)
+	w.MarkDurable(reg.add(row(0, 0)))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.saves.Load(); n != 0 {
+		t.Errorf("%d saves of a table marked durable", n)
+	}
+
+	w = NewWriter(s, reg.snapshot, nil)
+	w.MarkDurable(reg.add(row(0, 1)))
+	reg.add(row(0, 2))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSaved(t, s.Path()); len(got) != 3 {
+		t.Errorf("Close after a later change saved %v, want 3 rows", got)
+	}
+}
+
 func TestWriterCloseReportsFailedFlush(t *testing.T) {
 	s := openStore(t)
 	var reg registry
