@@ -276,10 +276,18 @@ func TestAddressesComeAndGo(t *testing.T) {
 		func() string { return "not answering on 10.9.9.9 after it was added; log:\n" + d.Stderr() })
 	ns.Run(5*time.Second, "ip", "addr", "del", "10.9.9.9/32", "dev", "lo")
 	ns.Run(5*time.Second, "ip", "addr", "add", "10.9.9.9/32", "dev", "lo")
-	waitFor(t, 10*time.Second, func() bool { return strings.Contains(getport(), ": 111") },
-		func() string { return "not answering after the address came back; log:\n" + d.Stderr() })
-	if !strings.Contains(d.Stderr(), "released an address that went away") {
-		t.Errorf("no log line for the removal:\n%s", d.Stderr())
+	// The socket bound to the old address keeps answering once the
+	// address is back, so a reply alone does not show that the daemon saw
+	// the change: wait for it to release the address and bind it again.
+	// The log is read through a pipe and may trail the daemon, hence the
+	// wait rather than one look.
+	waitFor(t, 10*time.Second, func() bool {
+		log := d.Stderr()
+		return strings.Contains(log, "released an address that went away") &&
+			strings.Count(log, "bound an address that appeared") == 2
+	}, func() string { return "no release and second bind in the log:\n" + d.Stderr() })
+	if out := getport(); !strings.Contains(out, ": 111") {
+		t.Fatalf("not answering on 10.9.9.9 after it came back: %q; log:\n%s", out, d.Stderr())
 	}
 }
 
