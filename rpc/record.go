@@ -38,7 +38,9 @@ type RecordReader struct {
 	// cannot keep the reader busy with empty fragments.
 	MaxFragments int
 	// Started, if set, is called when the first header of a record has
-	// arrived; servers use it to switch from the idle to the read timeout.
+	// arrived and the rest of the record has not (a record read whole
+	// from what is buffered cannot stall); servers use it to switch from
+	// the idle to the read timeout.
 	Started func()
 	// Keep is the largest buffer kept for the next record (DefaultKeep):
 	// a client that reads large replies in a loop keeps more.
@@ -73,11 +75,11 @@ func (rr *RecordReader) Next() ([]byte, error) {
 			}
 			return nil, err
 		}
-		if frag == 0 && rr.Started != nil {
-			rr.Started()
-		}
 		h := binary.BigEndian.Uint32(rr.hdr[:])
 		n := int(h &^ lastFragment)
+		if frag == 0 && rr.Started != nil && (h&lastFragment == 0 || rr.r.Buffered() < n) {
+			rr.Started()
+		}
 		if n > rr.max-len(rr.buf) {
 			return nil, ErrRecordTooLarge
 		}

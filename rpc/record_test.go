@@ -201,25 +201,38 @@ func TestRecordReader(t *testing.T) {
 	}
 }
 
-// Started fires once per record, when its first mark has arrived, so that
-// the server switches from the idle to the read timeout at the right time.
+// Started fires once per record whose first mark has arrived without the
+// rest of the record, so that the server switches from the idle to the
+// read timeout when a read could stall, and only then.
 func TestRecordReaderStarted(t *testing.T) {
 	in := stream(frag(false, "a"), frag(true, "b"), frag(true, "c"))
-	var r io.Reader = bytes.NewReader(in)
-	rr := NewRecordReader(r, 100)
-	started := 0
-	rr.Started = func() { started++ }
-	if _, err := rr.Next(); err != nil || started != 1 {
-		t.Fatalf("first record: err %v, Started called %d times, want 1", err, started)
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+		want [2]int // Started calls after the first and second records
+	}{
+		// The first record has two fragments: the first alone is no
+		// whole record. The second is read from the buffer.
+		{"all at once", bytes.NewReader(in), [2]int{1, 1}},
+		{"a byte at a time", iotest.OneByteReader(bytes.NewReader(in)), [2]int{1, 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rr := NewRecordReader(tt.r, 100)
+			started := 0
+			rr.Started = func() { started++ }
+			for i, want := range tt.want {
+				if _, err := rr.Next(); err != nil || started != want {
+					t.Fatalf("record %d: err %v, Started called %d times, want %d", i+1, err, started, want)
+				}
+			}
+			if _, err := rr.Next(); err != io.EOF || started != tt.want[1] {
+				t.Errorf("at the end: err %v, Started called %d times, want %d", err, started, tt.want[1])
+			}
+		})
 	}
-	if !rr.Buffered() {
-		t.Error("Buffered = false with the next record in the buffer")
-	}
-	if _, err := rr.Next(); err != nil || started != 2 {
-		t.Fatalf("second record: err %v, Started called %d times, want 2", err, started)
-	}
-	if _, err := rr.Next(); err != io.EOF || started != 2 {
-		t.Errorf("at the end: err %v, Started called %d times, want 2", err, started)
+	rr := NewRecordReader(bytes.NewReader(in), 100)
+	if _, err := rr.Next(); err != nil || !rr.Buffered() {
+		t.Errorf("Buffered = false with the next record in the buffer (err %v)", err)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,8 +56,10 @@ type Server struct {
 	// Observer, if set, is told about every call and connection.
 	Observer Observer
 
-	mu        sync.Mutex
-	closing   bool
+	mu sync.Mutex
+	// closing is set under mu, so that nothing is tracked after Shutdown
+	// has walked the tables, and read without it on every stream call.
+	closing   atomic.Bool
 	listeners map[net.Listener]struct{}
 	packets   map[net.PacketConn]struct{}
 	conns     map[net.Conn]*connState
@@ -104,7 +107,7 @@ func (s *Server) init() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	for l := range s.listeners {
 		l.Close()
 	}
@@ -128,11 +131,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+func (s *Server) isClosing() bool { return s.closing.Load() }
 
 // dispatch decodes one message and appends its reply to out. It reports
 // false when nothing is to be sent: a message whose header does not parse

@@ -636,6 +636,44 @@ func TestServerReadTimeout(t *testing.T) {
 	c.expectClosed(t, 5*time.Second)
 }
 
+// A deadline is moved at most once a sixteenth of its span while its span
+// stays the same, at once when the span changes, and Shutdown's deadline
+// in the past is never undone.
+func TestLazyDeadline(t *testing.T) {
+	var set []time.Time
+	l := lazyDeadline{set: func(d time.Time) error { set = append(set, d); return nil }}
+	s := &Server{}
+	const span = 16 * time.Second
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		now  time.Time
+		span time.Duration
+		want time.Time // zero: left as it was
+	}{
+		{t0, span, t0.Add(span)},
+		{t0.Add(span/16 - 1), span, time.Time{}},
+		{t0.Add(span / 16), span, t0.Add(span/16 + span)},
+		{t0.Add(span / 16), time.Second, t0.Add(span/16 + time.Second)},
+		{t0.Add(span / 16), span, t0.Add(span/16 + span)},
+	}
+	for i, st := range steps {
+		set = set[:0]
+		l.extend(s, st.now, st.span)
+		switch {
+		case st.want.IsZero() && len(set) != 0:
+			t.Errorf("step %d: set %v, want it left alone", i, set)
+		case !st.want.IsZero() && (len(set) != 1 || !set[0].Equal(st.want)):
+			t.Errorf("step %d: set %v, want [%v]", i, set, st.want)
+		}
+	}
+	s.closing.Store(true)
+	set = set[:0]
+	l.extend(s, t0.Add(span), span)
+	if len(set) != 2 || !set[1].Equal(pastDeadline) {
+		t.Errorf("while closing: set %v, want a deadline then %v", set, pastDeadline)
+	}
+}
+
 // At MaxConns a new connection takes the place of the one idle the
 // longest, so a crowd of idle connections cannot lock clients out.
 func TestServerMaxConnsEvictsTheLongestIdle(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 func (s *Server) ServeStream(l net.Listener, netid string) error {
 	s.init()
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
@@ -81,7 +81,7 @@ func (s *Server) track(conn net.Conn) (*connState, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closing.Load() {
 		return nil, false
 	}
 	if st.host.IsValid() && s.MaxConnsPerHost > 0 && s.perHost[st.host] >= s.MaxConnsPerHost {
@@ -167,13 +167,16 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	base := c
 
 	rr := NewRecordReader(conn, s.MaxRecord)
-	rr.Started = func() { s.setReadDeadline(conn, s.ReadTimeout) }
+	reads := lazyDeadline{set: conn.SetReadDeadline}
+	writes := lazyDeadline{set: conn.SetWriteDeadline}
+	rr.Started = func() { reads.extend(s, time.Now(), s.ReadTimeout) }
 	out := make([]byte, RecordHeaderLen, 4096)
+	now := time.Now()
 	for {
 		if s.isClosing() {
 			return
 		}
-		s.setReadDeadline(conn, s.IdleTimeout)
+		reads.extend(s, now, s.IdleTimeout)
 		msg, err := rr.Next()
 		if err != nil {
 			s.logStreamEnd(&c, err)
@@ -182,22 +185,23 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		c = base
 		st.busy.Store(true)
 		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
+		now = time.Now()
 		if !ok {
 			if c.garbage {
 				// A stream that carried something other than a call is
 				// out of step or hostile; rpcbind closes it too.
 				return
 			}
-			st.lastActive.Store(time.Now().UnixNano())
+			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue
 		}
-		s.setWriteDeadline(conn, s.ReadTimeout)
+		writes.extend(s, now, s.ReadTimeout)
 		if err := writeReply(conn, reply, c.Tail); err != nil {
 			s.logStreamEnd(&c, err)
 			return
 		}
-		st.lastActive.Store(time.Now().UnixNano())
+		st.lastActive.Store(now.UnixNano())
 		st.busy.Store(false)
 		if cap(reply) > DefaultKeep {
 			out = make([]byte, RecordHeaderLen, 4096)
@@ -207,22 +211,32 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	}
 }
 
-// setReadDeadline sets conn's read deadline d from now. Shutdown wakes
-// connections by putting their deadlines in the past; checking for it after
-// setting keeps a deadline set concurrently with Shutdown from undoing that
-// (if closing is still false here, Shutdown's own deadline comes later).
-func (s *Server) setReadDeadline(conn net.Conn, d time.Duration) {
-	conn.SetReadDeadline(time.Now().Add(d))
-	if s.isClosing() {
-		conn.SetReadDeadline(pastDeadline)
-	}
+// lazyDeadline keeps one of a connection's deadlines at a span from now
+// without a timer update on every call: a deadline set less than a
+// sixteenth of its span ago, for the same span, is left as it is. A
+// client that pipelines calls then costs one update a few seconds rather
+// than three a call, and a deadline is never more than a sixteenth
+// short of its span.
+type lazyDeadline struct {
+	set  func(time.Time) error
+	span time.Duration // span of the deadline set; 0 before the first
+	at   time.Time     // when it was set
 }
 
-// setWriteDeadline is setReadDeadline for writes.
-func (s *Server) setWriteDeadline(conn net.Conn, d time.Duration) {
-	conn.SetWriteDeadline(time.Now().Add(d))
+// extend sets the deadline to span after now unless it was set for span
+// recently. Shutdown wakes connections by putting their deadlines in the
+// past; checking for it after setting keeps a deadline set concurrently
+// with Shutdown from undoing that (if closing is still false here,
+// Shutdown's own deadline comes later), and a deadline left alone keeps
+// Shutdown's.
+func (l *lazyDeadline) extend(s *Server, now time.Time, span time.Duration) {
+	if span == l.span && now.Sub(l.at) < span/16 {
+		return
+	}
+	l.set(now.Add(span))
+	l.span, l.at = span, now
 	if s.isClosing() {
-		conn.SetWriteDeadline(pastDeadline)
+		l.set(pastDeadline)
 	}
 }
 

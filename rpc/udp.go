@@ -30,7 +30,7 @@ const maxCallDatagram = 9000
 func (s *Server) ServeUDP(conn *net.UDPConn, netid string) error {
 	s.init()
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
