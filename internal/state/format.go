@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"runtime"
+	"strings"
 	"sync"
 
 	xdr "github.com/davecgh/go-xdr/xdr2"
@@ -137,29 +137,11 @@ func encodeState(ms []pmap.Mapping, bootID string) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(buf.Bytes(), crc32.Checksum(buf.Bytes(), castagnoli())), nil
 }
 
-// decodeEntry reads one pmapd_entry field by field. go-xdr's Decode would
-// do the same through reflection, at several times the cost, which a warm
-// start of 10,000 entries pays before its first answer.
-func decodeEntry(d *xdr.Decoder, m *pmap.Mapping) (err error) {
-	if m.Prog, _, err = d.DecodeUint(); err != nil {
-		return err
-	}
-	if m.Vers, _, err = d.DecodeUint(); err != nil {
-		return err
-	}
-	for _, s := range [...]*string{&m.Netid, &m.Addr, &m.Owner} {
-		if *s, _, err = d.DecodeString(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // decodeState parses a whole state file. The bytes may be hostile: the
 // checksum and the fixed header are checked before any length is believed,
-// every count is checked against the bytes present, and strings are read by
-// go-xdr's limited decoder so that no length prefix can make it allocate
-// more than MaxString.
+// every count is checked against the bytes present, and strings are read
+// in place by a decoder that checks each length against MaxString and the
+// bytes present, so that no length prefix can make it allocate.
 func decodeState(data []byte) (ms []pmap.Mapping, bootID string, err error) {
 	if len(data) > MaxFileSize {
 		return nil, "", fmt.Errorf("%d bytes, limit %d: %w", len(data), MaxFileSize, ErrTooLarge)
@@ -184,103 +166,108 @@ func decodeState(data []byte) (ms []pmap.Mapping, bootID string, err error) {
 		return nil, "", fmt.Errorf("crc32c %08x, file says %08x (truncated or damaged): %w", got, sum, ErrChecksum)
 	}
 
-	r := bytes.NewReader(body[headerSize:])
-	d := xdr.NewDecoderLimited(r, MaxString)
-	if bootID, _, err = d.DecodeString(); err != nil {
+	var d pxdr.Decoder
+	d.Reset(body[headerSize:])
+	id, err := d.Opaque(maxBootID)
+	if err != nil {
 		return nil, "", fmt.Errorf("decode boot_id: %w: %w", ErrCorrupt, err)
 	}
-	if len(bootID) > maxBootID {
-		return nil, "", fmt.Errorf("boot_id of %d bytes: %w", len(bootID), ErrCorrupt)
-	}
-	n, _, err := d.DecodeUint()
+	bootID = string(id)
+	n, err := d.Uint32()
 	if err != nil {
 		return nil, "", fmt.Errorf("decode entry count: %w: %w", ErrCorrupt, err)
 	}
 	if n > MaxMappings {
 		return nil, "", fmt.Errorf("entry count %d, limit %d: %w", n, MaxMappings, ErrCorrupt)
 	}
-	if uint64(n)*minEntry > uint64(r.Len()) {
+	if uint64(n)*minEntry > uint64(d.Len()) {
 		return nil, "", fmt.Errorf("entry count %d needs at least %d bytes, %d present: %w",
-			n, uint64(n)*minEntry, r.Len(), ErrCorrupt)
+			n, uint64(n)*minEntry, d.Len(), ErrCorrupt)
 	}
-	entries := body[len(body)-r.Len():]
+	entries := d.Rest()
 	if ms, err = decodeEntries(entries, int(n)); err != nil {
 		return nil, "", err
 	}
 	return ms, bootID, nil
 }
 
-// run is a stretch of consecutive entries: the index of its first and
-// where that entry starts in the encoded list.
-type run struct{ first, off int }
-
-// decodeEntries decodes the list of n entries that fills entries. A long
-// list is cut into one run per processor, decoded side by side: a warm
-// start decodes its table before it answers anything.
-func decodeEntries(entries []byte, n int) ([]pmap.Mapping, error) {
+// decodeEntries decodes the n entries that fill b. A warm start decodes
+// its whole table before its first answer, so a row costs no allocation
+// of its own: the decoder reads in place, netids and owners (a handful of
+// distinct values in any table) are shared, and the addresses are copied
+// into one string that each row's address is a slice of. Like the rows'
+// memory in the registry, that string stays allocated while any of them
+// is registered.
+func decodeEntries(b []byte, n int) ([]pmap.Mapping, error) {
 	ms := make([]pmap.Mapping, n)
-	runs := splitEntries(entries, n, runtime.GOMAXPROCS(0))
-	if len(runs) == 2 {
-		return ms, decodeRun(entries, ms, 0)
-	}
-	errs := make([]error, len(runs)-1)
-	var wg sync.WaitGroup
-	for k := range len(runs) - 1 {
-		from, to := runs[k], runs[k+1]
-		wg.Go(func() { errs[k] = decodeRun(entries[from.off:to.off], ms[from.first:to.first], from.first) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	// Where each address is in b, until they are copied.
+	type span struct{ off, len uint32 }
+	addrs := make([]span, n)
+	var shared sharedStrings
+	var d pxdr.Decoder
+	d.Reset(b)
+	for i := range ms {
+		m := &ms[i]
+		var err error
+		var netid, addr, owner []byte
+		m.Prog, err = d.Uint32()
+		if err == nil {
+			m.Vers, err = d.Uint32()
 		}
+		if err == nil {
+			netid, err = d.Opaque(MaxString)
+		}
+		at := d.Offset() + 4
+		if err == nil {
+			addr, err = d.Opaque(MaxString)
+		}
+		if err == nil {
+			owner, err = d.Opaque(MaxString)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode entry %d: %w: %w", i, ErrCorrupt, err)
+		}
+		m.Netid, m.Owner = shared.get(netid), shared.get(owner)
+		addrs[i] = span{uint32(at), uint32(len(addr))} // b is at most MaxFileSize
+	}
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%d bytes after entry %d: %w", d.Len(), n-1, ErrCorrupt)
+	}
+	size := 0
+	for _, a := range addrs {
+		size += int(a.len)
+	}
+	var all strings.Builder
+	all.Grow(size)
+	for _, a := range addrs {
+		all.Write(b[a.off : a.off+a.len])
+	}
+	joined, at := all.String(), 0
+	for i, a := range addrs {
+		ms[i].Addr = joined[at : at+int(a.len)]
+		at += int(a.len)
 	}
 	return ms, nil
 }
 
-// decodeRun decodes ms from b with go-xdr's limited decoder; first is the
-// index of ms[0] in the file, for errors.
-func decodeRun(b []byte, ms []pmap.Mapping, first int) error {
-	r := bytes.NewReader(b)
-	d := xdr.NewDecoderLimited(r, MaxString)
-	for i := range ms {
-		if err := decodeEntry(d, &ms[i]); err != nil {
-			return fmt.Errorf("decode entry %d: %w: %w", first+i, ErrCorrupt, err)
-		}
-	}
-	if r.Len() != 0 {
-		return fmt.Errorf("%d bytes after entry %d: %w", r.Len(), first+len(ms)-1, ErrCorrupt)
-	}
-	return nil
-}
+// sharedStrings hands out one string for each distinct value it has seen,
+// up to a bound, so that a column of few values costs few allocations.
+type sharedStrings map[string]string
 
-// minRun is the fewest entries worth a goroutine of their own.
-const minRun = 2000
+// maxShared bounds a sharedStrings: a table of many distinct owners
+// allocates a string a row beyond it rather than a map a row.
+const maxShared = 64
 
-// splitEntries finds where runs of about n/parts entries begin, by
-// walking the lengths without decoding anything. It returns the runs'
-// starts followed by the end of the list; a list that is short, or whose
-// lengths do not add up (decodeRun then says where), is one run.
-func splitEntries(entries []byte, n, parts int) []run {
-	whole := []run{{0, 0}, {n, len(entries)}}
-	parts = min(parts, n/minRun)
-	if parts < 2 {
-		return whole
+func (s *sharedStrings) get(b []byte) string {
+	if v, ok := (*s)[string(b)]; ok { // no allocation for the lookup
+		return v
 	}
-	runs := make([]run, 0, parts+1)
-	var d pxdr.Decoder
-	d.Reset(entries)
-	for i := range n {
-		if i == len(runs)*n/parts {
-			runs = append(runs, run{i, d.Offset()})
-		}
-		d.Uint32() // prog
-		d.Uint32() // vers
-		for range 3 {
-			if _, err := d.Opaque(MaxString); err != nil {
-				return whole
-			}
-		}
+	v := string(b)
+	if *s == nil {
+		*s = make(sharedStrings)
 	}
-	return append(runs, run{n, len(entries)})
+	if len(*s) < maxShared {
+		(*s)[v] = v
+	}
+	return v
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/portmapd/portmapd/pmap"
 )
@@ -207,38 +208,28 @@ func varied(n int) []pmap.Mapping {
 	return ms
 }
 
-// The runs a long list is decoded in start exactly where their first
-// entries do, however many there are.
-func TestSplitEntriesAtEntryBoundaries(t *testing.T) {
+// A long list decodes to the rows it was made of, sharing the strings
+// that repeat, with a handful of allocations however long it is.
+func TestDecodeEntries(t *testing.T) {
 	ms := varied(9000)
 	var list xb
-	starts := make([]int, len(ms)+1)
-	for i, m := range ms {
-		starts[i] = len(list)
+	for _, m := range ms {
 		list = list.entry(m)
 	}
-	starts[len(ms)] = len(list)
-	for parts := 1; parts <= 5; parts++ {
-		runs := splitEntries(list, len(ms), parts)
-		if want := min(parts, len(ms)/minRun) + 1; len(runs) != max(want, 2) {
-			t.Errorf("%d parts: %d runs", parts, len(runs)-1)
-		}
-		if runs[0] != (run{0, 0}) || runs[len(runs)-1] != (run{len(ms), len(list)}) {
-			t.Errorf("%d parts: runs %v do not cover the list", parts, runs)
-		}
-		for _, r := range runs {
-			if r.off != starts[r.first] {
-				t.Errorf("%d parts: run at entry %d starts at byte %d, the entry at %d", parts, r.first, r.off, starts[r.first])
-			}
-		}
-		got, err := decodeEntries(list, len(ms))
-		if err != nil || !slices.Equal(got, ms) {
-			t.Fatalf("decodeEntries: %v", err)
-		}
+	got, err := decodeEntries(list, len(ms))
+	if err != nil || !slices.Equal(got, ms) {
+		t.Fatalf("decodeEntries: %v", err)
+	}
+	if unsafe.StringData(got[0].Netid) != unsafe.StringData(got[3].Netid) {
+		t.Error("rows with the same netid do not share it")
+	}
+	allocs := testing.AllocsPerRun(5, func() { decodeEntries(list, len(ms)) })
+	if allocs > 30 {
+		t.Errorf("%.0f allocations for %d rows", allocs, len(ms))
 	}
 }
 
-// A damaged list is refused naming the entry, in whichever run it is.
+// A damaged list is refused naming the entry.
 func TestDecodeEntriesNamesTheDamage(t *testing.T) {
 	ms := varied(9000)
 	var list xb
