@@ -2,6 +2,7 @@ package pmap
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -26,6 +27,9 @@ type Registry struct {
 	v2ports [2]map[uint64]uint32
 	gen     uint64
 	max     int // bound on n; MaxMappings unless a test lowers it
+	// parallelFrom is the fewest rows SetAll indexes on two goroutines
+	// (the constant parallelFrom unless a test lowers it).
+	parallelFrom int
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind
@@ -52,7 +56,7 @@ type entry struct {
 // NewRegistry returns an empty table.
 func NewRegistry() *Registry {
 	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry),
-		v2ports: [2]map[uint64]uint32{{}, {}}, max: MaxMappings}
+		v2ports: [2]map[uint64]uint32{{}, {}}, max: MaxMappings, parallelFrom: parallelFrom}
 }
 
 // foldNetid lower-cases a netid; netids are lower-case already, so this
@@ -97,7 +101,7 @@ func (r *Registry) Set(m Mapping) bool {
 // setLocked is Set under the write lock. e, if not nil, is the memory for
 // a new row, and list the room for its program's list if it starts one.
 func (r *Registry) setLocked(m Mapping, e *entry, list []*entry) bool {
-	k := key{m.Prog, m.Vers, foldNetid(m.Netid)}
+	k := rowKey(m)
 	if e := r.byKey[k]; e != nil {
 		return e.Addr == m.Addr
 	}
@@ -107,24 +111,47 @@ func (r *Registry) setLocked(m Mapping, e *entry, list []*entry) bool {
 	if e == nil {
 		e = new(entry)
 	}
-	*e = entry{Mapping: m}
+	setMapping(e, m, k.netid)
 	e.port, e.v2Port = UaddrPort(m.Addr)
-	k.netid = internNetid(k.netid)
-	if e.Netid == k.netid {
-		// The interned copy: lookups compare netids by pointer first,
-		// so a large table does not cost a cache miss per comparison.
-		e.Netid = k.netid
-	}
 	r.byKey[k] = e
 	if i := v2Index(e.Netid); i >= 0 && e.v2Port {
 		r.v2ports[i][v2Key(e.Prog, e.Vers)] = e.port
 	}
-	pk := progKey{m.Prog, k.netid}
+	r.appendToProgram(e, k.netid, list)
+	r.link(e)
+	r.bump()
+	return true
+}
+
+// rowKey is m's key, its netid folded and interned.
+func rowKey(m Mapping) key {
+	return key{m.Prog, m.Vers, internNetid(foldNetid(m.Netid))}
+}
+
+// setMapping makes a new entry e the row of m, whose key's netid is
+// keyNetid; its port is for the caller to fill in.
+func setMapping(e *entry, m Mapping, keyNetid string) {
+	e.Mapping = m
+	if e.Netid == keyNetid {
+		// The interned copy: lookups compare netids by pointer first,
+		// so a large table does not cost a cache miss per comparison.
+		e.Netid = keyNetid
+	}
+}
+
+// appendToProgram adds e to its program's list, for which list, if not
+// nil, is the room should it start one.
+func (r *Registry) appendToProgram(e *entry, keyNetid string, list []*entry) {
+	pk := progKey{e.Prog, keyNetid}
 	if l := r.byProg[pk]; l != nil || list == nil {
 		r.byProg[pk] = append(l, e)
 	} else {
 		r.byProg[pk] = append(list, e)
 	}
+}
+
+// link appends e to the table's order and counts it.
+func (r *Registry) link(e *entry) {
 	if r.tail == nil {
 		r.head = e
 	} else {
@@ -132,8 +159,6 @@ func (r *Registry) setLocked(m Mapping, e *entry, list []*entry) bool {
 	}
 	r.tail = e
 	r.n++
-	r.bump()
-	return true
 }
 
 // v2Index is the v2ports map of a netid spelled exactly "udp" or "tcp"
@@ -153,32 +178,24 @@ func v2Key(prog, vers uint32) uint64 { return uint64(prog)<<32 | uint64(vers) }
 // SetAll sets each of ms in order, as many Sets would, and reports how
 // many it added or found already there. Taking the lock once and sizing
 // the maps for the whole table up front makes a warm start of 10,000
-// entries several times cheaper than one Set each.
+// entries several times cheaper than one Set each; a long table that
+// fits under the bound also has its indexes built on two goroutines.
 func (r *Registry) SetAll(ms []Mapping) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if want := r.n + len(ms); want > len(r.byKey) {
-		byKey := make(map[key]*entry, want)
-		maps.Copy(byKey, r.byKey)
-		byProg := make(map[progKey][]*entry, want)
-		maps.Copy(byProg, r.byProg)
-		r.byKey, r.byProg = byKey, byProg
-		var v2rows [2]int
-		for _, m := range ms {
-			if i := v2Index(m.Netid); i >= 0 {
-				v2rows[i]++
-			}
-		}
-		for i, ports := range r.v2ports {
-			r.v2ports[i] = make(map[uint64]uint32, len(ports)+v2rows[i])
-			maps.Copy(r.v2ports[i], ports)
-		}
-	}
 	// One allocation for all the entries and one for the programs' lists,
 	// instead of two small ones a row. The price: a slab stays allocated
 	// while any of its rows is registered.
 	entries := make([]entry, len(ms))
 	lists := make([]*entry, len(ms))
+	if len(ms) >= r.parallelFrom && r.n+len(ms) <= r.max {
+		return r.setAllParallel(ms, entries, lists)
+	}
+	if want := r.n + len(ms); want > len(r.byKey) {
+		r.byKey = grown(r.byKey, want)
+		r.byProg = grown(r.byProg, want)
+		r.v2ports = r.grownV2(ms)
+	}
 	set := 0
 	for i, m := range ms {
 		if r.setLocked(m, &entries[i], lists[i:i:i+1]) {
@@ -186,6 +203,96 @@ func (r *Registry) SetAll(ms []Mapping) int {
 		}
 	}
 	return set
+}
+
+// parallelFrom is the fewest rows SetAll indexes on two goroutines: below
+// it starting them costs more than it saves.
+const parallelFrom = 2048
+
+// setAllParallel is SetAll for a table that fits under the bound, so that
+// only a repeat of a key is refused. One goroutine builds byKey, finds the
+// repeats, and parses the ports for the v2 index, while the other fills in
+// the rows and the programs' lists as if no row repeated; then the
+// repeats, rare in a saved table, are taken out of those lists again.
+func (r *Registry) setAllParallel(ms []Mapping, entries []entry, lists []*entry) int {
+	repeat := make([]bool, len(ms))
+	byKey, v2ports := r.byKey, r.v2ports
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		byKey = grown(byKey, r.n+len(ms))
+		v2ports = r.grownV2(ms)
+		for i, m := range ms {
+			k := rowKey(m)
+			if _, ok := byKey[k]; ok {
+				repeat[i] = true
+				continue
+			}
+			// The other goroutine fills in the rest of the entry: the
+			// port fields are this one's alone.
+			e := &entries[i]
+			byKey[k] = e
+			e.port, e.v2Port = UaddrPort(m.Addr)
+			if j := v2Index(m.Netid); j >= 0 && e.v2Port {
+				v2ports[j][v2Key(m.Prog, m.Vers)] = e.port
+			}
+		}
+	})
+	wg.Go(func() {
+		r.byProg = grown(r.byProg, r.n+len(ms))
+		for i, m := range ms {
+			e := &entries[i]
+			netid := internNetid(foldNetid(m.Netid))
+			setMapping(e, m, netid)
+			r.appendToProgram(e, netid, lists[i:i:i+1])
+		}
+	})
+	wg.Wait()
+	r.byKey, r.v2ports = byKey, v2ports
+	set := 0
+	for i := range entries {
+		e := &entries[i]
+		if !repeat[i] {
+			r.link(e)
+			r.bump()
+			set++
+			continue
+		}
+		// Refused: out of its program's list again. SET's answer is
+		// TRUE when the row holding the key has the same address.
+		k := rowKey(e.Mapping)
+		pk := progKey{e.Prog, k.netid}
+		r.byProg[pk] = slices.DeleteFunc(r.byProg[pk], func(x *entry) bool { return x == e })
+		if r.byKey[k].Addr == e.Addr {
+			set++
+		}
+	}
+	return set
+}
+
+// grown returns m, or a copy of it with room for want entries.
+func grown[K comparable, V any](m map[K]V, want int) map[K]V {
+	if want <= len(m) {
+		return m
+	}
+	g := make(map[K]V, want)
+	maps.Copy(g, m)
+	return g
+}
+
+// grownV2 returns the v2 index with room for the rows of ms that belong in
+// it.
+func (r *Registry) grownV2(ms []Mapping) [2]map[uint64]uint32 {
+	var rows [2]int
+	for _, m := range ms {
+		if i := v2Index(m.Netid); i >= 0 {
+			rows[i]++
+		}
+	}
+	var v2 [2]map[uint64]uint32
+	for i, ports := range r.v2ports {
+		v2[i] = grown(ports, len(ports)+rows[i])
+	}
+	return v2
 }
 
 // Unset removes the mappings of (prog, vers) on netid, or on every netid

@@ -317,6 +317,68 @@ func TestSetAll(t *testing.T) {
 	}
 }
 
+// SetAll's two-goroutine path for long tables agrees with one Set per
+// row however the rows repeat each other or the rows already there: the
+// same table, generation and count, and the same answers from every index
+// (exact and fallback lookups, the v2 index, the version range). The keys
+// are few so that repeats, folded netids and addresses without a port
+// are common.
+func TestSetAllParallel(t *testing.T) {
+	netids := []string{"udp", "tcp", "UDP", "udp6", "Tcp", "ticotsord"}
+	addrs := []string{"0.0.0.0.3.1", "0.0.0.0.0.7", "garbage", "::1.1.1", "0.0.0.0.255.255"}
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		randomRow := func() Mapping {
+			return row(1+rng.Uint32N(4), rng.Uint32N(4), netids[rng.IntN(len(netids))], addrs[rng.IntN(len(addrs))])
+		}
+		one, all := NewRegistry(), NewRegistry()
+		all.parallelFrom = 1
+		for range rng.IntN(20) {
+			m := randomRow()
+			one.Set(m)
+			all.Set(m)
+		}
+		rows := make([]Mapping, 1+rng.IntN(200))
+		for i := range rows {
+			rows[i] = randomRow()
+		}
+		want := 0
+		for _, m := range rows {
+			if one.Set(m) {
+				want++
+			}
+		}
+		if got := all.SetAll(rows); got != want {
+			t.Fatalf("seed %d: SetAll reported %d set, one Set each %d", seed, got, want)
+		}
+		gotRows, gotGen := all.Snapshot()
+		wantRows, wantGen := one.Snapshot()
+		if fmt.Sprint(gotRows) != fmt.Sprint(wantRows) || gotGen != wantGen || all.Len() != one.Len() {
+			t.Fatalf("seed %d: SetAll made\n %v (generation %d)\none Set each\n %v (generation %d)", seed, gotRows, gotGen, wantRows, wantGen)
+		}
+		for prog := range uint32(6) {
+			for _, netid := range netids {
+				gl, gh := all.Versions(prog, netid)
+				if wl, wh := one.Versions(prog, netid); gl != wl || gh != wh {
+					t.Fatalf("seed %d: Versions(%d, %q) = %d-%d, want %d-%d", seed, prog, netid, gl, gh, wl, wh)
+				}
+				for vers := range uint32(5) {
+					gm, gf, ge := all.Lookup(prog, vers, netid)
+					wm, wf, we := one.Lookup(prog, vers, netid)
+					if gm != wm || gf != wf || ge != we {
+						t.Fatalf("seed %d: Lookup(%d, %d, %q) = %v %v %v, want %v %v %v", seed, prog, vers, netid, gm, gf, ge, wm, wf, we)
+					}
+					gp, gok := all.lookupV2(prog, vers, netid)
+					wp, wok := one.lookupV2(prog, vers, netid)
+					if gp != wp || gok != wok {
+						t.Fatalf("seed %d: lookupV2(%d, %d, %q) = %d %v, want %d %v", seed, prog, vers, netid, gp, gok, wp, wok)
+					}
+				}
+			}
+		}
+	}
+}
+
 // v2 GETPORT answers from a compact index; after any sequence of SETs and
 // UNSETs it must agree with rpcbind's rule applied to the table itself:
 // the exact (prog, vers, netid) row if its address has a port, else the
