@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -129,9 +128,11 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.WarmStart {
-		// Loading allocates a little for every entry and frees nothing;
-		// the collector would only slow the first answer down.
-		defer debug.SetGCPercent(debug.SetGCPercent(-1))
+		// Loading allocates a little for every entry and frees nothing,
+		// and the collector's first cycle marks the whole restored table:
+		// it waits until the first callers have had their answers.
+		release := holdGC()
+		defer time.AfterFunc(gcHoldAfterStart, release)
 		saved = readSaved(cmp.Or(cfg.StateDir, DefaultStateDir), d.log)
 	}
 	served, err := d.adopt()
