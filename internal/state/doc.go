@@ -24,8 +24,10 @@
 //
 // # File format
 //
-// The state file, <dir>/portmapd.xdr, is XDR (RFC 4506), written with
-// github.com/davecgh/go-xdr. In XDR language (version 1):
+// The state file, <dir>/portmapd.xdr, is XDR (RFC 4506), written field by
+// field with the xdr package's encoders (the tests check every byte against
+// github.com/davecgh/go-xdr's encoding of the same structure). In XDR
+// language (version 1):
 //
 //	struct pmapd_entry {
 //		unsigned int prog;
@@ -38,7 +40,7 @@
 //		opaque       magic[8];       /* "portmapd" */
 //		unsigned int version;        /* 1 */
 //		string       boot_id<64>;    /* /proc/sys/kernel/random/boot_id, or "" */
-//		pmapd_entry  entries<65536>;
+//		pmapd_entry  entries<262144>; /* pmap.MaxMappings */
 //		unsigned int crc;            /* CRC-32C (Castagnoli) of all bytes before it */
 //	};
 //
@@ -55,8 +57,9 @@
 // every file is read as hostile: never through a symbolic link, only if
 // regular, owned by this user or root (for rpcbind's files also the owner of
 // their directory when nobody else can write there) and not writable by
-// group or others, at most MaxFileSize bytes, decoded only by go-xdr's
-// limited decoder with MaxString, counts checked against the bytes present.
+// group or others, at most MaxFileSize bytes, decoded in place with every
+// string checked against MaxString and every count and length against the
+// bytes present (rpcbind's files by go-xdr's limited decoder).
 // A file that fails is renamed to "<name>.<reason>-<time>" with one log line
 // and loading goes on with an empty table; the daemon always starts.
 //

@@ -2,13 +2,17 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"unsafe"
+
+	goxdr "github.com/davecgh/go-xdr/xdr2"
 
 	"github.com/portmapd/portmapd/pmap"
 )
@@ -40,6 +44,9 @@ func TestFormatRoundTrip(t *testing.T) {
 			if len(data)%4 != 0 {
 				t.Errorf("file of %d bytes is not XDR-aligned", len(data))
 			}
+			if want := goXDREncoding(t, tc.ms, tc.boot); !bytes.Equal(data, want) {
+				t.Errorf("encoding differs from go-xdr's of the format's structure")
+			}
 			got, boot, err := decodeState(data)
 			if err != nil {
 				t.Fatal(err)
@@ -52,6 +59,30 @@ func TestFormatRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// xdrState mirrors pmapd_state for go-xdr, which encodes exported fields
+// in declaration order: the oracle for encodeState.
+type xdrState struct {
+	Magic   [8]byte
+	Version uint32
+	BootID  string
+	Entries []xdrEntry
+}
+
+// goXDREncoding is the file go-xdr's reflection encoder makes of ms.
+func goXDREncoding(t *testing.T, ms []pmap.Mapping, bootID string) []byte {
+	t.Helper()
+	st := xdrState{Version: version, BootID: bootID, Entries: make([]xdrEntry, len(ms))}
+	copy(st.Magic[:], magic)
+	for i, m := range ms {
+		st.Entries[i] = xdrEntry(m)
+	}
+	var buf bytes.Buffer
+	if _, err := goxdr.Marshal(&buf, &st); err != nil {
+		t.Fatal(err)
+	}
+	return binary.BigEndian.AppendUint32(buf.Bytes(), crc32.Checksum(buf.Bytes(), castagnoli()))
 }
 
 // The documented layout, byte by byte, so that a change to the Go types
