@@ -191,11 +191,9 @@ func (r *Registry) SetAll(ms []Mapping) int {
 	if len(ms) >= r.parallelFrom && r.n+len(ms) <= r.max {
 		return r.setAllParallel(ms, entries, lists)
 	}
-	if want := r.n + len(ms); want > len(r.byKey) {
-		r.byKey = grown(r.byKey, want)
-		r.byProg = grown(r.byProg, want)
-		r.v2ports = r.grownV2(ms)
-	}
+	r.byKey = grown(r.byKey, r.n+len(ms))
+	r.byProg = grown(r.byProg, r.n+len(ms))
+	r.v2ports = r.grownV2(ms)
 	set := 0
 	for i, m := range ms {
 		if r.setLocked(m, &entries[i], lists[i:i:i+1]) {
@@ -216,10 +214,11 @@ const parallelFrom = 2048
 // repeats, rare in a saved table, are taken out of those lists again.
 func (r *Registry) setAllParallel(ms []Mapping, entries []entry, lists []*entry) int {
 	repeat := make([]bool, len(ms))
-	byKey, v2ports := r.byKey, r.v2ports
+	var byKey map[key]*entry
+	var v2ports [2]map[uint64]uint32
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		byKey = grown(byKey, r.n+len(ms))
+		byKey = grown(r.byKey, r.n+len(ms))
 		v2ports = r.grownV2(ms)
 		for i, m := range ms {
 			k := rowKey(m)

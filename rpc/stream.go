@@ -21,7 +21,7 @@ import (
 func (s *Server) ServeStream(l net.Listener, netid string) error {
 	s.init()
 	s.mu.Lock()
-	if s.closing.Load() {
+	if s.isClosing() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
@@ -81,7 +81,7 @@ func (s *Server) track(conn net.Conn) (*connState, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing.Load() {
+	if s.isClosing() {
 		return nil, false
 	}
 	if st.host.IsValid() && s.MaxConnsPerHost > 0 && s.perHost[st.host] >= s.MaxConnsPerHost {

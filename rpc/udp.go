@@ -30,7 +30,7 @@ const maxCallDatagram = 9000
 func (s *Server) ServeUDP(conn *net.UDPConn, netid string) error {
 	s.init()
 	s.mu.Lock()
-	if s.closing.Load() {
+	if s.isClosing() {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}

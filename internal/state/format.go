@@ -205,6 +205,7 @@ func decodeEntries(b []byte, n int) ([]pmap.Mapping, error) {
 	// Where each address is in b, until they are copied.
 	type span struct{ off, len uint32 }
 	addrs := make([]span, n)
+	size := 0 // of all the addresses
 	var shared sharedStrings
 	var d pxdr.Decoder
 	d.Reset(b)
@@ -231,13 +232,10 @@ func decodeEntries(b []byte, n int) ([]pmap.Mapping, error) {
 		}
 		m.Netid, m.Owner = shared.get(netid), shared.get(owner)
 		addrs[i] = span{uint32(at), uint32(len(addr))} // b is at most MaxFileSize
+		size += len(addr)
 	}
 	if d.Len() != 0 {
 		return nil, fmt.Errorf("%d bytes after entry %d: %w", d.Len(), n-1, ErrCorrupt)
-	}
-	size := 0
-	for _, a := range addrs {
-		size += int(a.len)
 	}
 	var all strings.Builder
 	all.Grow(size)
