@@ -12,11 +12,15 @@ FUZZTIME ?= 30s
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
 # for namespaces, nftables for the firewalls of probe's topologies.
 TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
+# VERSION is what `portmapd --version` prints and the package's version:
+# a Debian-valid string from the commit count and hash of this checkout.
+VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
+LDFLAGS  := -X github.com/portmapd/portmapd/internal/cli.Version=$(VERSION)
 
 .PHONY: build run test deps vet bench gobench loadbench fuzz lint install clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/portmapd
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/portmapd
 
 run: build
 	$(abspath $(BIN)) serve
