@@ -43,6 +43,7 @@ type childSocket struct {
 	Name, Netid, Addr string
 	FD                int
 	DualStack         bool
+	Abstract          bool
 	Netids            []string
 	Exchanges         []string // "<target> ok" or "<target> <error>"
 }
@@ -75,7 +76,7 @@ func childMain() int {
 	rep.Open = openSockets(foreign)
 	for _, s := range socks {
 		cs := childSocket{Name: s.Name, Netid: s.Netid, Addr: s.Addr.String(), FD: s.FD,
-			DualStack: s.DualStack, Netids: s.Netids()}
+			DualStack: s.DualStack, Abstract: s.Abstract, Netids: s.Netids()}
 		cs.Exchanges = selfCheck(s)
 		rep.Sockets = append(rep.Sockets, cs)
 		s.Close()
@@ -285,7 +286,7 @@ func checkSockets(t *testing.T, rep childReport, want []childSocket) {
 	for i, w := range want {
 		g := rep.Sockets[i]
 		t.Logf("fd %d %-8q %-5s dual=%-5v at %-28s %v", g.FD, g.Name, g.Netid, g.DualStack, g.Addr, g.Exchanges)
-		if g.FD != 3+i || g.Name != w.Name || g.Netid != w.Netid || g.DualStack != w.DualStack ||
+		if g.FD != 3+i || g.Name != w.Name || g.Netid != w.Netid || g.DualStack != w.DualStack || g.Abstract != w.Abstract ||
 			strings.Join(g.Netids, ",") != strings.Join(w.Netids, ",") || (w.Addr != "" && g.Addr != w.Addr) {
 			t.Errorf("socket %d: got fd %d %q %s dual=%v %v at %s, want fd %d %q %s dual=%v %v at %s", i,
 				g.FD, g.Name, g.Netid, g.DualStack, g.Netids, g.Addr, 3+i, w.Name, w.Netid, w.DualStack, w.Netids, w.Addr)

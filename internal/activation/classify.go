@@ -75,7 +75,9 @@ func classify(fd int) (sockInfo, error) {
 		}
 	case syscall.AF_UNIX:
 		// The portmapper's local transport is a stream socket (libtirpc
-		// connects to /run/rpcbind.sock with SOCK_STREAM).
+		// connects to /run/rpcbind.sock with SOCK_STREAM), bound to a path
+		// or to a name in the abstract namespace (a leading NUL byte:
+		// ListenStream=@/run/rpcbind.sock); both serve netid local.
 		if in.sotype != syscall.SOCK_STREAM {
 			return in, fmt.Errorf("unix socket of type %d (only stream sockets serve netid local): %w", in.sotype, ErrUnsupported)
 		}

@@ -52,6 +52,11 @@ type Socket struct {
 	// IPv4 netid as well and the daemon must not expect, or bind, a
 	// separate IPv4 socket on the same port.
 	DualStack bool
+	// Abstract is set for a local socket bound to a name in the abstract
+	// namespace (ListenStream=@/run/rpcbind.sock): it belongs to the
+	// network namespace and has no file. Addr then shows the name with
+	// "@" for the leading NUL byte, as the net package writes it.
+	Abstract bool
 	// Addr is the address the socket is bound to (*net.TCPAddr,
 	// *net.UDPAddr or *net.UnixAddr). The net package prints an IPv6
 	// socket bound to a v4-mapped address (::ffff:a.b.c.d) as IPv4: go by
@@ -215,6 +220,11 @@ func wrap(fd int, name string) (Socket, error) {
 			return Socket{}, fmt.Errorf("socket activation: descriptor %d (%q): %w", fd, name, err)
 		}
 		s.Listener, s.Addr = l, l.Addr()
+		if ua, ok := s.Addr.(*net.UnixAddr); ok {
+			// getsockname's leading NUL comes back as "@" (and a path
+			// that systemd binds is absolute, so never starts so).
+			s.Abstract = strings.HasPrefix(ua.Name, "@")
+		}
 	}
 	return s, nil
 }

@@ -101,6 +101,15 @@ func loopbackSockets(t *testing.T) []passedSocket {
 	}
 	ul.(*net.UnixListener).SetUnlinkOnClose(false)
 	add(ul.(*net.UnixListener), ul.Addr(), NetidLocal, false, "local")
+	// An abstract name (ListenStream=@...), unique to this test: it lives
+	// in the machine's network namespace, where @/run/rpcbind.sock may
+	// be a real portmapper's.
+	al, err := net.Listen("unix", fmt.Sprintf("@portmapd-activation-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add(al.(*net.UnixListener), al.Addr(), NetidLocal, false, "abstract")
+	out[len(out)-1].want.Abstract = true
 	if t6, err := net.Listen("tcp6", "[::1]:0"); err == nil {
 		add(t6.(*net.TCPListener), t6.Addr(), NetidTCP6, false, "tcp6")
 		u6, err := net.ListenPacket("udp6", "[::1]:0")
@@ -245,7 +254,7 @@ ip link set lo up
 # wake the first tool once it listens; the datagram stays queued and wakes the second too
 ( for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.3; bash -c 'echo wake >/dev/udp/127.0.0.1/%d' 2>/dev/null || true; done ) >/dev/null 2>&1 &
 exec %s -d -l 127.0.0.1:%d -l '[::]:%d' -E %s=1 -E %s -- \
-	%s -l 127.0.0.1:%d -l '[::]:%d' -l %s --fdname=udp:udp6:tcp:tcp6:local -E %s=1 -E %s -- %s
+	%s -l 127.0.0.1:%d -l '[::]:%d' -l %s -l @/run/rpcbind.sock --fdname=udp:udp6:tcp:tcp6:local:abstract -E %s=1 -E %s -- %s
 `, u4, tool, u4, u6, childEnv, quickExit, tool, t4, t6, sock, childEnv, quickExit, os.Args[0])
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -279,5 +288,8 @@ exec %s -d -l 127.0.0.1:%d -l '[::]:%d' -E %s=1 -E %s -- \
 		{Name: "tcp", Netid: NetidTCP, Addr: fmt.Sprintf("127.0.0.1:%d", t4), Netids: []string{NetidTCP}},
 		{Name: "tcp6", Netid: NetidTCP6, Addr: fmt.Sprintf("[::]:%d", t6), DualStack: dual, Netids: netids(NetidTCP6)},
 		{Name: "local", Netid: NetidLocal, Addr: sock, Netids: []string{NetidLocal}},
+		// The private network namespace has its own abstract names: this
+		// one is no other portmapper's.
+		{Name: "abstract", Netid: NetidLocal, Addr: "@/run/rpcbind.sock", Abstract: true, Netids: []string{NetidLocal}},
 	})
 }

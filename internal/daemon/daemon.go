@@ -35,6 +35,14 @@ type Config struct {
 	Hosts []string
 	// SocketPath is the local stream socket; empty disables it.
 	SocketPath string
+	// AbstractSocket is the name of the local socket in the abstract
+	// namespace ("@/run/rpcbind.sock"; the @ stands for the leading NUL
+	// byte and may be left out); empty disables it. The name belongs to
+	// the network namespace, not to a filesystem: current clients
+	// (libtirpc 1.3.5+, rpcinfo 1.2.7+, Linux 5.19+) try it before
+	// SocketPath, so a container with its own network reaches its own
+	// portmapper even where it shares the host's /run.
+	AbstractSocket string
 	// Insecure accepts SET and UNSET from any host.
 	Insecure bool
 	// LogCalls logs every call (sampled).
@@ -72,6 +80,14 @@ const DefaultStateDir = "/run/portmapd"
 
 // DefaultSocketPath is where libtirpc looks for rpcbind first.
 const DefaultSocketPath = "/run/rpcbind.sock"
+
+// DefaultAbstractSocket is libtirpc's _PATH_RPCBINDSOCK_ABSTRACT and the
+// kernel's RPCBIND_SOCK_ABSTRACT_NAME: a NUL byte, then the socket path.
+const DefaultAbstractSocket = "@" + DefaultSocketPath
+
+// abstractKey stands for the abstract local socket among the netids of
+// bind's served map: it serves netid local too, beside the path socket.
+const abstractKey = "local@"
 
 // Daemon is a running portmapper.
 type Daemon struct {
@@ -240,6 +256,19 @@ func (d *Daemon) bind(cfg Config, served map[string]string) error {
 			return err
 		}
 		served[rpc.NetidLocal] = cfg.SocketPath
+	}
+	if _, ok := served[abstractKey]; !ok && cfg.AbstractSocket != "" {
+		name, err := d.listenAbstract(cfg.AbstractSocket)
+		if err != nil {
+			return err
+		}
+		served[abstractKey] = name
+	}
+	// One row for netid local, as rpcbind has: the path when there is
+	// one, which is what clients of the path (and rpcbind's own rows)
+	// show.
+	if _, ok := served[rpc.NetidLocal]; !ok && served[abstractKey] != "" {
+		served[rpc.NetidLocal] = served[abstractKey]
 	}
 	for _, netid := range []string{rpc.NetidTCP6, rpc.NetidUDP6, rpc.NetidTCP, rpc.NetidUDP, rpc.NetidLocal} {
 		if uaddr, ok := served[netid]; ok {
@@ -411,6 +440,27 @@ func (d *Daemon) listenLocal(path string) error {
 	return nil
 }
 
+// listenAbstract binds the local socket in the abstract namespace and
+// returns its name with the leading @. Such a name disappears with the
+// last socket bound to it, so none is ever stale: one in use means a
+// portmapper in this network namespace has it.
+func (d *Daemon) listenAbstract(name string) (string, error) {
+	name = "@" + strings.TrimPrefix(name, "@")
+	if name == "@" {
+		return "", errors.New("abstract socket: the name is empty")
+	}
+	l, err := net.Listen("unix", name)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return "", fmt.Errorf("abstract socket %s is in use by a running portmapper in this network namespace "+
+				"(rpcbind 1.2.7 or later, or portmapd): %w", name, err)
+		}
+		return "", fmt.Errorf("cannot bind abstract socket %s: %w", name, err)
+	}
+	d.stream = append(d.stream, streamSock{l, rpc.NetidLocal})
+	return name, nil
+}
+
 // Serve answers calls until ctx ends, then shuts down within a few
 // seconds.
 func (d *Daemon) Serve(ctx context.Context) error {
@@ -485,6 +535,10 @@ func (d *Daemon) closeAll() {
 }
 
 func (d *Daemon) releaseLock() {
+	if d.sys.rpcbLock != nil {
+		d.sys.rpcbLock.Release()
+		d.sys.rpcbLock = nil
+	}
 	if d.sys.lock != nil {
 		d.sys.lock.Release()
 		d.sys.lock = nil

@@ -35,6 +35,10 @@ type System struct {
 	// LockPath, if set, is the lock file that keeps a second instance
 	// from starting.
 	LockPath string
+	// RpcbindLockPath, if set, is rpcbind's lock file (lockfile.
+	// RpcbindPath), taken as rpcbind takes it, so that a real rpcbind
+	// and portmapd each refuse to start while the other runs.
+	RpcbindLockPath string
 	// MetricsAddr, if set, serves Prometheus metrics over HTTP there;
 	// only loopback unless MetricsAnyAddr.
 	MetricsAddr    string
@@ -49,6 +53,7 @@ type System struct {
 // systemState is the Daemon's share of running as a system service.
 type systemState struct {
 	lock      *lockfile.Lock
+	rpcbLock  *lockfile.Lock
 	activated bool
 	notifier  *activation.Notifier
 	metrics   *metrics.Metrics
@@ -76,6 +81,33 @@ func (d *Daemon) acquireLock() error {
 		return err
 	}
 	d.sys.lock = l
+	return d.acquireRpcbindLock()
+}
+
+// acquireRpcbindLock takes rpcbind's lock as well. rpcbind never removes
+// the file; where it is missing and cannot be created (a read-only /run,
+// as under ProtectSystem=strict, or no permission), no rpcbind holds it
+// either, and the daemon goes on without it: the unit's Conflicts= keeps
+// the services apart there.
+func (d *Daemon) acquireRpcbindLock() error {
+	path := d.cfg.RpcbindLockPath
+	if path == "" || path == d.cfg.LockPath {
+		return nil
+	}
+	l, err := lockfile.AcquireShared(path)
+	var le *lockfile.LockedError
+	switch {
+	case errors.As(err, &le):
+		return fmt.Errorf("%w; stop it first (systemctl stop rpcbind.socket rpcbind.service)", err)
+	case errors.Is(err, syscall.EROFS) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) ||
+		errors.Is(err, syscall.ENOENT):
+		d.log.Warn("cannot take rpcbind's lock file; a real rpcbind started by hand would not be kept out",
+			zap.String("path", path), zap.Error(err))
+		return nil
+	case err != nil:
+		return err
+	}
+	d.sys.rpcbLock = l
 	return nil
 }
 
@@ -115,7 +147,11 @@ func (d *Daemon) adopt() (map[string]string, error) {
 			}
 			uaddr = pmap.FormatUaddr(ap)
 		}
-		for _, id := range s.Netids() {
+		ids := s.Netids()
+		if s.Abstract {
+			ids = []string{abstractKey}
+		}
+		for _, id := range ids {
 			if _, ok := served[id]; !ok {
 				served[id] = uaddr
 			}
@@ -126,7 +162,7 @@ func (d *Daemon) adopt() (map[string]string, error) {
 			d.stream = append(d.stream, streamSock{s.Listener, s.Netid})
 		}
 		d.log.Info("using a socket passed by systemd", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr),
-			zap.Bool("dual_stack", s.DualStack))
+			zap.Bool("dual_stack", s.DualStack), zap.Bool("abstract", s.Abstract))
 	}
 	return served, nil
 }

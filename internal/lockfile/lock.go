@@ -17,6 +17,12 @@ import (
 // where /run itself is not. /run is a tmpfs, so a reboot clears it.
 const DefaultPath = "/run/portmapd/portmapd.lock"
 
+// RpcbindPath is the lock rpcbind takes at start (Debian's 1.2.6 and
+// upstream since 1.2.7; older builds used /var/run/rpcbind.lock, the same
+// file where /var/run links to /run). Holding it as well keeps a real
+// rpcbind from starting beside portmapd, and the other way round.
+const RpcbindPath = "/run/rpcbind.lock"
+
 // ErrLocked is what a LockedError matches with errors.Is.
 var ErrLocked = errors.New("lock held by another process")
 
@@ -31,6 +37,10 @@ type LockedError struct {
 }
 
 func (e *LockedError) Error() string {
+	what := "another portmapd"
+	if e.Command != "" && e.Command != "portmapd" {
+		what = "another portmapper"
+	}
 	who := "another process"
 	switch {
 	case e.PID > 0 && e.Command != "":
@@ -38,7 +48,7 @@ func (e *LockedError) Error() string {
 	case e.PID > 0:
 		who = fmt.Sprintf("pid %d", e.PID)
 	}
-	return fmt.Sprintf("another portmapd is already running: %s holds %s", who, e.Path)
+	return fmt.Sprintf("%s is already running: %s holds %s", what, who, e.Path)
 }
 
 // Is makes errors.Is(err, ErrLocked) true.
@@ -49,6 +59,9 @@ func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 type Lock struct {
 	f    *os.File
 	path string
+	// shared: a lock file another program defines (AcquireShared); it
+	// is neither written nor removed.
+	shared bool
 }
 
 // maxAttempts bounds Acquire's retries when the file is replaced under
@@ -63,16 +76,36 @@ func Acquire(path string) (*Lock, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
+	return acquire(path, false)
+}
+
+// AcquireShared takes a lock file that another program defines, as that
+// program takes it: rpcbind opens RpcbindPath read-only (creating it if
+// need be), flocks it and never writes or removes it. The file is left as
+// it is, so rpcbind's own locking keeps working with it; the holder is
+// found through /proc/locks only. The directory must exist.
+func AcquireShared(path string) (*Lock, error) {
+	return acquire(path, true)
+}
+
+func acquire(path string, shared bool) (*Lock, error) {
+	mode := os.O_RDWR | os.O_CREATE
+	if shared {
+		mode = os.O_RDONLY | os.O_CREATE
+	}
 	for range maxAttempts {
 		// os.OpenFile opens with O_CLOEXEC: a program the daemon runs
 		// must not inherit, and so keep, the lock.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		f, err := os.OpenFile(path, mode, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			pid := holder(f)
+			pid := lockOwner(f)
+			if !shared && pid <= 0 {
+				pid = holder(f)
+			}
 			f.Close()
 			return nil, &LockedError{Path: path, PID: pid, Command: Command(pid)}
 		}
@@ -86,6 +119,9 @@ func Acquire(path string) (*Lock, error) {
 		if !samePath(f, path) {
 			f.Close()
 			continue
+		}
+		if shared {
+			return &Lock{f: f, path: path, shared: true}, nil
 		}
 		if err := writePID(f); err != nil {
 			f.Close()
@@ -101,13 +137,14 @@ func (l *Lock) Path() string { return l.path }
 
 // Release removes the lock file and drops the lock. The file goes first,
 // while the lock still excludes everyone, so no other process ever holds
-// a lock on a file that is about to disappear (see Acquire).
+// a lock on a file that is about to disappear (see Acquire). A shared
+// lock's file stays: its program does not expect it to vanish.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
 	var err error
-	if samePath(l.f, l.path) {
+	if !l.shared && samePath(l.f, l.path) {
 		if rerr := os.Remove(l.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = rerr
 		}
@@ -156,14 +193,12 @@ func writePID(f *os.File) error {
 	return err
 }
 
-// holder finds the pid of the process holding f's lock: from /proc/locks,
-// which the kernel keeps and translates into our pid namespace, or else
-// from the pid the holder wrote. A holder that has just taken the lock may
-// not have written yet, so the file is read a few times.
+// holder finds the pid of the process holding f's lock from the pid the
+// holder wrote, when /proc/locks (lockOwner, which the kernel keeps and
+// translates into our pid namespace) did not name it. A holder that has
+// just taken the lock may not have written yet, so the file is read a few
+// times.
 func holder(f *os.File) int {
-	if pid := lockOwner(f); pid > 0 {
-		return pid
-	}
 	buf := make([]byte, 32)
 	for range 10 {
 		n, _ := f.ReadAt(buf, 0)

@@ -233,3 +233,82 @@ func TestDevNumbersSplitLikeGlibc(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedLockIsTakenAsRpcbindTakesIt: rpcbind opens its lock file
+// read-only (creating it 0444), flocks it and never writes or removes it.
+func TestSharedLockIsTakenAsRpcbindTakesIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rpcbind.lock")
+	// rpcbind created it: read-only, empty.
+	if err := os.WriteFile(path, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	l, err := AcquireShared(path)
+	if err != nil {
+		t.Fatalf("AcquireShared of a read-only file: %v", err)
+	}
+	if _, err := Acquire(path); !errors.Is(err, ErrLocked) {
+		t.Errorf("Acquire while the shared lock is held: %v, want ErrLocked", err)
+	}
+	if _, err := AcquireShared(path); !errors.Is(err, ErrLocked) {
+		t.Errorf("a second AcquireShared: %v, want ErrLocked", err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("Release removed rpcbind's lock file: %v", err)
+	}
+	if fi.Size() != 0 || fi.Mode().Perm() != 0o444 {
+		t.Errorf("the file changed: size %d, mode %v", fi.Size(), fi.Mode().Perm())
+	}
+	l, err = AcquireShared(path)
+	if err != nil {
+		t.Fatalf("AcquireShared after Release: %v", err)
+	}
+	l.Release()
+}
+
+func TestSharedLockCreatesAMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rpcbind.lock")
+	l, err := AcquireShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if b, err := os.ReadFile(path); err != nil || len(b) != 0 {
+		t.Errorf("file %q, %v; want it created empty", b, err)
+	}
+}
+
+// TestSharedLockNamesAnotherProgram: flock(1) stands in for rpcbind, a
+// program that is not portmapd and writes no pid.
+func TestSharedLockNamesAnotherProgram(t *testing.T) {
+	tool, err := exec.LookPath("flock")
+	if err != nil {
+		t.Skip("flock not installed (util-linux)")
+	}
+	path := filepath.Join(t.TempDir(), "rpcbind.lock")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool, "--no-fork", path, "sh", "-c", "echo ready; read x")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); cmd.Wait() }()
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		t.Fatalf("flock: %q", line)
+	}
+	_, err = AcquireShared(path)
+	var le *LockedError
+	if !errors.As(err, &le) {
+		t.Fatalf("AcquireShared: %v, want a LockedError", err)
+	}
+	// With --no-fork flock execs the command, which then holds the lock.
+	want := fmt.Sprintf("another portmapper is already running: sh (pid %d) holds %s", cmd.Process.Pid, path)
+	if err.Error() != want {
+		t.Errorf("got  %q\nwant %q", err, want)
+	}
+}
