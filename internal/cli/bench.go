@@ -176,7 +176,8 @@ portmapd/rpcbind. Needs root.`,
 	f := cmd.Flags()
 	o.addFlags(f)
 	f.StringVar(&o.rpcbind, "rpcbind", "", `rpcbind binary (default: rpcbind on PATH or /usr/sbin/rpcbind; "none" skips it)`)
-	f.StringVar(&o.portmapdArgs, "portmapd-args", "--log-level warn", "arguments after \"portmapd serve\"")
+	// No options files: rpcbind runs without /etc/default/rpcbind too.
+	f.StringVar(&o.portmapdArgs, "portmapd-args", "--log-level warn --env-file=", "arguments after \"portmapd serve\"")
 	f.StringVar(&o.portmapdWarmArgs, "portmapd-warm-args", "",
 		"further serve arguments that turn warm start on, to time a restart with a table (empty skips portmapd's)")
 	f.BoolVar(&o.rpcbindWarm, "rpcbind-warm", true, "time a restart of rpcbind -w with a table")

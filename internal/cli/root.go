@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -40,7 +41,9 @@ func newRoot() (*cobra.Command, *logOptions, *daemon.Config) {
 		Long:          "portmapd maps ONC RPC program numbers to the addresses their services listen on (PMAP v2, RPCBIND v3 and v4, RFC 1833).",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 	}
+	root.SetVersionTemplate("{{.Name}} {{.Version}}\n")
 	root.PersistentFlags().StringVar(&lo.level, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&lo.format, "log-format", "console", "log format: console or json")
 	root.AddCommand(newServeCommand(lo, cfg), newDumpCommand(), newRestoreCommand())
@@ -65,6 +68,10 @@ func Execute() int {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "rpcbind:", err)
 			return 1
+		}
+		if slices.Contains(argv, "--version") { // rpcbind -v
+			fmt.Fprint(os.Stderr, rpcbindVersion())
+			return 0
 		}
 		root.SetArgs(argv[1:])
 	}

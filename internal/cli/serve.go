@@ -39,6 +39,7 @@ SIGUSR1 writes the registration table to the log.`,
 			if err != nil {
 				return err
 			}
+			privateInstance(cmd.Flags(), cfg)
 			log, level, err := lo.newLogger()
 			if err != nil {
 				return err
@@ -47,8 +48,8 @@ SIGUSR1 writes the registration table to the log.`,
 			for _, n := range res.Notes {
 				log.Info("options", zap.String("note", n))
 			}
-			if res.File != "" {
-				log.Info("read options", zap.String("file", res.File), zap.Int("settings", len(res.Settings)))
+			if len(res.Files) > 0 {
+				log.Info("read options", zap.Strings("files", res.Files), zap.Int("settings", len(res.Settings)))
 			}
 			cfg.LogLevel = &level
 			cfg.Reload = func() (daemon.Policy, zapcore.Level, error) { return reloadServe(os.Args[1:]) }
@@ -60,13 +61,15 @@ SIGUSR1 writes the registration table to the log.`,
 		},
 	}
 	f := cmd.Flags()
-	f.String(options.EnvFileFlag, options.DefaultEnvFile, "environment file whose OPTIONS (and PORTMAPD_* variables) supply options not given here")
+	f.StringSlice(options.EnvFileFlag, options.DefaultEnvFiles, "options files whose OPTIONS (RPCBIND_OPTIONS, RPCBIND_ARGS) and PORTMAPD_* variables supply options not given here, each winning over those before it; empty: none")
 	f.StringVar(&cfg.LockPath, "lock-file", lockfile.DefaultPath, "lock file that keeps a second instance from starting; empty disables it")
+	f.StringVar(&cfg.RpcbindLockPath, "rpcbind-lock-file", lockfile.RpcbindPath, "rpcbind's lock file, also taken so that rpcbind and portmapd exclude each other (default only with the default --socket); empty disables it")
 	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics over HTTP at this address (loopback only, e.g. 127.0.0.1:9111)")
 	f.BoolVar(&cfg.MetricsAnyAddr, "metrics-any-addr", false, "allow --metrics on an address that is not loopback")
 	f.IntVar(&cfg.Port, "port", 111, "port to listen on over UDP and TCP")
 	f.StringSliceVarP(&cfg.Hosts, "host", "H", nil, "addresses to bind (repeatable or comma-separated); default all; loopback is always added")
 	f.StringVar(&cfg.SocketPath, "socket", daemon.DefaultSocketPath, "path of the local stream socket; empty disables it")
+	f.StringVar(&cfg.AbstractSocket, "abstract-socket", daemon.DefaultAbstractSocket, "name of the local socket in the network namespace's abstract namespace, tried first by current clients (default only with the default --socket); empty disables it")
 	f.BoolVarP(&cfg.Insecure, "insecure", "i", false, "accept SET and UNSET from any host, not only local callers")
 	f.BoolVar(&cfg.LogCalls, "log-calls", false, "log every call (sampled)")
 	f.BoolVar(&cfg.NoIPv6, "no-ipv6", false, "do not listen on IPv6")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -183,6 +184,9 @@ func Main(m *testing.M) {
 	if os.Getenv(holderEnv) == holderMagic {
 		holderMain()
 	}
+	// Daemons started outside a namespace inherit this.
+	k, v, _ := strings.Cut(noOptionsFiles, "=")
+	os.Setenv(k, v)
 	code := m.Run()
 	cleanupWork()
 	os.Exit(code)

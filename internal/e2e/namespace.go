@@ -33,7 +33,15 @@ var cmdEnv = []string{
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 	"LC_ALL=C",
 	"HOME=/",
+	noOptionsFiles,
 }
+
+// noOptionsFiles keeps the machine's options files (/etc/default/rpcbind,
+// which Debian's rpcbind installs with -w, and /etc/default/portmapd)
+// away from the daemons under test: an empty file named on purpose
+// replaces the default list. A test of the files passes --env-file,
+// which wins.
+const noOptionsFiles = "PORTMAPD_ENV_FILE=/dev/null"
 
 // Namespace is a private network, mount and PID namespace: its own
 // loopback interface, a fresh tmpfs on /run and its own process tree.

@@ -13,6 +13,20 @@ import (
 // /etc/default/rpcbind.
 const DefaultEnvFile = "/etc/default/portmapd"
 
+// DefaultEnvFiles are the options files read by default, each winning
+// over the ones before it flag by flag: rpcbind's, in the order its unit
+// (1.2.8) lists them as EnvironmentFile=, where a later file overrides an
+// earlier one, then portmapd's own. An rpcbind configuration keeps
+// working when portmapd takes over, and portmapd's file has the last
+// word.
+var DefaultEnvFiles = []string{"/etc/rpcbind.conf", "/etc/default/rpcbind", "/etc/sysconfig/rpcbind", DefaultEnvFile}
+
+// OptionVars are the variables whose value is a list of command-line
+// words, in the order their words are read: Debian's (OPTIONS, also
+// portmapd's own), upstream rpcbind's unit (RPCBIND_OPTIONS) and
+// Fedora's and RHEL's (RPCBIND_ARGS).
+var OptionVars = []string{"OPTIONS", "RPCBIND_OPTIONS", "RPCBIND_ARGS"}
+
 // maxEnvFile bounds what is read: an options file is a few lines, and
 // reading a mistaken path (a device, a log) must not take the memory.
 const maxEnvFile = 1 << 20

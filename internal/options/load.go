@@ -31,9 +31,10 @@ type Setting struct {
 
 // Result is what Load did.
 type Result struct {
-	// File is the environment file read, "" if none was (no flag, an
-	// empty path, or a file that does not exist).
-	File string
+	// Files are the options files read, lowest precedence first: none
+	// for no flag or an empty list, and never a default file that does
+	// not exist.
+	Files []string
 	// Settings applied, in flag order.
 	Settings []Setting
 	// Notes on options translated from rpcbind's and on PORTMAPD_*
@@ -41,29 +42,42 @@ type Result struct {
 	Notes []string
 }
 
+// envSource is one options file read: its variables, and per flag the
+// values its option words (OptionVars) give, labelled with the variable.
+type envSource struct {
+	path string
+	vars map[string]string
+	opts map[string][]sourced
+}
+
+type sourced struct{ value, source string }
+
 // Load sets every flag of fs that the command line did not set (so call it
 // after parsing, at the start of RunE) from, in this order of precedence:
 //
 //  1. the PORTMAPD_* variable in environ (os.Environ());
-//  2. the PORTMAPD_* variable assigned in the environment file;
-//  3. the flag's occurrences in the file's OPTIONS, split into words on
+//  2. the options files, the last one first (see DefaultEnvFiles), each
+//     by its PORTMAPD_* variable, else by the flag's occurrences in its
+//     OPTIONS, RPCBIND_OPTIONS and RPCBIND_ARGS, split into words on
 //     blanks (as "$OPTIONS" in an init script or unit is) and translated
-//     from rpcbind's options (TranslateRpcbind).
+//     from rpcbind's options (TranslateRpcbind). The first file that sets
+//     the flag at all decides it.
 //
-// The file is the one fs's --env-file flag names (see EnvFileFlag; none if
-// fs has no such flag or it is empty). The flag's default file may be
-// missing; a file named on the command line or in PORTMAPD_ENV_FILE must
-// exist. Its
-// $VAR expansions see only its own assignments, not the process
-// environment: under systemd that environment may hold the file's own
-// variables already, and "${OPTIONS} -h ..." would then count twice.
+// The files are the ones fs's --env-file flag names (see EnvFileFlag; a
+// string or a string slice; none if fs has no such flag or it is empty).
+// The flag's default files may be missing; one named on the command line
+// or in PORTMAPD_ENV_FILE must exist. Each file's $VAR expansions see only
+// its own assignments, not the process environment: under systemd that
+// environment may hold the file's own variables already, and
+// "${OPTIONS} -h ..." would then count twice.
 //
 // An empty variable counts as unset: "PORTMAPD_HOST=" in a unit does not
 // clear --host. A value sets the flag as if given on the command line, so
 // PORTMAPD_HOST=a,b adds two hosts and PORTMAPD_INSECURE=1 (or true)
 // turns --insecure on. A lower source is not merged into a higher one:
-// PORTMAPD_HOST replaces the --host words of OPTIONS rather than adding
-// to them. The help flag is never set this way.
+// PORTMAPD_HOST replaces the --host words of OPTIONS, and -h in
+// /etc/default/portmapd replaces -h in /etc/default/rpcbind, rather than
+// adding to them. The help flag is never set this way.
 func Load(fs *pflag.FlagSet, environ []string) (Result, error) {
 	var res Result
 	fromCmdline := map[string]bool{}
@@ -79,8 +93,8 @@ func Load(fs *pflag.FlagSet, environ []string) (Result, error) {
 	known := map[string]bool{}
 	fs.VisitAll(func(f *pflag.Flag) { known[EnvName(f.Name)] = true })
 
-	// The file's path is itself a setting, resolved first.
-	var file map[string]string
+	// The files' paths are themselves a setting, resolved first.
+	var sources []envSource
 	if f := fs.Lookup(EnvFileFlag); f != nil {
 		explicit := fromCmdline[EnvFileFlag]
 		if !explicit {
@@ -92,31 +106,21 @@ func Load(fs *pflag.FlagSet, environ []string) (Result, error) {
 				explicit = true
 			}
 		}
-		if path := f.Value.String(); path != "" {
-			vars, err := ReadEnvFile(path, nil)
+		for _, path := range flagValues(f) {
+			if path == "" {
+				continue
+			}
+			src, err := readSource(fs, path, &res)
 			switch {
 			case isNotExist(err) && !explicit:
-				// The default file is optional, as EnvironmentFile=-;
+				// A default file is optional, as EnvironmentFile=-;
 				// one named on purpose must be there.
+				continue
 			case err != nil:
 				return res, err
-			default:
-				file, res.File = vars, path
 			}
-		}
-	}
-
-	var optValues map[string][]string
-	if words := strings.Fields(file["OPTIONS"]); len(words) > 0 {
-		flags, notes, err := TranslateRpcbind(words)
-		if err != nil {
-			return res, fmt.Errorf("%s: OPTIONS: %w", res.File, err)
-		}
-		for _, n := range notes {
-			res.Notes = append(res.Notes, res.File+": OPTIONS: "+n)
-		}
-		if optValues, err = recordFlags(fs, flags); err != nil {
-			return res, fmt.Errorf("%s: OPTIONS=%q: %w", res.File, file["OPTIONS"], err)
+			sources = append(sources, src)
+			res.Files = append(res.Files, path)
 		}
 	}
 
@@ -133,14 +137,21 @@ func Load(fs *pflag.FlagSet, environ []string) (Result, error) {
 			}
 			res.Settings = append(res.Settings, Setting{f.Name, v, source})
 		}
-		switch {
-		case env[name] != "":
+		if env[name] != "" {
 			set(env[name], "environment "+name)
-		case file[name] != "":
-			set(file[name], res.File+" "+name)
-		default:
-			for _, v := range optValues[f.Name] {
-				set(v, res.File+" OPTIONS")
+			return
+		}
+		for i := len(sources) - 1; i >= 0; i-- {
+			src := sources[i]
+			if v := src.vars[name]; v != "" {
+				set(v, src.path+" "+name)
+				return
+			}
+			if vals := src.opts[f.Name]; len(vals) > 0 {
+				for _, v := range vals {
+					set(v.value, v.source)
+				}
+				return
 			}
 		}
 	})
@@ -154,9 +165,11 @@ func Load(fs *pflag.FlagSet, environ []string) (Result, error) {
 			unknown = append(unknown, k)
 		}
 	}
-	for k := range file {
-		if strings.HasPrefix(k, EnvPrefix) && (!known[k] || k == EnvName(EnvFileFlag)) {
-			unknown = append(unknown, res.File+" "+k)
+	for _, src := range sources {
+		for k := range src.vars {
+			if strings.HasPrefix(k, EnvPrefix) && (!known[k] || k == EnvName(EnvFileFlag)) {
+				unknown = append(unknown, src.path+" "+k)
+			}
 		}
 	}
 	slices.Sort(unknown)
@@ -164,6 +177,47 @@ func Load(fs *pflag.FlagSet, environ []string) (Result, error) {
 		res.Notes = append(res.Notes, k+" matches no flag and is ignored")
 	}
 	return res, nil
+}
+
+// flagValues reads a string or string-slice flag.
+func flagValues(f *pflag.Flag) []string {
+	if sv, ok := f.Value.(pflag.SliceValue); ok {
+		return sv.GetSlice()
+	}
+	return []string{f.Value.String()}
+}
+
+// readSource reads one options file and records what its option words
+// set, adding the translation's notes to res.
+func readSource(fs *pflag.FlagSet, path string, res *Result) (envSource, error) {
+	vars, err := ReadEnvFile(path, nil)
+	if err != nil {
+		return envSource{}, err
+	}
+	src := envSource{path: path, vars: vars, opts: map[string][]sourced{}}
+	for _, name := range OptionVars {
+		words := strings.Fields(vars[name])
+		if len(words) == 0 {
+			continue
+		}
+		flags, notes, err := TranslateRpcbind(words)
+		if err != nil {
+			return src, fmt.Errorf("%s: %s: %w", path, name, err)
+		}
+		for _, n := range notes {
+			res.Notes = append(res.Notes, path+": "+name+": "+n)
+		}
+		got, err := recordFlags(fs, flags)
+		if err != nil {
+			return src, fmt.Errorf("%s: %s=%q: %w", path, name, vars[name], err)
+		}
+		for fl, vals := range got {
+			for _, v := range vals {
+				src.opts[fl] = append(src.opts[fl], sourced{v, path + " " + name})
+			}
+		}
+	}
+	return src, nil
 }
 
 // recordFlags parses args with fs's flags, as the command line would be,

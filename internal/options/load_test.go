@@ -147,7 +147,7 @@ func TestLoadFindsTheFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !got.warmStart || res.File != path || got.envFile != path {
+		if !got.warmStart || !reflect.DeepEqual(res.Files, []string{path}) || got.envFile != path {
 			t.Errorf("got %+v, result %+v", got, res)
 		}
 	})
@@ -156,7 +156,7 @@ func TestLoadFindsTheFile(t *testing.T) {
 			t.Skipf("%s exists here", DefaultEnvFile)
 		}
 		got, res, err := runServe(t, nil, nil)
-		if err != nil || res.File != "" || got.warmStart {
+		if err != nil || len(res.Files) != 0 || got.warmStart {
 			t.Errorf("got %+v, %+v, %v", got, res, err)
 		}
 	})
@@ -246,4 +246,109 @@ func TestEnvName(t *testing.T) {
 			t.Errorf("EnvName(%q) = %q, want %q", flag, got, want)
 		}
 	}
+}
+
+// runServeFiles runs Load with --env-file a string list, as the serve
+// command declares it, and the given files in that order.
+func runServeFiles(t *testing.T, files []string, environ []string) (serveConfig, Result, error) {
+	t.Helper()
+	var cfg serveConfig
+	var res Result
+	cmd := &cobra.Command{Use: "serve", Args: cobra.NoArgs, SilenceUsage: true, SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			res, err = Load(cmd.Flags(), environ)
+			return err
+		}}
+	f := cmd.Flags()
+	f.StringSlice(EnvFileFlag, DefaultEnvFiles, "")
+	f.IntVar(&cfg.port, "port", 111, "")
+	f.StringSliceVarP(&cfg.hosts, "host", "H", nil, "")
+	f.BoolVarP(&cfg.insecure, "insecure", "i", false, "")
+	f.BoolVar(&cfg.logCalls, "log-calls", false, "")
+	f.BoolVar(&cfg.warmStart, "warm-start", false, "")
+	f.BoolVar(&cfg.remote, "remote-calls", false, "")
+	f.StringVar(&cfg.user, "user", "", "")
+	cmd.SetArgs([]string{"--env-file", strings.Join(files, ",")})
+	err := cmd.ExecuteContext(context.Background())
+	return cfg, res, err
+}
+
+func TestDefaultEnvFilesAreRpcbindsThenOurs(t *testing.T) {
+	want := []string{"/etc/rpcbind.conf", "/etc/default/rpcbind", "/etc/sysconfig/rpcbind", "/etc/default/portmapd"}
+	if !reflect.DeepEqual(DefaultEnvFiles, want) {
+		t.Errorf("DefaultEnvFiles = %q, want %q", DefaultEnvFiles, want)
+	}
+}
+
+// TestLoadReadsRpcbindsFilesUnderOurs: each file may use any of the
+// variables distributions give rpcbind's options in, and a later file
+// wins flag by flag (portmapd's own is last).
+func TestLoadReadsRpcbindsFilesUnderOurs(t *testing.T) {
+	conf := writeFile(t, "RPCBIND_OPTIONS='-w -h 10.0.0.1'\n")                 // upstream's unit
+	debian := writeFile(t, "OPTIONS=\"-w\"\nOPTIONS=\"${OPTIONS} -i\"\n")      // Debian's
+	fedora := writeFile(t, "RPCBIND_ARGS=\"-r -h 10.0.0.2\"\nRPCBIND_ARGS=\n") // cleared again
+	ours := writeFile(t, "OPTIONS='--log-calls -h 10.0.0.3'\nPORTMAPD_PORT=2222\n")
+	missing := filepath.Join(t.TempDir(), "none")
+
+	t.Run("all four", func(t *testing.T) {
+		got, res, err := runServeFiles(t, []string{conf, debian, fedora, ours}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := serveConfig{port: 2222, hosts: []string{"10.0.0.3"}, insecure: true, logCalls: true, warmStart: true}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got  %+v\nwant %+v\nsettings %+v", got, want, res.Settings)
+		}
+		if !reflect.DeepEqual(res.Files, []string{conf, debian, fedora, ours}) {
+			t.Errorf("files %q", res.Files)
+		}
+		sources := map[string]string{}
+		for _, s := range res.Settings {
+			sources[s.Flag] = s.Source
+		}
+		wantSources := map[string]string{"port": ours + " PORTMAPD_PORT", "host": ours + " OPTIONS",
+			"insecure": debian + " OPTIONS", "warm-start": debian + " OPTIONS", "log-calls": ours + " OPTIONS"}
+		if !reflect.DeepEqual(sources, wantSources) {
+			t.Errorf("sources %q, want %q", sources, wantSources)
+		}
+	})
+	t.Run("rpcbind's alone: a later file's -h replaces an earlier one's", func(t *testing.T) {
+		later := writeFile(t, "OPTIONS='-h 10.0.0.9'\nRPCBIND_OPTIONS='-h 10.0.0.8 -s'\n")
+		got, _, err := runServeFiles(t, []string{conf, later}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := serveConfig{port: 111, hosts: []string{"10.0.0.9", "10.0.0.8"}, warmStart: true, user: "_rpc"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("got  %+v\nwant %+v", got, want)
+		}
+	})
+	t.Run("the environment still wins", func(t *testing.T) {
+		got, _, err := runServeFiles(t, []string{conf, ours}, []string{"PORTMAPD_HOST=10.0.0.7", "PORTMAPD_PORT=3333"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.port != 3333 || !reflect.DeepEqual(got.hosts, []string{"10.0.0.7"}) || !got.warmStart {
+			t.Errorf("got %+v", got)
+		}
+	})
+	t.Run("a file named on purpose must exist", func(t *testing.T) {
+		if _, _, err := runServeFiles(t, []string{conf, missing}, nil); err == nil {
+			t.Error("a missing file named with --env-file accepted")
+		}
+	})
+	t.Run("an error names the file and the variable", func(t *testing.T) {
+		bad := writeFile(t, "RPCBIND_ARGS='-z'\n")
+		_, _, err := runServeFiles(t, []string{conf, bad}, nil)
+		if err == nil || !strings.Contains(err.Error(), bad+": RPCBIND_ARGS") {
+			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("no files", func(t *testing.T) {
+		got, res, err := runServeFiles(t, nil, nil)
+		if err != nil || len(res.Files) != 0 || got.warmStart {
+			t.Errorf("got %+v, %+v, %v", got, res, err)
+		}
+	})
 }

@@ -28,6 +28,7 @@ const RpcbindUser = "_rpc"
 //	-l       (libwrap logging)   --log-calls; noted
 //	-r       (remote calls)      --remote-calls
 //	-s       (run as user)       --user=_rpc
+//	-v       (version, 1.2.8)    --version (RewriteArgv: print it and exit)
 //	-w       (warm start)        --warm-start
 func TranslateRpcbind(args []string) (flags []string, notes []string, err error) {
 	note := func(s string) {
@@ -68,6 +69,8 @@ func TranslateRpcbind(args []string) (flags []string, notes []string, err error)
 				flags = append(flags, "--remote-calls")
 			case 's':
 				flags = append(flags, "--user="+RpcbindUser)
+			case 'v':
+				flags = append(flags, "--version")
 			case 'w':
 				flags = append(flags, "--warm-start")
 			case 'h', 'H':
@@ -86,7 +89,7 @@ func TranslateRpcbind(args []string) (flags []string, notes []string, err error)
 				}
 				j = len(cluster)
 			default:
-				return nil, nil, fmt.Errorf("option -%c in %q is neither one of rpcbind's (-adfhilrsw) "+
+				return nil, nil, fmt.Errorf("option -%c in %q is neither one of rpcbind's (-adfhilrsvw) "+
 					"nor -H or -i; write portmapd options in their long form", c, w)
 			}
 		}
@@ -96,8 +99,9 @@ func TranslateRpcbind(args []string) (flags []string, notes []string, err error)
 
 // RewriteArgv turns the command line of a binary installed or linked as
 // "rpcbind" (so that scripts and units that run "rpcbind -w -f" keep
-// working) into the equivalent "portmapd serve" command line. Any other
-// argv is returned as it is, with no notes.
+// working) into the equivalent "portmapd serve" command line, or, when it
+// has -v (anywhere, as rpcbind stops there), into "portmapd --version".
+// Any other argv is returned as it is, with no notes.
 func RewriteArgv(argv []string) ([]string, []string, error) {
 	if len(argv) == 0 || filepath.Base(argv[0]) != "rpcbind" {
 		return argv, nil, nil
@@ -105,6 +109,9 @@ func RewriteArgv(argv []string) ([]string, []string, error) {
 	flags, notes, err := TranslateRpcbind(argv[1:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("rpcbind command line: %w", err)
+	}
+	if slices.Contains(flags, "--version") {
+		return []string{argv[0], "--version"}, nil, nil
 	}
 	return append([]string{argv[0], "serve"}, flags...), notes, nil
 }

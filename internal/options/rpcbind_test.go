@@ -30,6 +30,7 @@ func TestTranslateRpcbindMapsEveryOption(t *testing.T) {
 		{"portmapd's long flags pass", "--log-calls --host 10.0.0.2 -w", []string{"--log-calls", "--host", "10.0.0.2", "--warm-start"}, 0},
 		{"portmapd's -H passes as --host", "-H 10.0.0.3", []string{"--host=10.0.0.3"}, 0},
 		{"-- ends the options", "-w --", []string{"--warm-start"}, 0},
+		{"-v asks for the version (rpcbind 1.2.8)", "-v", []string{"--version"}, 0},
 		{"nothing", "", nil, 0},
 	}
 	for _, tt := range tests {
@@ -71,6 +72,7 @@ func TestRewriteArgv(t *testing.T) {
 		{"run as rpcbind", []string{"/sbin/rpcbind", "-f", "-w", "-h", "10.0.0.1", "-i"},
 			[]string{"/sbin/rpcbind", "serve", "--warm-start", "--host=10.0.0.1", "--insecure"}},
 		{"run as rpcbind with no options", []string{"rpcbind"}, []string{"rpcbind", "serve"}},
+		{"rpcbind -v: the version, whatever else is there", []string{"/sbin/rpcbind", "-w", "-fv"}, []string{"/sbin/rpcbind", "--version"}},
 		{"run as portmapd: untouched", []string{"/usr/sbin/portmapd", "serve", "-H", "10.0.0.1"},
 			[]string{"/usr/sbin/portmapd", "serve", "-H", "10.0.0.1"}},
 		{"empty argv: untouched", nil, nil},
