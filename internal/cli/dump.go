@@ -26,7 +26,7 @@ type connectOptions struct {
 }
 
 func (o *connectOptions) addFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&o.network, "network", "", `"unix", "tcp" or "udp" (default: the local socket, else tcp 127.0.0.1:111)`)
+	cmd.Flags().StringVar(&o.network, "network", "", `"unix", "tcp" or "udp" (default: the local socket, @/run/rpcbind.sock then /run/rpcbind.sock, else tcp 127.0.0.1:111)`)
 	cmd.Flags().StringVar(&o.address, "address", "", "socket path or host:port of the portmapper")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Second, "time allowed for each call")
 }

@@ -15,8 +15,10 @@ func newInfoCommand() *cobra.Command {
 		Short: "Query portmappers as rpcinfo does (same options and output), plus --json and several hosts",
 		Long: `portmapd info is rpcinfo: the same options (-p -s -m -l -T -u -t -a -b -d -n)
 and, for the same portmapper, the same output byte for byte. It also takes
---json, --host HOST (repeatable, queried at once), --timeout D and
---socket PATH, and -n PORT really asks the portmapper on PORT.
+--json, --host HOST (repeatable, queried at once), --timeout D,
+--socket PATH and --abstract-socket NAME (the local portmapper is asked
+on @/run/rpcbind.sock first, then /run/rpcbind.sock, as rpcinfo 1.2.7
+does), and -n PORT really asks the portmapper on PORT.
 "portmapd info --help" lists them; a link named rpcinfo runs it directly.`,
 		DisableFlagParsing: true,
 		SilenceUsage:       true,

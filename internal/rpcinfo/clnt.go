@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -340,15 +341,29 @@ type pkgClient struct {
 	err  rpcErr
 }
 
-// dialLocal connects to the local socket at path (libtirpc's
-// clnt_vc_create on AF_LOCAL); failing, rpc_createerr says why.
+// dialLocal connects to the local portmapper (libtirpc's clnt_vc_create
+// on AF_LOCAL): as rpcinfo 1.2.7 and libtirpc 1.3.5 do, first to the
+// abstract name, which is this network namespace's portmapper, then, if
+// nothing listens there, to the socket path; failing both, rpc_createerr
+// says why the path failed.
 func (r *runner) dialLocal(vers uint32) (clnt, bool) {
 	if r.transport != nil {
 		return r.transport("local", taddr{Family: syscall.AF_UNIX, Path: r.socket}, pmap.Program, vers), true
 	}
+	if r.abstract != "" {
+		if c, ok := r.dialUnix(vers, "@"+strings.TrimPrefix(r.abstract, "@")); ok || r.socket == "" {
+			return c, ok
+		}
+	}
+	return r.dialUnix(vers, r.socket)
+}
+
+// dialUnix connects to one local socket, a path or an abstract name
+// written with a leading "@".
+func (r *runner) dialUnix(vers uint32, addr string) (clnt, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.callTimeout(60*time.Second))
 	defer cancel()
-	c, err := client.Dial(ctx, "unix", r.socket)
+	c, err := client.Dial(ctx, "unix", addr)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			err = syscall.ETIMEDOUT
@@ -356,7 +371,7 @@ func (r *runner) dialLocal(vers uint32) (clnt, bool) {
 		r.cerr = sysErr(err)
 		return nil, false
 	}
-	return &pkgClient{c: c, path: r.socket, vers: vers}, true
+	return &pkgClient{c: c, path: addr, vers: vers}, true
 }
 
 func (p *pkgClient) geterr() rpcErr         { return p.err }

@@ -18,5 +18,8 @@
 // and ignores, a meaning: the portmapper is asked on that port.
 //
 // Calls over the local socket go through the Go client package
-// (pmap/client); everything else through the libtirpc emulation here.
+// (pmap/client); everything else through the libtirpc emulation here. As
+// in rpcinfo 1.2.7 and libtirpc 1.3.5, the local socket is its abstract
+// name (@/run/rpcbind.sock, this network namespace's portmapper) when
+// something listens there, else its path (--abstract-socket, --socket).
 package rpcinfo

@@ -36,6 +36,11 @@ type Options struct {
 	Name string
 	// Socket is the local socket (rpcinfo: /run/rpcbind.sock).
 	Socket string
+	// AbstractSocket is the local socket's abstract name, tried before
+	// Socket ("@/run/rpcbind.sock" for rpcinfo 1.2.7+). It defaults to
+	// that only when Socket is not set either: naming a socket means
+	// that socket.
+	AbstractSocket string
 	// Netconfig and RPCFile are the netconfig and rpc databases; a file
 	// that cannot be read gives way to the built-in Debian tables.
 	Netconfig string
@@ -46,9 +51,11 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultSocket    = "/run/rpcbind.sock"
-	DefaultNetconfig = "/etc/netconfig"
-	DefaultRPCFile   = "/etc/rpc"
+	DefaultSocket = "/run/rpcbind.sock"
+	// DefaultAbstractSocket is libtirpc's _PATH_RPCBINDSOCK_ABSTRACT.
+	DefaultAbstractSocket = "@" + DefaultSocket
+	DefaultNetconfig      = "/etc/netconfig"
+	DefaultRPCFile        = "/etc/rpc"
 )
 
 // Run runs rpcinfo with args (argv without argv[0]) and returns its exit
@@ -58,7 +65,9 @@ const (
 //	--json            print the result as JSON
 //	--host HOST       query HOST (repeatable: every host, at once)
 //	--timeout D       bound every call by D instead of rpcinfo's 10s/60s
-//	--socket PATH     the local socket instead of /run/rpcbind.sock
+//	--socket PATH     the local socket instead of @/run/rpcbind.sock,
+//	                  then /run/rpcbind.sock (rpcinfo 1.2.7's pair)
+//	--abstract-socket NAME  the abstract name tried before the path
 //
 // and -n PORT, which rpcinfo parses and ignores, makes every query ask the
 // portmapper on PORT (of 127.0.0.1 when no host is named).
@@ -68,6 +77,9 @@ func Run(args []string, o Options) int {
 	}
 	if o.Socket == "" {
 		o.Socket = DefaultSocket
+		if o.AbstractSocket == "" {
+			o.AbstractSocket = DefaultAbstractSocket
+		}
 	}
 	if o.Netconfig == "" {
 		o.Netconfig = DefaultNetconfig
@@ -82,7 +94,7 @@ func Run(args []string, o Options) int {
 		o.Stderr = os.Stderr
 	}
 	base := &runner{netconfig: loadNetconfig(o.Netconfig), rpc: loadRPC(o.RPCFile), socket: o.Socket,
-		lookupHost: defaultLookup, lookupAddr: net.DefaultResolver.LookupAddr}
+		abstract: o.AbstractSocket, lookupHost: defaultLookup, lookupAddr: net.DefaultResolver.LookupAddr}
 	base.broadcast = base.rpcBroadcast
 
 	cl := parseArgs(o.Name, args, base)
@@ -106,7 +118,7 @@ func Run(args []string, o Options) int {
 	codes := make([]int, len(hosts))
 	var wg sync.WaitGroup
 	for i, h := range hosts {
-		r := &runner{netconfig: base.netconfig, rpc: base.rpc, socket: base.socket, port: base.port,
+		r := &runner{netconfig: base.netconfig, rpc: base.rpc, socket: base.socket, abstract: base.abstract, port: base.port,
 			timeout: base.timeout, lookupHost: base.lookupHost, lookupAddr: base.lookupAddr}
 		r.broadcast = r.rpcBroadcast
 		runners[i] = r
@@ -237,7 +249,11 @@ Options of rpcinfo, as in rpcinfo(8); in addition:
                       outside the range a firewall opens (-p and the
                       default listing)
        --socket PATH  the portmapper's local socket (default
-                      /run/rpcbind.sock)
+                      @/run/rpcbind.sock, then /run/rpcbind.sock)
+       --abstract-socket NAME
+                      the abstract name tried before the socket path
+                      (default @/run/rpcbind.sock unless --socket is
+                      given; empty: none)
 `
 
 // cmdline is rpcinfo's command line after getopt.
@@ -252,6 +268,9 @@ type cmdline struct {
 
 	json  bool
 	hosts []string
+	// abstractSet: --abstract-socket was given, so --socket leaves
+	// the abstract name alone.
+	abstractSet bool
 }
 
 // modeFor is the end of rpcinfo's main: without a mode option, two or
@@ -367,9 +386,9 @@ func parseArgs(name string, argv []string, r *runner) *cmdline {
 	return cl
 }
 
-// longOption handles --json, --host, --timeout and --socket (with their
-// value after "=" or as the next argument). An unknown one is reported
-// in getopt_long's words.
+// longOption handles --json, --host, --timeout, --socket,
+// --abstract-socket and --port-range (with their value after "=" or as
+// the next argument). An unknown one is reported in getopt_long's words.
 func (cl *cmdline) longOption(name string, argv []string, i *int, r *runner) bool {
 	opt, val, hasVal := strings.Cut(argv[*i][2:], "=")
 	needVal := func() (string, bool) {
@@ -421,6 +440,15 @@ func (cl *cmdline) longOption(name string, argv []string, i *int, r *runner) boo
 			return false
 		}
 		r.socket = v
+		if !cl.abstractSet {
+			r.abstract = ""
+		}
+	case "abstract-socket":
+		v, ok := needVal()
+		if !ok {
+			return false
+		}
+		r.abstract, cl.abstractSet = v, true
 	case "port-range":
 		v, ok := needVal()
 		if !ok {

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
@@ -188,4 +190,59 @@ func TestPortRangeNamesRegistrationsOutside(t *testing.T) {
 	if _, errs, _ := run(t, socket, "--port-range", "1-65535", "-p"); errs != "" {
 		t.Errorf("nothing is outside 1-65535, yet: %s", errs)
 	}
+}
+
+// TestLocalTriesTheAbstractNameFirst: rpcinfo 1.2.7 (and libtirpc 1.3.5)
+// connect to the abstract name first, the portmapper of this network
+// namespace, and to the socket path only when nothing listens there.
+func TestLocalTriesTheAbstractNameFirst(t *testing.T) {
+	name := fmt.Sprintf("@portmapd-rpcinfo-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	_, withName := daemontest.StartWith(t, daemon.Config{AbstractSocket: name})
+	_, pathOnly := daemontest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix", withName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, err := c.Set(ctx, pmap.Mapping{Prog: 200001, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.8.2"}); !ok || err != nil {
+		t.Fatalf("SET: %v %v", ok, err)
+	}
+	const row = "    200001    1    tcp       0.0.0.0.8.2            -          superuser\n"
+	nowhere := "@portmapd-rpcinfo-test-nothing-listens"
+	tests := []struct {
+		name     string
+		o        Options
+		args     []string
+		reachesA bool
+	}{
+		{"the abstract name answers: asked first", Options{Socket: pathOnly, AbstractSocket: name}, nil, true},
+		{"nothing on the abstract name: the path", Options{Socket: pathOnly, AbstractSocket: nowhere}, nil, false},
+		{"the name without its @", Options{Socket: pathOnly, AbstractSocket: name[1:]}, nil, true},
+		{"--abstract-socket", Options{Socket: pathOnly}, []string{"--abstract-socket", name}, true},
+		{"--socket alone means that socket", Options{Socket: pathOnly, AbstractSocket: name}, []string{"--socket", pathOnly}, false},
+		{"--socket keeps a named --abstract-socket", Options{Socket: pathOnly},
+			[]string{"--abstract-socket=" + name, "--socket", pathOnly}, true},
+		{"an empty --abstract-socket: the path", Options{Socket: pathOnly, AbstractSocket: name}, []string{"--abstract-socket="}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var o, e bytes.Buffer
+			tt.o.Stdout, tt.o.Stderr = &o, &e
+			if code := Run(tt.args, tt.o); code != 0 {
+				t.Fatalf("exit %d\n%s%s", code, o.String(), e.String())
+			}
+			if got := strings.Contains(o.String(), row); got != tt.reachesA {
+				t.Errorf("reached the daemon on the abstract name: %v, want %v\n%s", got, tt.reachesA, o.String())
+			}
+		})
+	}
+	t.Run("neither answers: the path's error", func(t *testing.T) {
+		var o, e bytes.Buffer
+		code := Run(nil, Options{Socket: "/nonexistent/rpcbind.sock", AbstractSocket: nowhere, Stdout: &o, Stderr: &e})
+		if code != 1 || !strings.Contains(e.String(), "No such file or directory") {
+			t.Errorf("exit %d\n%s%s", code, o.String(), e.String())
+		}
+	})
 }

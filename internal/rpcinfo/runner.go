@@ -19,6 +19,7 @@ type runner struct {
 	netconfig  []netconf
 	rpc        rpcDB
 	socket     string
+	abstract   string          // the abstract socket tried before socket ("": none)
 	port       int             // -n: the portmapper's port (0: /etc/services)
 	timeout    time.Duration   // --timeout: every call's (0: rpcinfo's own)
 	portRange  *pmap.PortRange // --port-range LOW-HIGH; nil: none

@@ -14,8 +14,15 @@ import (
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// DefaultSocket is the local socket libtirpc tries first.
+// DefaultSocket is the local socket's path.
 const DefaultSocket = "/run/rpcbind.sock"
+
+// DefaultAbstractSocket is the local socket's name in the abstract
+// namespace, which libtirpc 1.3.5+ and Linux 5.19+ try first: it belongs
+// to the network namespace, so it reaches this namespace's portmapper
+// even where /run is shared with another one. For Dial, "@" stands for
+// the leading NUL byte.
+const DefaultAbstractSocket = "@" + DefaultSocket
 
 // maxReply bounds a reply the client accepts: a DUMP of 100,000 entries
 // fits, a hostile server's 2 GB record does not.
@@ -58,18 +65,22 @@ func Dial(ctx context.Context, network, address string) (*Client, error) {
 	return c, nil
 }
 
-// DialLocal connects to the local portmapper: the local socket if it
-// answers, else TCP to 127.0.0.1:111.
+// DialLocal connects to the local portmapper as libtirpc 1.3.5 does: the
+// abstract socket if something listens there, else the socket path, else
+// TCP to 127.0.0.1:111.
 func DialLocal(ctx context.Context) (*Client, error) {
-	c, err := Dial(ctx, "unix", DefaultSocket)
-	if err == nil {
-		return c, nil
+	var errs []error
+	for _, a := range [][2]string{{"unix", DefaultAbstractSocket}, {"unix", DefaultSocket}, {"tcp", "127.0.0.1:111"}} {
+		c, err := Dial(ctx, a[0], a[1])
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	c, err2 := Dial(ctx, "tcp", "127.0.0.1:111")
-	if err2 != nil {
-		return nil, fmt.Errorf("no local portmapper: %v; %w", err, err2)
-	}
-	return c, nil
+	return nil, fmt.Errorf("no local portmapper: %w", errors.Join(errs...))
 }
 
 // Close closes the connection.

@@ -3,7 +3,8 @@
 // a Go RPC service for as long as it runs (Set, Unset, Register).
 //
 // Dial connects over "unix" (the local socket, where the daemon learns the
-// caller's uid and records it as the entry's owner), "tcp" or "udp". For
-// registering, DialLocal tries the local socket first and falls back to
-// TCP on the loopback address, as libtirpc does.
+// caller's uid and records it as the entry's owner; "@name" is an abstract
+// socket), "tcp" or "udp". For registering, DialLocal tries the local
+// socket first, its abstract name before its path, and falls back to TCP
+// on the loopback address, as libtirpc 1.3.5 does.
 package client
