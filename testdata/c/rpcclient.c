@@ -16,7 +16,8 @@
  *   -6 HOST       IPv6 target (default ::1)
  *   -S ADDR       IPv4 source address of "priv"/"unpriv" sockets and raw
  *                 (e.g. 127.0.0.2, to act as a host that is not loopback)
- *   -L PATH       local socket (default /run/rpcbind.sock)
+ *   -L PATH       local socket (default /run/rpcbind.sock); @NAME is an
+ *                 abstract name (@/run/rpcbind.sock)
  *   -t MS         timeout of an ordinary call (default 3000)
  *   -w MS         how long CALLIT/BCAST/INDIRECT and raw wait (default 500)
  *   -u UID[:GID]  become this user before the first operation
@@ -109,6 +110,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,6 +431,13 @@ static int opensock(const struct transport *t, struct sockaddr_storage *addr,
 		sun->sun_family = AF_UNIX;
 		snprintf(sun->sun_path, sizeof sun->sun_path, "%s", localpath);
 		*alen = sizeof *sun;
+		if (localpath[0] == '@') {
+			/* An abstract name: a NUL, then the name, and a length
+			 * that ends with it (libtirpc's SUN_LEN_A). libtirpc
+			 * 1.3.3 does not try these itself. */
+			sun->sun_path[0] = '\0';
+			*alen = offsetof(struct sockaddr_un, sun_path) + strlen(localpath);
+		}
 		fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	} else {
 		int family = t->v6 ? AF_INET6 : AF_INET;
