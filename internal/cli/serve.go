@@ -17,22 +17,30 @@ import (
 
 // newServeCommand builds "portmapd serve", filling cfg from its flags.
 // Options not given on the command line come from PORTMAPD_* variables
-// and /etc/default/portmapd's OPTIONS (rpcbind's options translated).
+// and the options files' OPTIONS (rpcbind's options translated).
 func newServeCommand(lo *logOptions, cfg *daemon.Config) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the portmapper daemon in the foreground",
 		Long: `Run the portmapper in the foreground. It listens on port 111 over UDP and TCP
-on IPv4 and IPv6 and on the local socket, and serves PMAP v2 and RPCBIND v3/v4.
-SET and UNSET are accepted only from the local socket and the loopback
-address unless --insecure is given.
+on IPv4 and IPv6 and on the local socket, /run/rpcbind.sock and its
+abstract twin @/run/rpcbind.sock (which current clients try first, and
+which belongs to the network namespace), and serves PMAP v2 and RPCBIND
+v3/v4. SET and UNSET are accepted only from the local socket and the
+loopback address unless --insecure is given.
 
 Options not given here are taken from PORTMAPD_* environment variables
-(PORTMAPD_WARM_START=1 for --warm-start) and then from the OPTIONS variable
-of /etc/default/portmapd (--env-file), where rpcbind's options (-w -h -i -l
--r -s -d) keep their meaning. Under systemd the sockets may be passed in
-(socket activation). SIGHUP reloads the access lists and the log level;
-SIGUSR1 writes the registration table to the log.`,
+(PORTMAPD_WARM_START=1 for --warm-start) and then from the options files
+(--env-file): /etc/rpcbind.conf, /etc/default/rpcbind,
+/etc/sysconfig/rpcbind and /etc/default/portmapd, each winning over those
+before it, flag by flag. In their OPTIONS (or RPCBIND_OPTIONS, or
+RPCBIND_ARGS) rpcbind's options (-w -h -i -l -r -s -d) keep their
+meaning. Under systemd the sockets may be passed in (socket activation).
+Besides its own lock file the daemon takes rpcbind's, /run/rpcbind.lock,
+so that it and rpcbind refuse to start while the other runs; with a
+--socket other than /run/rpcbind.sock it takes neither that nor the
+abstract name unless told to. SIGHUP reloads the access lists and the log
+level; SIGUSR1 writes the registration table to the log.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := options.Load(cmd.Flags(), os.Environ())
