@@ -69,19 +69,22 @@ type systemState struct {
 // acquireLock takes the lock file, naming the holder if another instance
 // has it.
 func (d *Daemon) acquireLock() error {
-	if d.cfg.LockPath == "" {
-		return nil
-	}
-	l, err := lockfile.Acquire(d.cfg.LockPath)
-	if err != nil {
-		var le *lockfile.LockedError
-		if errors.As(err, &le) {
-			return fmt.Errorf("%w; stop it first", err)
+	if d.cfg.LockPath != "" {
+		l, err := lockfile.Acquire(d.cfg.LockPath)
+		if err != nil {
+			var le *lockfile.LockedError
+			if errors.As(err, &le) {
+				return fmt.Errorf("%w; stop it first", err)
+			}
+			return err
 		}
+		d.sys.lock = l
+	}
+	if err := d.acquireRpcbindLock(); err != nil {
+		d.releaseLock()
 		return err
 	}
-	d.sys.lock = l
-	return d.acquireRpcbindLock()
+	return nil
 }
 
 // acquireRpcbindLock takes rpcbind's lock as well. rpcbind never removes
