@@ -10,6 +10,10 @@
 // on a lock file first, holding its pid, and refuses to run otherwise,
 // naming the pid of the one that runs.
 //
+// It takes rpcbind's lock file too (AcquireShared on RpcbindPath), the
+// way rpcbind takes it, so that a real rpcbind and portmapd each refuse
+// to start while the other runs.
+//
 // flock rather than a pid file checked with kill(pid, 0): the kernel
 // drops the lock when its holder dies, however it dies, so a stale file
 // never blocks a restart and a recycled pid never fakes a live daemon.

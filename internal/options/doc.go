@@ -2,10 +2,13 @@
 // Debian system keeps a daemon's options, so portmapd can take over from
 // rpcbind without its administrator rewriting them:
 //
-//   - the environment file /etc/default/portmapd, read with the quoting
-//     and $VAR expansion of the shell that sources it in an init script
-//     (ParseEnvFile), whose OPTIONS variable holds command-line words,
-//     rpcbind's own (-w -h ADDR -i ...) as well as portmapd's long flags
+//   - the environment files rpcbind's unit reads (/etc/rpcbind.conf,
+//     /etc/default/rpcbind, /etc/sysconfig/rpcbind) and then portmapd's
+//     own /etc/default/portmapd, the later winning flag by flag, each
+//     read with the quoting and $VAR expansion of the shell that sources
+//     it in an init script (ParseEnvFile), whose OPTIONS (RPCBIND_OPTIONS,
+//     RPCBIND_ARGS) variable holds command-line words, rpcbind's own
+//     (-w -h ADDR -i ...) as well as portmapd's long flags
 //     (TranslateRpcbind);
 //   - PORTMAPD_* environment variables, one per flag: PORTMAPD_LOG_CALLS=1
 //     is --log-calls, PORTMAPD_HOST=a,b is --host a,b (what a systemd

@@ -351,9 +351,14 @@ func (r *runner) dialLocal(vers uint32) (clnt, bool) {
 		return r.transport("local", taddr{Family: syscall.AF_UNIX, Path: r.socket}, pmap.Program, vers), true
 	}
 	if r.abstract != "" {
+		// A miss on the abstract name leaves rpc_createerr as it was when
+		// the path answers: what rpcinfo prints later from a stale error
+		// is then what it printed before abstract names were tried.
+		saved := r.cerr
 		if c, ok := r.dialUnix(vers, "@"+strings.TrimPrefix(r.abstract, "@")); ok || r.socket == "" {
 			return c, ok
 		}
+		r.cerr = saved
 	}
 	return r.dialUnix(vers, r.socket)
 }
