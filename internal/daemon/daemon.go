@@ -78,7 +78,8 @@ type Config struct {
 // registrations name ports of processes that a reboot ends.
 const DefaultStateDir = "/run/portmapd"
 
-// DefaultSocketPath is where libtirpc looks for rpcbind first.
+// DefaultSocketPath is the local socket's path, libtirpc's
+// _PATH_RPCBINDSOCK (tried first before libtirpc 1.3.5, second since).
 const DefaultSocketPath = "/run/rpcbind.sock"
 
 // DefaultAbstractSocket is libtirpc's _PATH_RPCBINDSOCK_ABSTRACT and the
