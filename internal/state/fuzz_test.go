@@ -24,7 +24,7 @@ func FuzzLoad(f *testing.F) {
 		writeFile(t, s.Path(), data, 0o600)
 		ms := s.Load()
 
-		decoded, boot, derr := decodeState(data)
+		decoded, boot, _, derr := decodeState(data)
 		_, statErr := os.Lstat(s.Path())
 		refused := derr != nil || (boot != "" && s.bootID != "" && boot != s.bootID)
 		switch {
@@ -84,7 +84,7 @@ func fuzzDir(t *testing.T) string {
 // writes them, otherwise it checks each still reaches the outcome it was
 // made for.
 func TestFuzzSeeds(t *testing.T) {
-	valid, _ := encodeState(sample, "")
+	valid, _ := encodeState(sample, "", 0)
 	rpcb := readFixture(t, "registrations/rpcbind.xdr")
 	pmapf := readFixture(t, "registrations/portmap.xdr")
 	seeds := map[string]map[string][]byte{
@@ -93,7 +93,7 @@ func TestFuzzSeeds(t *testing.T) {
 			"empty-table":       header(1, "").u32(0).seal(),
 			"empty-file":        nil,
 			"torn":              valid[:len(valid)-6],
-			"version-2":         header(2, "").u32(0).seal(),
+			"version-2":         header(3, "").u32(0).seal(),
 			"huge-count":        header(1, "").u32(^uint32(0)).seal(),
 			"huge-string":       header(1, "").u32(1).u32(1).u32(1).u32(0xfffffff0).seal(),
 			"string-over-max":   header(1, "").u32(1).u32(1).u32(1).str(string(make([]byte, MaxString+1))).str("").str("").seal(),
