@@ -84,7 +84,7 @@ func TestJournalDamagedRecordEndsIt(t *testing.T) {
 	hdr := len(encodeJournalHeader(src.bootID, 0))
 	recLen := (len(full) - hdr) / 4
 	flip := slices.Clone(full)
-	flip[hdr+2*recLen+20] ^= 0x40 // inside the third record
+	flip[hdr+2*recLen+20] ^= 0x40                                 // inside the third record
 	skip := slices.Concat(full[:hdr+recLen], full[hdr+2*recLen:]) // the second record lost
 	for _, tc := range []struct {
 		name string
