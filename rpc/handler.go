@@ -45,6 +45,8 @@ type Call struct {
 	// replies in order.
 	ReplyAfter func() error
 
+	// batch, on a stream, holds replies while pipelined calls follow.
+	batch   *streamBatch
 	authSys AuthSysParams
 	udp     *udpSocket
 	// garbage is set when the message was not a decodable call.
