@@ -87,7 +87,7 @@ var (
 	ErrMode       = errors.New("writable by group or others")
 	ErrClosed     = errors.New("state writer closed")
 	ErrUnsafeDir  = errors.New("unsafe state directory")
-	ErrRemoved    = errors.New("file removed from the state directory while open")
+	ErrRemoved    = errors.New("file removed from the state directory, or the directory replaced, while open")
 )
 
 // xdrEntry mirrors pmapd_entry field by field (go-xdr encodes exported

@@ -283,3 +283,27 @@ func TestReplayFollowsTheRegistry(t *testing.T) {
 		t.Fatal("Close failed")
 	}
 }
+
+// Inspect reads what Load would, and changes nothing.
+func TestInspect(t *testing.T) {
+	s, tables := journaled(t, 3)
+	full, err := os.ReadFile(s.jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, s.jpath, full[:len(full)-5], 0o600)
+	ms, tail, err := Inspect(s.dir)
+	if err != nil || tail == "" || !slices.Equal(ms, tables[2]) {
+		t.Fatalf("Inspect = %v, %q, %v; want the table after 2 records and a torn tail", ms, tail, err)
+	}
+	if after, _ := os.ReadFile(s.jpath); len(after) != len(full)-5 {
+		t.Error("Inspect changed the journal")
+	}
+	writeFile(t, s.Path(), []byte("junk"), 0o600)
+	if _, _, err := Inspect(s.dir); !errors.Is(err, ErrTruncated) {
+		t.Errorf("Inspect of a junk snapshot: %v", err)
+	}
+	if _, err := os.Stat(s.Path()); err != nil {
+		t.Errorf("Inspect moved the snapshot: %v", err)
+	}
+}

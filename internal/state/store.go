@@ -47,7 +47,8 @@ type Store struct {
 	// resume, when set, is the good length of the journal Load read, to
 	// be opened for appending (its torn tail cut off) at the first write.
 	resume   int64
-	snapSize int64 // bytes in the snapshot: the journal is compacted when it outgrows them
+	snapSize int64  // bytes in the snapshot: the journal is compacted when it outgrows them
+	tail     string // why the journal Load read ended early, or ""
 }
 
 // Open prepares dir for use, creating it with mode 0700 if missing. It
@@ -155,6 +156,26 @@ func (s *Store) Load() []pmap.Mapping {
 	return dropOwnRows(s.log, s.path, ms)
 }
 
+// Inspect reads the state files in dir as a warm start would, without
+// moving, cutting or creating anything, and returns the table they hold
+// and why the journal ended early ("" when it did not); err says why a
+// warm start would refuse a file. For tests and tools.
+func Inspect(dir string) (ms []pmap.Mapping, tail string, err error) {
+	s := &Store{dir: dir, path: filepath.Join(dir, FileName), jpath: filepath.Join(dir, JournalName),
+		log: zap.NewNop(), bootID: bootID(), euid: uint32(os.Geteuid()), resume: -1}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms, err = s.loadSnapshot()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: %w", s.path, err)
+	}
+	ms, err = s.loadJournal(ms)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: %w", s.jpath, err)
+	}
+	return ms, s.tail, nil
+}
+
 // refuse moves a refused file aside; the caller holds s.mu.
 func (s *Store) refuse(path string, err error) {
 	if moveAside(s.log, path, err, s.now()) != "" {
@@ -197,6 +218,7 @@ func (s *Store) loadJournal(ms []pmap.Mapping) ([]pmap.Mapping, error) {
 	if j.base > s.seq {
 		return ms, fmt.Errorf("follows the snapshot of seq %d, the snapshot has %d: %w", j.base, s.seq, ErrCorrupt)
 	}
+	s.tail = j.tail
 	if j.tail != "" {
 		s.log.Warn("journal ends in a torn or damaged record; the records before it are kept",
 			zap.String("file", s.jpath), zap.Int("records", len(j.recs)), zap.String("tail", j.tail))
@@ -333,7 +355,7 @@ func (s *Store) appendRecords(recs []byte, last uint64) error {
 	if s.jf == nil {
 		return fmt.Errorf("append to %s: journal not open", s.jpath)
 	}
-	err := writeSync(s.jf, recs)
+	err := writeSync(s.jf, s.jpath, recs)
 	if err != nil {
 		// Records the caller is about to take back must not come back
 		// after a crash: cut them off, in the page cache at least.
@@ -349,9 +371,9 @@ func (s *Store) appendRecords(recs []byte, last uint64) error {
 }
 
 // writeSync writes b at the end of f and fsyncs it, then checks that f is
-// still linked: a state directory removed under the daemon takes writes
-// to a file nobody will read.
-func writeSync(f *os.File, b []byte) error {
+// still the file at path: a state directory removed, replaced or mounted
+// over under the daemon takes writes into a file nobody will read.
+func writeSync(f *os.File, path string, b []byte) error {
 	if _, err := f.Write(b); err != nil {
 		return err
 	}
@@ -362,8 +384,8 @@ func writeSync(f *os.File, b []byte) error {
 	if err != nil {
 		return err
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
-		return ErrRemoved
+	if pi, err := os.Lstat(path); err != nil || !os.SameFile(fi, pi) {
+		return fmt.Errorf("%s: %w", path, ErrRemoved)
 	}
 	return nil
 }
@@ -388,7 +410,7 @@ func (s *Store) writeCompaction(ms []pmap.Mapping, seq uint64) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := writeSync(f, data); err != nil {
+	if err := writeSync(f, s.ctmp, data); err != nil {
 		f.Close()
 		os.Remove(s.ctmp)
 		return 0, err
