@@ -156,8 +156,8 @@ type benchCompareOptions struct {
 	// that make portmapd's SETs durable.
 	durableRegs         []int
 	portmapdDurableArgs string
-	jsonOut          string
-	total            time.Duration
+	jsonOut             string
+	total               time.Duration
 }
 
 func newBenchCompareCommand() *cobra.Command {
