@@ -110,8 +110,12 @@ func (s *Store) checkDir() error {
 // Path is the state file's name, for log lines and tools.
 func (s *Store) Path() string { return s.path }
 
-// trust accepts files written by this process's user or by root.
-func (s *Store) trust(uid uint32) bool { return uid == s.euid || uid == 0 }
+// trust accepts files written by this process's user or by root; the user
+// is also the one the daemon dropped to after Open (--user), which owns
+// the directory from then on.
+func (s *Store) trust(uid uint32) bool {
+	return uid == s.euid || uid == 0 || uid == uint32(os.Geteuid())
+}
 
 // Load returns the saved table, the snapshot with the journal replayed
 // over it, or an empty one. It never fails: missing files mean a cold
