@@ -121,6 +121,7 @@ func BenchmarkWait(b *testing.B) {
 				} else {
 					// RunParallel starts parallelism × GOMAXPROCS goroutines.
 					b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
+					b.ResetTimer() // b.Loop does this itself
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							if err := change(); err != nil {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -274,6 +275,11 @@ func (w *Writer) flush() error {
 				w.keepSince(recs, n)
 			}
 			w.settle(n, last.gen)
+		} else if errors.Is(err, ErrRemoved) {
+			// The journal was removed or mounted over, not refused by
+			// the disk: the directory may well take a whole save.
+			w.log.Warn("the journal is no longer in the state directory; saving the whole table", zap.Error(err))
+			err = w.saveWhole()
 		}
 	} else {
 		err = w.saveWhole()

@@ -155,8 +155,8 @@ func TestWriterCompacts(t *testing.T) {
 // told, the table no longer holds the row, nothing of it reaches the disk,
 // and the next change writes again by itself once the disk allows it.
 // Here the state directory is removed under the daemon, which turns
-// appends into writes to a file nobody will read, then is made a file, so
-// that even a whole save fails.
+// appends into writes to a file nobody will read, and a file put in its
+// place, so that the whole save that follows fails too.
 func TestWriterFailureTakesChangesBack(t *testing.T) {
 	s := openStore(t)
 	reg, w := newWriter(t, s)
@@ -171,8 +171,8 @@ func TestWriterFailureTakesChangesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	lost := row(3, 2)
-	if err := set(t, reg, w, lost); !errors.Is(err, ErrRemoved) {
-		t.Fatalf("SET into a removed directory: Wait = %v, want ErrRemoved", err)
+	if err := set(t, reg, w, lost); err == nil {
+		t.Fatal("SET into a removed directory that cannot be made again succeeded")
 	}
 	if err := set(t, reg, w, row(3, 3)); err == nil {
 		t.Fatal("SET with no directory to save into succeeded")
@@ -191,11 +191,36 @@ func TestWriterFailureTakesChangesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := row(3, 4)
+	if w.Failures() != 2 {
+		t.Errorf("Failures = %d after recovery, want still 2", w.Failures())
+	}
 	if err := set(t, reg, w, again); err != nil {
 		t.Fatalf("SET after the directory came back: %v", err)
 	}
 	if got := onDisk(t, s); !slices.Equal(got, []pmap.Mapping{kept, again}) {
 		t.Fatalf("disk holds %v, want %v and %v", got, kept, again)
+	}
+}
+
+// A state directory removed under the daemon is made again at once: the
+// append finds its journal gone and the same change saves the whole table.
+func TestWriterRemovedDirectoryIsMadeAgain(t *testing.T) {
+	s := openStore(t)
+	reg, w := newWriter(t, s)
+	if err := set(t, reg, w, row(3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(t, reg, w, row(3, 2)); err != nil {
+		t.Fatalf("SET after the directory was removed: %v", err)
+	}
+	if got := onDisk(t, s); !slices.Equal(got, []pmap.Mapping{row(3, 1), row(3, 2)}) {
+		t.Errorf("the directory made again holds %v", got)
+	}
+	if w.Failures() != 0 {
+		t.Errorf("Failures = %d, want 0", w.Failures())
 	}
 }
 
