@@ -56,7 +56,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", stateDir, "--log-level", "warn"}
 
-	kills, deadline := 220, time.Now().Add(80*time.Second)
+	kills, deadline := 220, time.Now().Add(90*time.Second)
 	if testing.Short() {
 		kills = 5
 	}
