@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,7 +190,7 @@ portmapd/rpcbind. Needs root.`,
 		"further serve arguments that turn warm start on, to time a restart with a table (empty skips portmapd's)")
 	f.BoolVar(&o.rpcbindWarm, "rpcbind-warm", true, "time a restart of rpcbind -w with a table")
 	f.IntSliceVar(&o.durableRegs, "durable-registrations", bench.DefaultDurableRegistrations,
-		"table sizes of the durable-SET loads, run with the last table size (empty skips them)")
+		"table sizes of the durable-SET loads, run with the last table size (0 skips them)")
 	f.StringVar(&o.portmapdDurableArgs, "portmapd-durable-args", "--warm-start --state-dir /run/portmapd-durable",
 		"further serve arguments that make portmapd's SETs durable, for the durable-SET loads")
 	f.StringVar(&o.jsonOut, "json", "", "also write both results as JSON to this file")
@@ -243,8 +244,8 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 			if last && c.warm != "" {
 				argv = append(argv, "--warm-daemon="+c.warm)
 			}
-			if last && len(o.durableRegs) > 0 {
-				argv = append(argv, "--durable-registrations="+joinInts(o.durableRegs))
+			if durable := slices.DeleteFunc(slices.Clone(o.durableRegs), func(n int) bool { return n <= 0 }); last && len(durable) > 0 {
+				argv = append(argv, "--durable-registrations="+joinInts(durable))
 				if c.durable != "" {
 					argv = append(argv, "--durable-daemon="+c.durable)
 				}

@@ -88,6 +88,31 @@ func BenchmarkLoad(b *testing.B) {
 			}
 		})
 	}
+	// The worst a warm start meets: a journal as large as the snapshot
+	// (compaction is due), half the table in each.
+	b.Run("10000/half-journal", func(b *testing.B) {
+		s := benchStore(b)
+		ms := table(10000)
+		if err := s.Save(ms[:5000]); err != nil {
+			b.Fatal(err)
+		}
+		reg := pmap.NewRegistry()
+		reg.SetAll(s.Load())
+		w := NewWriter(s, reg, nil)
+		for _, m := range ms[5000:] {
+			_, gen := reg.SetAt(m)
+			if err := w.Wait(context.Background(), gen); err != nil {
+				b.Fatal(err)
+			}
+		}
+		w.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			if got := s.Load(); len(got) != 10000 {
+				b.Fatalf("loaded %d", len(got))
+			}
+		}
+	})
 }
 
 // BenchmarkWait is a SET handler's durability cost under concurrency: each

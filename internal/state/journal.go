@@ -227,10 +227,21 @@ func replay(ms []pmap.Mapping, recs []record, from uint64) ([]pmap.Mapping, uint
 	if start == len(recs) {
 		return ms, last
 	}
-	at := make(map[key]int, len(ms))
+	// Only the keys the records touch are looked up in the table: a
+	// warm start then hashes each row once, into a map as small as the
+	// journal, instead of indexing the whole table.
+	at := make(map[key]int, len(recs)-start)
+	for _, r := range recs[start:] {
+		at[keyOf(r.m)] = -1
+	}
 	for i, m := range ms {
-		if _, ok := at[keyOf(m)]; !ok {
+		if j, ok := at[keyOf(m)]; ok && j < 0 {
 			at[keyOf(m)] = i
+		}
+	}
+	for k, i := range at {
+		if i < 0 {
+			delete(at, k)
 		}
 	}
 	gone := make(map[int]bool)

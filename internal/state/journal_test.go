@@ -3,6 +3,8 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"syscall"
@@ -305,5 +307,40 @@ func TestInspect(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Path()); err != nil {
 		t.Errorf("Inspect moved the snapshot: %v", err)
+	}
+}
+
+// Whatever mix of changes the registry makes (keys set again, removed
+// and set anew, UNSETs of every netid at once, netids in capitals), the
+// snapshot and journal load as the registry's table, DUMP order included.
+func TestJournalReplaysLikeTheRegistry(t *testing.T) {
+	s := openStore(t)
+	if err := s.Save(sample); err != nil {
+		t.Fatal(err)
+	}
+	reg, w := newWriter(t, s)
+	rng := rand.New(rand.NewPCG(1, 2))
+	netids := []string{"udp", "tcp", "TCP", "udp6", "local"}
+	for i := range 600 {
+		prog, vers := uint32(100003+rng.IntN(5)), uint32(1+rng.IntN(3))
+		netid := netids[rng.IntN(len(netids))]
+		var gen uint64
+		if rng.IntN(3) > 0 {
+			_, gen = reg.SetAt(pmap.Mapping{Prog: prog, Vers: vers, Netid: netid,
+				Addr: fmt.Sprintf("0.0.0.0.%d.%d", rng.IntN(3), i%256), Owner: "superuser"})
+		} else {
+			if rng.IntN(2) == 0 {
+				netid = ""
+			}
+			_, gen = reg.UnsetAt(prog, vers, netid, pmap.OwnerSuperuser)
+		}
+		if err := w.Wait(context.Background(), gen); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			if got := onDisk(t, s); !slices.Equal(got, reg.Mappings()) {
+				t.Fatalf("after %d changes the files load as\n%v\nthe registry holds\n%v", i+1, got, reg.Mappings())
+			}
+		}
 	}
 }
