@@ -268,7 +268,11 @@ func (w *Writer) flush() error {
 	w.mu.Unlock()
 
 	var err error
-	if w.st.appendable() {
+	// A journal that compactions failed to keep small is replaced by a
+	// whole save long before a reader would refuse it as too large.
+	if jsize, _ := w.st.sizes(); jsize+int64(len(recs)) > MaxFileSize/2 {
+		err = w.saveWhole()
+	} else if w.st.appendable() {
 		if err = w.st.appendRecords(recs, last.seq); err == nil {
 			w.appends.Add(1)
 			if w.comp != nil {
