@@ -20,6 +20,7 @@ func TestFormatTableShowsTheDurableLoads(t *testing.T) {
 				r.Durable = append(r.Durable, LoadResult{Name: name, Registrations: n, Requests: 100,
 					PerSecond: 1e6 / p50, P50us: p50, P99us: 4 * p50})
 			}
+			r.Durable = append(r.Durable, LoadResult{Name: DurableRegister, Registrations: n, Seconds: p50 / 1000})
 		}
 		return r
 	}
@@ -39,6 +40,7 @@ func TestFormatTableShowsTheDurableLoads(t *testing.T) {
 		{[]string{LoadDurableLone, "100000", "p50", "µs"}, []string{"90.0", "1600.0", "0.06", "portmapd"}},
 		{[]string{LoadDurable, "10000", "req/s"}, []string{"10000", "25000", "0.40", "rpcbind"}},
 		{[]string{"scaling", "100000/10", LoadDurableLone, "p50", "µs"}, []string{"0.900", "40.000", "0.02", "portmapd"}},
+		{[]string{DurableRegister, "100000", "pipelined", "SETs", "s"}, []string{"0.090", "1.600", "0.06", "portmapd"}},
 	} {
 		if got := rowOf(t, table, tc.prefix...); !slices.Equal(got, tc.want) {
 			t.Errorf("row %v = %v, want %v", tc.prefix, got, tc.want)
