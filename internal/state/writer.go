@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -499,6 +498,3 @@ func (w *Writer) dropCompaction() {
 	}
 	w.comp = nil
 }
-
-// String is for log lines and test failures.
-func (f failure) String() string { return fmt.Sprintf("(%d, %d]: %v", f.from, f.to, f.err) }
