@@ -11,7 +11,7 @@ FUZZTIME ?= 30s
 # Packages the tests drive: the real rpcbind and rpcinfo as the oracle,
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
 # for namespaces, nftables for the firewalls of probe's topologies.
-TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
+TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables e2fsprogs
 # VERSION is what `portmapd --version` prints and the package's version:
 # a Debian-valid string from the commit count and hash of this checkout.
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)

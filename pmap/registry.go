@@ -30,6 +30,8 @@ type Registry struct {
 	// parallelFrom is the fewest rows SetAll indexes on two goroutines
 	// (the constant parallelFrom unless a test lowers it).
 	parallelFrom int
+	// tracked is the journal of a tracked registry (journal.go).
+	tracked
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind
@@ -93,9 +95,18 @@ func internNetid(s string) string {
 // key fails: SET never overwrites. Unlike rpcbind, a table that holds
 // MaxMappings entries takes no more.
 func (r *Registry) Set(m Mapping) bool {
+	ok, _ := r.SetAt(m)
+	return ok
+}
+
+// SetAt is Set that also returns the table's generation right after it,
+// which a caller waiting for durability waits for.
+func (r *Registry) SetAt(m Mapping) (ok bool, gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.setLocked(m, nil, nil)
+	ok = r.setLocked(m, nil, nil)
+	r.publish()
+	return ok, r.gen
 }
 
 // setLocked is Set under the write lock. e, if not nil, is the memory for
@@ -120,6 +131,7 @@ func (r *Registry) setLocked(m Mapping, e *entry, list []*entry) bool {
 	r.appendToProgram(e, k.netid, list)
 	r.link(e)
 	r.bump()
+	r.noteAdded(e)
 	return true
 }
 
@@ -183,6 +195,7 @@ func v2Key(prog, vers uint32) uint64 { return uint64(prog)<<32 | uint64(vers) }
 func (r *Registry) SetAll(ms []Mapping) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer r.publish()
 	// One allocation for all the entries and one for the programs' lists,
 	// instead of two small ones a row. The price: a slab stays allocated
 	// while any of its rows is registered.
@@ -253,6 +266,7 @@ func (r *Registry) setAllParallel(ms []Mapping, entries []entry, lists []*entry)
 		if !repeat[i] {
 			r.link(e)
 			r.bump()
+			r.noteAdded(e)
 			set++
 			continue
 		}
@@ -300,8 +314,33 @@ func (r *Registry) grownV2(ms []Mapping) [2]map[uint64]uint32 {
 // remove (only the entry's owner and the superuser may); otherwise it
 // reports true, also when nothing matched.
 func (r *Registry) Unset(prog, vers uint32, netid, owner string) bool {
+	ok, _ := r.UnsetAt(prog, vers, netid, owner)
+	return ok
+}
+
+// UnsetAt is Unset that also returns the table's generation right after
+// it, which a caller waiting for durability waits for.
+func (r *Registry) UnsetAt(prog, vers uint32, netid, owner string) (ok bool, gen uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	ok = r.unsetLocked(prog, vers, netid, owner)
+	r.publish()
+	return ok, r.gen
+}
+
+// unsetV2 is PMAP v2's UNSET: (prog, vers) off both IPv4 transports in
+// one operation, so that a failure to persist it takes back both or none.
+func (r *Registry) unsetV2(prog, vers uint32, owner string) (okTCP, okUDP bool, gen uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	okTCP = r.unsetLocked(prog, vers, "tcp", owner)
+	okUDP = r.unsetLocked(prog, vers, "udp", owner)
+	r.publish()
+	return okTCP, okUDP, r.gen
+}
+
+// unsetLocked is Unset under the write lock.
+func (r *Registry) unsetLocked(prog, vers uint32, netid, owner string) bool {
 	if netid != "" {
 		e := r.byKey[key{prog, vers, foldNetid(netid)}]
 		if e == nil {
@@ -339,8 +378,10 @@ func (r *Registry) remove(e *entry) {
 	}
 	pk := progKey{e.Prog, k.netid}
 	list := r.byProg[pk]
+	at, prev := -1, e.prev
 	for i, x := range list {
 		if x == e {
+			at = i
 			copy(list[i:], list[i+1:])
 			list[len(list)-1] = nil // let the removed entry be collected
 			list = list[:len(list)-1]
@@ -365,6 +406,7 @@ func (r *Registry) remove(e *entry) {
 	e.prev, e.next = nil, nil
 	r.n--
 	r.bump()
+	r.noteRemoved(e, prev, at)
 }
 
 // bump records a change: the generation lets caches and the warm-start

@@ -83,14 +83,16 @@ func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	if !s.mayChange(c) {
 		return res, rpc.ErrAuthTooWeak
 	}
-	ok := false
+	ok, gen := false, uint64(0)
 	if len(r.netid) <= MaxNetidLen && len(r.addr) <= MaxAddrLen {
 		m := Mapping{Prog: r.prog, Vers: r.vers, Netid: string(r.netid), Addr: string(r.addr), Owner: ownerOf(c)}
-		ok = s.admit(c, m) && s.Registry.Set(m)
+		if s.admit(c, m) {
+			ok, gen = s.Registry.SetAt(m)
+		}
 	}
 	s.Stats.Set(sv, ok)
 	if ok {
-		s.changed(c)
+		s.changed(c, gen)
 	}
 	return xdr.AppendBool(res, ok), nil
 }
@@ -103,14 +105,14 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	if !s.mayChange(c) {
 		return res, rpc.ErrAuthTooWeak
 	}
-	gen := s.Registry.Generation()
-	ok := s.Registry.Unset(r.prog, r.vers, string(r.netid), ownerOf(c))
+	before := s.Registry.Generation()
+	ok, gen := s.Registry.UnsetAt(r.prog, r.vers, string(r.netid), ownerOf(c))
 	if !ok {
 		s.rejected(RejectNotOwner)
 	}
 	s.Stats.Unset(sv, ok)
-	if s.Registry.Generation() != gen {
-		s.changed(c)
+	if gen != before {
+		s.changed(c, gen)
 	}
 	return xdr.AppendBool(res, ok), nil
 }

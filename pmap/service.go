@@ -59,8 +59,10 @@ type Service struct {
 	Reject func(reason string)
 	Log    *zap.Logger
 	// Durable, if set, is called after a change to the table with the
-	// registry's generation, and the caller is answered only once it
-	// returns: warm start hooks its group commit here.
+	// registry's generation right after it, and the caller is answered
+	// only once it returns: warm start hooks its group commit here. An
+	// error means the change was taken back (Registry.Revert): the caller
+	// is answered SYSTEM_ERR, and the table and the answer agree.
 	Durable func(gen uint64) error
 	// Ifaces supplies interface addresses for merging GETADDR answers.
 	Ifaces *Interfaces
@@ -177,18 +179,17 @@ func ownerOf(c *rpc.Call) string {
 	return OwnerUnknown
 }
 
-// changed holds the reply to c until the table's current state is durable,
-// when warm start asks for it. A failure to persist is answered as
-// SYSTEM_ERR rather than TRUE: the caller must not believe a change that a
-// crash would lose.
-func (s *Service) changed(c *rpc.Call) {
+// changed holds the reply to c until the change that brought the table to
+// generation gen is durable, when warm start asks for it. A failure to
+// persist is answered as SYSTEM_ERR rather than TRUE: the caller must not
+// believe a change that a crash would lose (Durable has taken it back and
+// logged it).
+func (s *Service) changed(c *rpc.Call, gen uint64) {
 	if s.Durable == nil {
 		return
 	}
-	gen := s.Registry.Generation()
 	c.ReplyAfter = func() error {
 		if err := s.Durable(gen); err != nil {
-			s.Log.Error("cannot persist registrations", zap.Error(err))
 			return rpc.ErrSystem
 		}
 		return nil

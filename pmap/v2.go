@@ -87,11 +87,14 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 		// rpcbind stores the port's two low bytes, whatever the rest.
 		addr := "0.0.0.0." + strconv.Itoa(int(p.port>>8&0xff)) + "." + strconv.Itoa(int(p.port&0xff))
 		m := Mapping{Prog: p.prog, Vers: p.vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
-		ok = s.admit(c, m) && s.Registry.Set(m)
+		var gen uint64
+		if s.admit(c, m) {
+			ok, gen = s.Registry.SetAt(m)
+		}
 		s.Stats.Set(StatV2, ok)
-	}
-	if ok {
-		s.changed(c)
+		if ok {
+			s.changed(c, gen)
+		}
 	}
 	return xdr.AppendBool(res, ok), nil
 }
@@ -107,16 +110,15 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	// Version 2 removes both IPv4 transports whatever prot and port say;
 	// the IPv6 and local rows of the program stay.
 	owner := ownerOf(c)
-	gen := s.Registry.Generation()
-	okTCP := s.Registry.Unset(p.prog, p.vers, rpc.NetidTCP, owner)
-	okUDP := s.Registry.Unset(p.prog, p.vers, rpc.NetidUDP, owner)
+	before := s.Registry.Generation()
+	okTCP, okUDP, gen := s.Registry.unsetV2(p.prog, p.vers, owner)
 	ok := okTCP || okUDP
 	if !okTCP || !okUDP {
 		s.rejected(RejectNotOwner)
 	}
 	s.Stats.Unset(StatV2, ok)
-	if s.Registry.Generation() != gen {
-		s.changed(c)
+	if gen != before {
+		s.changed(c, gen)
 	}
 	return xdr.AppendBool(res, ok), nil
 }

@@ -16,5 +16,7 @@
 // (sendmmsg): under load a call costs a fraction of a system call each
 // way. A handler that must wait before its reply is sent (a change being
 // made durable) says so with Call.ReplyAfter, and the wait happens off the
-// reader. Each stream connection has a goroutine of its own.
+// reader. Each stream connection has a goroutine of its own; the calls a
+// client pipelined are all handled before their waits run, so that they
+// share one write to disk.
 package rpc

@@ -41,10 +41,14 @@ type Call struct {
 	// if it fails, the caller gets SYSTEM_ERR instead. A change that must
 	// reach the disk first (warm start) waits in it. On a datagram socket
 	// it runs on a goroutine of its own, so that the calls read with this
-	// one are not held behind it; on a stream it runs in turn, keeping the
-	// replies in order.
+	// one are not held behind it; on a stream the calls already buffered
+	// behind it are handled first, then the waits run in turn and the
+	// replies leave in order (batch.go), so that pipelined changes share
+	// one write to disk.
 	ReplyAfter func() error
 
+	// batch, on a stream, holds replies while pipelined calls follow.
+	batch   *streamBatch
 	authSys AuthSysParams
 	udp     *udpSocket
 	// garbage is set when the message was not a decodable call.

@@ -57,6 +57,18 @@ func NewRecordReader(r io.Reader, max int) *RecordReader {
 // Buffered reports whether bytes of a further record are already buffered.
 func (rr *RecordReader) Buffered() bool { return rr.r.Buffered() > 0 }
 
+// Ready reports whether a whole single-fragment record is buffered, so
+// that the next Next cannot block.
+func (rr *RecordReader) Ready() bool {
+	n := rr.r.Buffered()
+	if n < 4 {
+		return false
+	}
+	h, _ := rr.r.Peek(4)
+	v := binary.BigEndian.Uint32(h)
+	return v&lastFragment != 0 && int(v&^lastFragment) <= n-4
+}
+
 // Next returns the next record. It is valid until the following call. A
 // stream that ends cleanly between records returns io.EOF; one that ends
 // inside a record returns io.ErrUnexpectedEOF.

@@ -194,6 +194,11 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 			c.Tail = nil
 			return out[:start], false
 		}
+		if c.batch.hold() {
+			c.batch.add(res[start:], c.Tail, c, wait)
+			c.Tail = nil
+			return out[:start], false
+		}
 		if werr := wait(); werr != nil {
 			err = ErrSystem
 		}

@@ -170,11 +170,20 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	reads := lazyDeadline{set: conn.SetReadDeadline}
 	writes := lazyDeadline{set: conn.SetWriteDeadline}
 	rr.Started = func() { reads.extend(s, time.Now(), s.ReadTimeout) }
+	batch := &streamBatch{rr: rr}
+	base.batch = batch
 	out := make([]byte, RecordHeaderLen, 4096)
 	now := time.Now()
 	for {
 		if s.isClosing() {
 			return
+		}
+		if batch.due() {
+			writes.extend(s, time.Now(), s.ReadTimeout)
+			if err := s.flushBatch(conn, batch, netid); err != nil {
+				s.logStreamEnd(&c, err)
+				return
+			}
 		}
 		reads.extend(s, now, s.IdleTimeout)
 		msg, err := rr.Next()
@@ -192,6 +201,12 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 				// out of step or hostile; rpcbind closes it too.
 				return
 			}
+			st.lastActive.Store(now.UnixNano())
+			st.busy.Store(false)
+			continue
+		}
+		if len(batch.held) > 0 { // behind held replies, in order
+			batch.add(reply[RecordHeaderLen:], c.Tail, &c, nil)
 			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue

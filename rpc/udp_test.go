@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -222,5 +223,86 @@ func TestSockaddrRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(sa.Addr[:10], make([]byte, 10)) {
 		t.Errorf("mapped address %x", sa.Addr)
+	}
+}
+
+// Calls pipelined on one stream share their waits: every call already
+// buffered is handled before the first held reply's wait runs (so one
+// write to disk carries all their changes), and the replies still leave
+// in the calls' order, a failed wait answered SYSTEM_ERR in its place.
+func TestServerPipelinedWaitsRunTogether(t *testing.T) {
+	var mu sync.Mutex
+	handled, waits := 0, 0
+	var seenAtFirstWait []int
+	m := NewMux()
+	wait := func(fail bool) func() error {
+		return func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if waits == 0 || handled != seenAtFirstWait[len(seenAtFirstWait)-1] {
+				seenAtFirstWait = append(seenAtFirstWait, handled)
+			}
+			waits++
+			if fail {
+				return errors.New("disk full")
+			}
+			return nil
+		}
+	}
+	m.Handle(testProg, testVersLow, []Handler{
+		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
+		1: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+			mu.Lock()
+			handled++
+			mu.Unlock()
+			c.ReplyAfter = wait(false)
+			return xdr.AppendUint32(res, c.XID), nil
+		}),
+		2: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+			mu.Lock()
+			handled++
+			mu.Unlock()
+			c.ReplyAfter = wait(true)
+			return xdr.AppendUint32(res, c.XID), nil
+		}),
+	})
+	ts := startServer(t, &Server{Handler: m})
+	for _, tr := range []struct{ network, addr string }{{"tcp", ts.tcp.Addr().String()}, {"unix", ts.unixPath}} {
+		mu.Lock()
+		handled, waits, seenAtFirstWait = 0, 0, nil
+		mu.Unlock()
+		s := dialStream(t, tr.network, tr.addr)
+		// Twenty calls in one write: a SET-like call, a NULL, and one
+		// whose wait fails, in turn.
+		var batch []byte
+		for xid := uint32(1); xid <= 20; xid++ {
+			proc := []uint32{1, procNull, 2, 1}[xid%4]
+			msg := testCall(xid, 1, proc)
+			batch = append(batch, MarkRecord(append(make([]byte, RecordHeaderLen), msg...))...)
+		}
+		s.write(t, batch)
+		for xid := uint32(1); xid <= 20; xid++ {
+			var want []byte
+			switch []uint32{1, procNull, 2, 1}[xid%4] {
+			case 1:
+				want = xdr.AppendUint32(AppendSuccess(nil, xid), xid)
+			case procNull:
+				want = AppendSuccess(nil, xid)
+			case 2:
+				want = AppendAccepted(nil, xid, SystemErr)
+			}
+			expectReply(t, s, want)
+		}
+		mu.Lock()
+		if waits != 15 {
+			t.Errorf("%s: %d waits ran, want 15", tr.network, waits)
+		}
+		// The calls arrived in one segment: the first wait sees all 15
+		// handled. A slow machine may split the read, so allow a second
+		// batch, never one wait per call.
+		if len(seenAtFirstWait) > 2 || seenAtFirstWait[len(seenAtFirstWait)-1] != 15 {
+			t.Errorf("%s: waits ran after %v calls were handled; pipelined calls did not share them", tr.network, seenAtFirstWait)
+		}
+		mu.Unlock()
 	}
 }

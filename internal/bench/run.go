@@ -58,6 +58,12 @@ type Config struct {
 	// daemon's RSS taken before and after.
 	FreshLookups  int
 	FreshDuration time.Duration
+	// DurableRegistrations, if not empty, are the table sizes the
+	// durable-SET loads run at (durable.go), on DurableDaemon: a command
+	// line that makes each change durable before answering it, or empty
+	// when the daemon has none (Daemon is then measured, for reference).
+	DurableRegistrations []int
+	DurableDaemon        []string
 	// RegisterTimeout bounds registering one table size.
 	RegisterTimeout time.Duration
 	// Progress, if set, receives a line per step.
@@ -132,6 +138,8 @@ type Result struct {
 	Phases    []Phase     `json:"phases"`
 	Fresh     *LoadResult `json:"fresh,omitempty"`
 	Warm      *WarmStart  `json:"warm,omitempty"`
+	// Durable is what the durable-SET loads measured (durable.go).
+	Durable []LoadResult `json:"durable,omitempty"`
 	// Notes records what went wrong without stopping the run.
 	Notes []string `json:"notes,omitempty"`
 	// LoadAvg samples the machine's one-minute load average at the start
@@ -147,6 +155,7 @@ func (r *Result) Merge(o *Result) {
 	r.Phases = append(r.Phases, o.Phases...)
 	r.Notes = append(r.Notes, o.Notes...)
 	r.LoadAvg = append(r.LoadAvg, o.LoadAvg...)
+	r.Durable = append(r.Durable, o.Durable...)
 	if o.Fresh != nil {
 		r.Fresh = o.Fresh
 	}
@@ -212,6 +221,11 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if cfg.FreshLookups > 0 {
 		if err := r.fresh(ctx); err != nil {
 			return r.res, fmt.Errorf("fresh lookups: %w", err)
+		}
+	}
+	if len(cfg.DurableRegistrations) > 0 {
+		if err := r.durable(ctx); err != nil {
+			return r.res, fmt.Errorf("durable SET: %w", err)
 		}
 	}
 	if len(cfg.WarmDaemon) > 0 && cfg.WarmRegistrations > 0 {

@@ -291,6 +291,7 @@ func tableRows(a, b *Result) []row {
 	for _, f := range freshFigures {
 		add(LoadFresh, "0", f.figure, func(r *Result) (float64, bool) { return f.value(r.Fresh) })
 	}
+	rows = append(rows, durableRows(a, b)...)
 
 	add("startup", "0", figure{"first answer ms (median)", 2, false}, func(r *Result) (float64, bool) {
 		if len(r.StartupUs) == 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +84,7 @@ func (o *benchLoadOptions) args(regs ...int) []string {
 type benchRunOptions struct {
 	benchLoadOptions
 	daemon, warmDaemon string
+	durableDaemon      string
 	asJSON             bool
 	setupNamespace     bool
 }
@@ -109,6 +111,7 @@ private namespace with --setup-namespace.`,
 			cfg := o.cfg
 			cfg.Daemon = strings.Fields(o.daemon)
 			cfg.WarmDaemon = strings.Fields(o.warmDaemon)
+			cfg.DurableDaemon = strings.Fields(o.durableDaemon)
 			if len(cfg.Registrations) == 0 {
 				return errors.New("--registrations: give at least one table size")
 			}
@@ -133,6 +136,8 @@ private namespace with --setup-namespace.`,
 	f.StringVar(&o.cfg.Name, "name", "portmapper", "label of the results")
 	f.StringVar(&o.daemon, "daemon", "", `command line of the daemon to spawn, split at spaces ("/usr/sbin/rpcbind -f")`)
 	f.StringVar(&o.warmDaemon, "warm-daemon", "", "command line of a daemon that keeps its table across a clean restart, to time that restart (empty skips it)")
+	f.IntSliceVar(&o.cfg.DurableRegistrations, "durable-registrations", nil, "table sizes of the durable-SET loads (none: skip them)")
+	f.StringVar(&o.durableDaemon, "durable-daemon", "", "command line of a daemon that makes each SET durable before answering it (empty: --daemon, reported as having none)")
 	f.IntVar(&o.cfg.Pid, "pid", 0, "PID of an already running daemon, for CPU and RSS (without --daemon)")
 	f.StringVar(&o.cfg.Address, "address", o.cfg.Address, "host:port of the portmapper over UDP and TCP")
 	f.StringVar(&o.cfg.Socket, "socket", o.cfg.Socket, "local socket for registrations and SET/UNSET (empty: TCP to --address)")
@@ -148,8 +153,12 @@ type benchCompareOptions struct {
 	portmapdArgs     string
 	portmapdWarmArgs string
 	rpcbindWarm      bool
-	jsonOut          string
-	total            time.Duration
+	// The durable-SET loads: their table sizes, and the serve arguments
+	// that make portmapd's SETs durable.
+	durableRegs         []int
+	portmapdDurableArgs string
+	jsonOut             string
+	total               time.Duration
 }
 
 func newBenchCompareCommand() *cobra.Command {
@@ -181,6 +190,10 @@ portmapd/rpcbind. Needs root.`,
 	f.StringVar(&o.portmapdWarmArgs, "portmapd-warm-args", "",
 		"further serve arguments that turn warm start on, to time a restart with a table (empty skips portmapd's)")
 	f.BoolVar(&o.rpcbindWarm, "rpcbind-warm", true, "time a restart of rpcbind -w with a table")
+	f.IntSliceVar(&o.durableRegs, "durable-registrations", bench.DefaultDurableRegistrations,
+		"table sizes of the durable-SET loads, run with the last table size (0 skips them)")
+	f.StringVar(&o.portmapdDurableArgs, "portmapd-durable-args", "--warm-start --state-dir /run/portmapd-durable",
+		"further serve arguments that make portmapd's SETs durable, for the durable-SET loads")
 	f.StringVar(&o.jsonOut, "json", "", "also write both results as JSON to this file")
 	f.DurationVar(&o.total, "total-timeout", 60*time.Minute, "time bound of the whole comparison")
 	return cmd
@@ -189,6 +202,7 @@ portmapd/rpcbind. Needs root.`,
 // contender is one daemon of the comparison.
 type contender struct {
 	name, daemon, warm string
+	durable            string // "": the daemon has no durable SET
 	res                *bench.Result
 	err                error
 }
@@ -200,7 +214,7 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 	}
 	stderr := cmd.ErrOrStderr()
 	serve := self + " serve " + o.portmapdArgs
-	ours := &contender{name: "portmapd", daemon: serve}
+	ours := &contender{name: "portmapd", daemon: serve, durable: serve + " " + o.portmapdDurableArgs}
 	if o.portmapdWarmArgs != "" {
 		ours.warm = serve + " " + o.portmapdWarmArgs
 	}
@@ -230,6 +244,12 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 			argv = append(argv, o.args(n)...)
 			if last && c.warm != "" {
 				argv = append(argv, "--warm-daemon="+c.warm)
+			}
+			if durable := slices.DeleteFunc(slices.Clone(o.durableRegs), func(n int) bool { return n <= 0 }); last && len(durable) > 0 {
+				argv = append(argv, "--durable-registrations="+joinInts(durable))
+				if c.durable != "" {
+					argv = append(argv, "--durable-daemon="+c.durable)
+				}
 			}
 			if !last {
 				argv = append(argv, "--fresh-lookups=0")
@@ -280,6 +300,14 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 		errs = append(errs, c.err)
 	}
 	return errors.Join(errs...)
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // rpcbindPath finds the rpcbind to compare with, or returns "" to skip it.

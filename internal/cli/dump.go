@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,16 +157,17 @@ skipped. Lines that fail are reported and the rest still registered.`,
 				return err
 			}
 			defer c.Close()
+			ms = slices.DeleteFunc(ms, func(m pmap.Mapping) bool { return m.Prog == pmap.Program })
+			// Pipelined: a warm-start daemon makes each window of calls
+			// durable with one write instead of one each.
+			outcomes, err := c.SetMany(cmd.Context(), ms)
+			if err != nil {
+				return err
+			}
 			failed := 0
-			for _, m := range ms {
-				if m.Prog == pmap.Program {
-					continue
-				}
-				ok, err := c.Set(cmd.Context(), m)
-				if err == nil && !ok {
-					err = fmt.Errorf("refused: another address is registered")
-				}
+			for i, err := range outcomes {
 				if err != nil {
+					m := ms[i]
 					failed++
 					fmt.Fprintf(cmd.ErrOrStderr(), "%d %d %s %s: %v\n", m.Prog, m.Vers, m.Netid, m.Addr, err)
 				}

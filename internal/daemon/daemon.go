@@ -184,7 +184,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
 	}
 	if cfg.MetricsAddr != "" {
-		d.sys.metrics = metrics.New(metrics.Options{Registrations: reg.Len})
+		d.sys.metrics = metrics.New(metrics.Options{Registrations: reg.Len, StateWriteFailures: d.stateWriteFailures})
 		d.Server.Observer = d.sys.metrics
 		d.Service.Reject = d.sys.metrics.Reject
 	}
@@ -319,16 +319,26 @@ func (d *Daemon) warmStart(saved savedTable) error {
 			zap.String("file", st.Path()), zap.Int("rows", len(rows)-loaded))
 	}
 	d.log.Info("warm start", zap.String("file", st.Path()), zap.Int("registrations", loaded))
-	d.writer = state.NewWriter(st, d.Registry.Snapshot, d.log)
-	// The table is what the file holds (an import from rpcbind was saved by
-	// WarmStart): a clean stop need not write it again.
-	d.writer.MarkDurable(d.Registry.Generation())
+	// The table is what the files hold (an import from rpcbind was saved
+	// by WarmStart); from here on every change is journaled, and one that
+	// cannot be written is taken back before its caller hears SYSTEM_ERR.
+	d.writer = state.NewWriter(st, d.Registry, d.log)
 	d.Service.Durable = func(gen uint64) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		return d.writer.Wait(ctx, gen)
+		// No timeout: a caller told SYSTEM_ERR while its change might
+		// still reach the disk would disagree with the table. A disk that
+		// hangs holds the replies instead.
+		return d.writer.Wait(context.Background(), gen)
 	}
 	return nil
+}
+
+// stateWriteFailures counts the warm-start writes that failed, each
+// answered by taking its changes back; 0 without warm start.
+func (d *Daemon) stateWriteFailures() uint64 {
+	if d.writer == nil {
+		return 0
+	}
+	return d.writer.Failures()
 }
 
 func unspecified(netid string) netip.Addr {

@@ -5,11 +5,13 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
 	"go.uber.org/zap"
 
+	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
 )
 
@@ -69,7 +71,7 @@ func (d *Daemon) dropPrivileges(name, stateDir string) error {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	if stateDir != "" {
-		for _, p := range []string{stateDir, stateDir + "/portmapd.xdr"} {
+		for _, p := range []string{stateDir, filepath.Join(stateDir, state.FileName), filepath.Join(stateDir, state.JournalName)} {
 			if err := os.Lchown(p, uid, gid); err != nil && !os.IsNotExist(err) {
 				return fmt.Errorf("--user: handing %s to %s: %w", p, name, err)
 			}

@@ -13,16 +13,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
 )
 
+// crashTransport is one way the crash test's clients reach the daemon.
+type crashTransport struct {
+	network, address, netid string
+}
+
+// crashTransports lists them: every transport a SET may come over. A new
+// transport (the abstract socket "@/run/rpcbind.sock") is one more row.
+func crashTransports(port int, sock string) []crashTransport {
+	return []crashTransport{
+		{"udp", fmt.Sprintf("127.0.0.1:%d", port), "udp"},
+		{"tcp", fmt.Sprintf("127.0.0.1:%d", port), "tcp"},
+		{"udp", fmt.Sprintf("[::1]:%d", port), "udp6"},
+		{"tcp", fmt.Sprintf("[::1]:%d", port), "tcp6"},
+		{"unix", sock, "local"},
+	}
+}
+
 // TestWarmStartSurvivesSIGKILL is the warm-start promise: a registration
 // that portmapd acknowledged is never lost, however the daemon dies. Many
 // clients register and unregister over every transport while the daemon
-// is killed with SIGKILL at random moments and restarted; after every
-// restart each acknowledged SET must be in the table, each acknowledged
-// UNSET must have stayed removed, and no mapping may appear twice.
+// is killed with SIGKILL at random moments, at least 200 times, and
+// restarted; after every kill the state files must parse and hold every
+// acknowledged change, and after every restart each acknowledged SET must
+// be in the table, each acknowledged UNSET must have stayed removed, and
+// no mapping may appear twice.
 //
 // The daemon runs on a high port on loopback with its local socket and
 // state in a temporary directory, so the test needs neither root nor a
@@ -32,12 +52,13 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	sock := filepath.Join(dir, "rpcbind.sock")
+	stateDir := filepath.Join(dir, "state")
 	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--lock-file", filepath.Join(dir, "lock"),
-		"--warm-start", "--state-dir", filepath.Join(dir, "state"), "--log-level", "warn"}
+		"--warm-start", "--state-dir", stateDir, "--log-level", "warn"}
 
-	rounds, deadline := 25, time.Now().Add(90*time.Second)
+	kills, deadline := 220, time.Now().Add(90*time.Second)
 	if testing.Short() {
-		rounds = 3
+		kills = 5
 	}
 	// want is what the daemon acknowledged: true = registered, false =
 	// removed; a mapping whose UNSET is unanswered is left out. Keys are
@@ -45,8 +66,8 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	want := map[pmap.Mapping]bool{}
 	var mu sync.Mutex
 	nextProg := uint32(0x20000000)
-	acked := 0
-	for round := 0; round < rounds && time.Now().Before(deadline); round++ {
+	acked, round := 0, 0
+	for ; round < kills && time.Now().Before(deadline); round++ {
 		cmd := daemonCommand(t, bin, args...)
 		var stderr lockedBuffer
 		cmd.Stderr = &stderr
@@ -62,21 +83,12 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 		// Clients on every transport until the kill.
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		for i, tr := range []struct{ network, address, netid string }{
-			{"udp", fmt.Sprintf("127.0.0.1:%d", port), "udp"},
-			{"tcp", fmt.Sprintf("127.0.0.1:%d", port), "tcp"},
-			{"udp", fmt.Sprintf("[::1]:%d", port), "udp6"},
-			{"tcp", fmt.Sprintf("[::1]:%d", port), "tcp6"},
-			{"unix", sock, "local"},
-			{"unix", sock, "tcp"},
-		} {
+		for i, tr := range crashTransports(port, sock) {
 			mu.Lock()
 			base := nextProg
-			nextProg += 100000
+			nextProg += 10000
 			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				c, err := client.Dial(ctx, tr.network, tr.address)
 				if err != nil {
 					return
@@ -123,13 +135,14 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 					mu.Unlock()
 					mine = append(mine, m)
 				}
-			}()
+			})
 		}
-		time.Sleep(time.Duration(20+rand.IntN(300)) * time.Millisecond)
+		time.Sleep(time.Duration(2+rand.IntN(60)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		cancel()
 		wg.Wait()
+		checkFiles(t, round, stateDir, want)
 		if t.Failed() {
 			return
 		}
@@ -143,10 +156,37 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
 	waitReady(t, port, cmd, &stderr)
-	checkTable(t, rounds, port, want)
-	t.Logf("%d acknowledged SETs, %d keys tracked", acked, len(want))
+	checkTable(t, round, port, want)
+	t.Logf("%d kills, %d acknowledged SETs, %d keys tracked", round, acked, len(want))
+	if !testing.Short() && round < 200 {
+		t.Errorf("only %d kills before the time bound; want at least 200", round)
+	}
 	if acked < 100 {
 		t.Errorf("only %d SETs acknowledged; the test exercised too little", acked)
+	}
+}
+
+// checkFiles reads the state files a killed daemon left, as the next warm
+// start will, and compares them with what it acknowledged.
+func checkFiles(t *testing.T, round int, dir string, want map[pmap.Mapping]bool) {
+	t.Helper()
+	rows, tail, err := state.Inspect(dir)
+	if err != nil {
+		t.Errorf("round %d: the state files do not parse: %v", round, err)
+		return
+	}
+	if tail != "" {
+		t.Logf("round %d: the journal ends in a torn record: %s", round, tail)
+	}
+	have := map[pmap.Mapping]bool{}
+	for _, r := range rows {
+		r.Owner = ""
+		have[r] = true
+	}
+	for m, present := range want {
+		if have[m] != present {
+			t.Errorf("round %d: the files hold %v: %v, acknowledged %v", round, m, have[m], present)
+		}
 	}
 }
 

@@ -99,6 +99,7 @@ type Metrics struct {
 	forwards      atomic.Int64
 	registrations atomic.Int64
 	regFunc       func() int
+	stateFailures func() uint64
 	runtime       bool
 }
 
@@ -107,13 +108,16 @@ type Options struct {
 	// Registrations, if set, is read at each scrape for the registrations
 	// gauge (pmap.Registry.Len), instead of SetRegistrations.
 	Registrations func() int
+	// StateWriteFailures, if set, is read at each scrape for the counter
+	// of warm-start writes that failed (their changes taken back).
+	StateWriteFailures func() uint64
 	// NoRuntimeMetrics leaves out the Go runtime and process collectors.
 	NoRuntimeMetrics bool
 }
 
 // New creates the counters.
 func New(opts Options) *Metrics {
-	return &Metrics{regFunc: opts.Registrations, runtime: !opts.NoRuntimeMetrics}
+	return &Metrics{regFunc: opts.Registrations, stateFailures: opts.StateWriteFailures, runtime: !opts.NoRuntimeMetrics}
 }
 
 // Call counts one call of procedure proc of version vers of the
@@ -270,6 +274,11 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	header(w, rejections, "counter", "Calls or traffic refused or dropped, by reason.")
 	for r := range nReasons {
 		fmt.Fprintf(w, "%s{reason=%q} %d\n", rejections, reasonLabels[r], m.rejections[r].Load())
+	}
+	if m.stateFailures != nil {
+		const failures = "portmapd_state_write_failures_total"
+		header(w, failures, "counter", "Warm-start writes that failed (disk full, I/O error, read-only); their changes were taken back and answered SYSTEM_ERR.")
+		fmt.Fprintf(w, "%s %d\n", failures, m.stateFailures())
 	}
 	header(w, "portmapd_forwards_in_flight", "gauge", "Remote calls (CALLIT, BCAST, INDIRECT) forwarded and awaiting an answer.")
 	vm.WriteGaugeUint64(w, "portmapd_forwards_in_flight", uint64(max(m.forwards.Load(), 0)))

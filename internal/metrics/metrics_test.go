@@ -361,3 +361,20 @@ func BenchmarkScrape(b *testing.B) {
 		m.WritePrometheus(io.Discard)
 	}
 }
+
+// The warm-start write failures counter is read at each scrape, and left
+// out when the daemon has no warm start to fail.
+func TestStateWriteFailures(t *testing.T) {
+	failures := uint64(3)
+	m := New(Options{NoRuntimeMetrics: true, StateWriteFailures: func() uint64 { return failures }})
+	if got := values(t, m, "portmapd_state_write_failures_total"); got[""] != 3 {
+		t.Errorf("failures = %v, want 3", got)
+	}
+	failures++
+	if got := values(t, m, "portmapd_state_write_failures_total"); got[""] != 4 {
+		t.Errorf("failures = %v, want 4 at the next scrape", got)
+	}
+	if got := values(t, New(Options{NoRuntimeMetrics: true}), "portmapd_state_write_failures_total"); len(got) != 0 {
+		t.Errorf("without warm start the counter is %v, want absent", got)
+	}
+}

@@ -2,32 +2,43 @@
 //
 // rpcbind -w writes its table only at a clean exit, so a crash loses every
 // registration and every RPC service must be restarted. portmapd instead
-// makes each SET and UNSET durable before answering it: the handler changes
-// the registry, then waits on a Writer, a group commit that saves whole
-// snapshots of the table with Store.Save (temporary file, fsync, rename,
-// directory fsync). Changes that arrive while one save is in flight share
-// the next, so a burst of registrations costs a couple of fsyncs.
+// makes each SET and UNSET durable before answering it. The directory
+// holds a snapshot of the table (portmapd.xdr) and a journal of the
+// changes since (portmapd.journal): each change appends one checksummed
+// record per row, so its cost does not grow with the table. A Writer is
+// the group commit in front of them: the registry hands it every change
+// under its lock (pmap.Journal), and one goroutine appends all the
+// changes waiting at that moment in one write and one fsync, so that
+// concurrent callers, and the calls pipelined on one stream, share it.
+// Once the journal outgrows the snapshot, a new snapshot is written on a
+// goroutine of its own beside the appends, and the journal restarts after
+// it.
+//
+// A change is applied and durable, or neither: when a write fails (disk
+// full, I/O error, read-only filesystem, a directory removed or mounted
+// over) every change not yet durable is taken back (pmap.Registry.Revert,
+// which restores the table exactly), their callers are answered
+// SYSTEM_ERR, a metric counts the failure and a log line, at most one
+// every ten seconds, says so. The next change saves the whole table,
+// which brings durability back as soon as the disk allows it.
 //
 // Start-up, in the daemon (reg is a *pmap.Registry, svc its *pmap.Service):
 //
 //	st, err := state.Open("/run/portmapd", log)  // tmpfs: a reboot clears it anyway
-//	for _, m := range st.WarmStart(state.RpcbindDirs) {
-//		reg.Set(m)                                // own file, or what rpcbind -w left
-//	}
-//	w := state.NewWriter(st, reg.Snapshot, log)
-//	defer w.Close()                              // saves what nobody waited for
+//	reg.SetAll(st.WarmStart(state.RpcbindDirs))  // own files, or what rpcbind -w left
+//	w := state.NewWriter(st, reg, log)           // tracks reg from here on
+//	defer w.Close()                              // writes what nobody waited for
 //	svc.Durable = func(gen uint64) error {       // called before answering SET/UNSET
-//		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-//		defer cancel()
-//		return w.Wait(ctx, gen)
+//		return w.Wait(context.Background(), gen)
 //	}
 //
-// # File format
+// # File formats
 //
-// The state file, <dir>/portmapd.xdr, is XDR (RFC 4506), written field by
-// field with the xdr package's encoders (the tests check every byte against
-// github.com/davecgh/go-xdr's encoding of the same structure). In XDR
-// language (version 1):
+// Both files are XDR (RFC 4506), written field by field with the xdr
+// package's encoders (the tests check the snapshot's bytes against
+// github.com/davecgh/go-xdr's encoding of the same structure). The
+// snapshot, in XDR language (version 2; version 1 lacks seq and is still
+// read):
 //
 //	struct pmapd_entry {
 //		unsigned int prog;
@@ -38,11 +49,22 @@
 //	};
 //	struct pmapd_state {
 //		opaque       magic[8];       /* "portmapd" */
-//		unsigned int version;        /* 1 */
+//		unsigned int version;        /* 2 */
 //		string       boot_id<64>;    /* /proc/sys/kernel/random/boot_id, or "" */
+//		unsigned hyper seq;          /* the last change it holds */
 //		pmapd_entry  entries<262144>; /* pmap.MaxMappings */
 //		unsigned int crc;            /* CRC-32C (Castagnoli) of all bytes before it */
 //	};
+//
+// The journal (see journal.go) is a header (magic "pmapdjnl", version,
+// boot id, the seq of the snapshot it follows, CRC) and records (length,
+// seq, SET or UNSET, a pmapd_entry, CRC), each seq one more than the
+// last. Loading replays the records after the snapshot's seq and stops at
+// the first record that is torn, fails its CRC or breaks the sequence:
+// the torn tail a crash leaves, cut off before the next append. A crash
+// between installing a compacted snapshot and restarting the journal
+// leaves the old journal, whose records up to the snapshot's seq are
+// skipped.
 //
 // A reader refuses a file whose magic or version it does not know before
 // believing any length in it. A new layout gets a new version number; a
@@ -61,7 +83,9 @@
 // string checked against MaxString and every count and length against the
 // bytes present (rpcbind's files by go-xdr's limited decoder).
 // A file that fails is renamed to "<name>.<reason>-<time>" with one log line
-// and loading goes on with an empty table; the daemon always starts.
+// and loading goes on without it (a refused journal leaves the snapshot's
+// table; a refused snapshot takes its journal with it); the daemon always
+// starts.
 //
 // # rpcbind's files
 //

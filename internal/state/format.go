@@ -12,10 +12,11 @@ import (
 	pxdr "github.com/portmapd/portmapd/xdr"
 )
 
-// The state file format, version 1, in RFC 4506 XDR language:
+// The snapshot file format, version 2, in RFC 4506 XDR language (version
+// 1, written before the journal existed, lacks seq and is still read):
 //
 //	const PMAPD_MAGIC   = "portmapd";   /* 8 bytes, no terminator */
-//	const PMAPD_VERSION = 1;
+//	const PMAPD_VERSION = 2;
 //
 //	struct pmapd_entry {
 //		unsigned int prog;
@@ -29,6 +30,7 @@ import (
 //		opaque       magic[8];            /* PMAPD_MAGIC */
 //		unsigned int version;             /* PMAPD_VERSION */
 //		string       boot_id<64>;         /* kernel boot id, or "" */
+//		unsigned hyper seq;               /* last journal record it holds */
 //		pmapd_entry  entries<MaxMappings>;
 //		unsigned int crc;                 /* CRC-32C of every byte before it */
 //	};
@@ -57,7 +59,8 @@ const (
 
 const (
 	magic      = "portmapd"
-	version    = 1
+	version    = 2
+	version1   = 1 // no seq; read, never written
 	maxBootID  = 64
 	crcSize    = 4
 	minEntry   = 4 + 4 + 3*4 // prog, vers and three empty strings
@@ -84,6 +87,7 @@ var (
 	ErrMode       = errors.New("writable by group or others")
 	ErrClosed     = errors.New("state writer closed")
 	ErrUnsafeDir  = errors.New("unsafe state directory")
+	ErrRemoved    = errors.New("file removed from the state directory, or the directory replaced, while open")
 )
 
 // xdrEntry mirrors pmapd_entry field by field (go-xdr encodes exported
@@ -101,22 +105,20 @@ type xdrEntry struct {
 // Every durable SET saves the whole table, so the encoding is appended
 // field by field into one buffer sized up front: go-xdr's reflection
 // encoder, with which the tests check it, costs ten allocations a row.
-func encodeState(ms []pmap.Mapping, bootID string) ([]byte, error) {
+func encodeState(ms []pmap.Mapping, bootID string, seq uint64) ([]byte, error) {
 	if len(ms) > MaxMappings {
 		return nil, fmt.Errorf("%d mappings, limit %d: %w", len(ms), MaxMappings, ErrTooLarge)
 	}
 	if len(bootID) > maxBootID {
 		return nil, fmt.Errorf("boot id of %d bytes: %w", len(bootID), ErrTooLarge)
 	}
-	size := headerSize + xdrLen(bootID) + 4 + crcSize
+	size := headerSize + xdrLen(bootID) + 8 + 4 + crcSize
 	for _, m := range ms {
-		for _, s := range [...]string{m.Netid, m.Addr, m.Owner} {
-			if len(s) > MaxString {
-				return nil, fmt.Errorf("mapping %d/%d/%.20q: string of %d bytes, limit %d: %w",
-					m.Prog, m.Vers, m.Netid, len(s), MaxString, ErrTooLarge)
-			}
+		n, err := entryLen(m)
+		if err != nil {
+			return nil, err
 		}
-		size += 8 + xdrLen(m.Netid) + xdrLen(m.Addr) + xdrLen(m.Owner)
+		size += n
 	}
 	if size > MaxFileSize {
 		return nil, fmt.Errorf("state of %d bytes, limit %d: %w", size, MaxFileSize, ErrTooLarge)
@@ -125,15 +127,33 @@ func encodeState(ms []pmap.Mapping, bootID string) ([]byte, error) {
 	b = append(b, magic...)
 	b = pxdr.AppendUint32(b, version)
 	b = pxdr.AppendString(b, bootID)
+	b = binary.BigEndian.AppendUint64(b, seq)
 	b = pxdr.AppendUint32(b, uint32(len(ms)))
 	for _, m := range ms {
-		b = pxdr.AppendUint32(b, m.Prog)
-		b = pxdr.AppendUint32(b, m.Vers)
-		b = pxdr.AppendString(b, m.Netid)
-		b = pxdr.AppendString(b, m.Addr)
-		b = pxdr.AppendString(b, m.Owner)
+		b = appendEntry(b, m)
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli())), nil
+}
+
+// entryLen is the encoded size of m as a pmapd_entry, or ErrTooLarge for
+// a string the decoder would refuse.
+func entryLen(m pmap.Mapping) (int, error) {
+	for _, s := range [...]string{m.Netid, m.Addr, m.Owner} {
+		if len(s) > MaxString {
+			return 0, fmt.Errorf("mapping %d/%d/%.20q: string of %d bytes, limit %d: %w",
+				m.Prog, m.Vers, m.Netid, len(s), MaxString, ErrTooLarge)
+		}
+	}
+	return 8 + xdrLen(m.Netid) + xdrLen(m.Addr) + xdrLen(m.Owner), nil
+}
+
+// appendEntry appends m as a pmapd_entry.
+func appendEntry(b []byte, m pmap.Mapping) []byte {
+	b = pxdr.AppendUint32(b, m.Prog)
+	b = pxdr.AppendUint32(b, m.Vers)
+	b = pxdr.AppendString(b, m.Netid)
+	b = pxdr.AppendString(b, m.Addr)
+	return pxdr.AppendString(b, m.Owner)
 }
 
 // xdrLen is the size of s encoded as an XDR string.
@@ -144,53 +164,62 @@ func xdrLen(s string) int { return 4 + len(s) + pxdr.Pad(len(s)) }
 // every count is checked against the bytes present, and strings are read
 // in place by a decoder that checks each length against MaxString and the
 // bytes present, so that no length prefix can make it allocate.
-func decodeState(data []byte) (ms []pmap.Mapping, bootID string, err error) {
+func decodeState(data []byte) (ms []pmap.Mapping, bootID string, seq uint64, err error) {
 	if len(data) > MaxFileSize {
-		return nil, "", fmt.Errorf("%d bytes, limit %d: %w", len(data), MaxFileSize, ErrTooLarge)
+		return nil, "", 0, fmt.Errorf("%d bytes, limit %d: %w", len(data), MaxFileSize, ErrTooLarge)
 	}
 	if len(data) < headerSize {
-		return nil, "", fmt.Errorf("%d bytes, header needs %d: %w", len(data), headerSize, ErrTruncated)
+		return nil, "", 0, fmt.Errorf("%d bytes, header needs %d: %w", len(data), headerSize, ErrTruncated)
 	}
 	// Refuse strangers and future versions first: their checksum, if any,
 	// is not ours, and "not a state file" is a better log line than
 	// "checksum mismatch".
 	if string(data[:8]) != magic {
-		return nil, "", fmt.Errorf("magic %q: %w", data[:8], ErrMagic)
+		return nil, "", 0, fmt.Errorf("magic %q: %w", data[:8], ErrMagic)
 	}
-	if v := binary.BigEndian.Uint32(data[8:12]); v != version {
-		return nil, "", fmt.Errorf("version %d, want %d: %w", v, version, ErrVersion)
+	v := binary.BigEndian.Uint32(data[8:12])
+	if v != version && v != version1 {
+		return nil, "", 0, fmt.Errorf("version %d, want %d: %w", v, version, ErrVersion)
 	}
 	if len(data) < headerSize+4+4+crcSize {
-		return nil, "", fmt.Errorf("%d bytes: %w", len(data), ErrTruncated)
+		return nil, "", 0, fmt.Errorf("%d bytes: %w", len(data), ErrTruncated)
 	}
 	body, sum := data[:len(data)-crcSize], binary.BigEndian.Uint32(data[len(data)-crcSize:])
 	if got := crc32.Checksum(body, castagnoli()); got != sum {
-		return nil, "", fmt.Errorf("crc32c %08x, file says %08x (truncated or damaged): %w", got, sum, ErrChecksum)
+		return nil, "", 0, fmt.Errorf("crc32c %08x, file says %08x (truncated or damaged): %w", got, sum, ErrChecksum)
 	}
 
 	var d pxdr.Decoder
 	d.Reset(body[headerSize:])
 	id, err := d.Opaque(maxBootID)
 	if err != nil {
-		return nil, "", fmt.Errorf("decode boot_id: %w: %w", ErrCorrupt, err)
+		return nil, "", 0, fmt.Errorf("decode boot_id: %w: %w", ErrCorrupt, err)
 	}
 	bootID = string(id)
+	if v == version {
+		hi, err1 := d.Uint32()
+		lo, err2 := d.Uint32()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, "", 0, fmt.Errorf("decode seq: %w: %w", ErrCorrupt, err)
+		}
+		seq = uint64(hi)<<32 | uint64(lo)
+	}
 	n, err := d.Uint32()
 	if err != nil {
-		return nil, "", fmt.Errorf("decode entry count: %w: %w", ErrCorrupt, err)
+		return nil, "", 0, fmt.Errorf("decode entry count: %w: %w", ErrCorrupt, err)
 	}
 	if n > MaxMappings {
-		return nil, "", fmt.Errorf("entry count %d, limit %d: %w", n, MaxMappings, ErrCorrupt)
+		return nil, "", 0, fmt.Errorf("entry count %d, limit %d: %w", n, MaxMappings, ErrCorrupt)
 	}
 	if uint64(n)*minEntry > uint64(d.Len()) {
-		return nil, "", fmt.Errorf("entry count %d needs at least %d bytes, %d present: %w",
+		return nil, "", 0, fmt.Errorf("entry count %d needs at least %d bytes, %d present: %w",
 			n, uint64(n)*minEntry, d.Len(), ErrCorrupt)
 	}
 	entries := d.Rest()
 	if ms, err = decodeEntries(entries, int(n)); err != nil {
-		return nil, "", err
+		return nil, "", 0, err
 	}
-	return ms, bootID, nil
+	return ms, bootID, seq, nil
 }
 
 // decodeEntries decodes the n entries that fill b. A warm start decodes

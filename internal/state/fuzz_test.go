@@ -24,7 +24,7 @@ func FuzzLoad(f *testing.F) {
 		writeFile(t, s.Path(), data, 0o600)
 		ms := s.Load()
 
-		decoded, boot, derr := decodeState(data)
+		decoded, boot, _, derr := decodeState(data)
 		_, statErr := os.Lstat(s.Path())
 		refused := derr != nil || (boot != "" && s.bootID != "" && boot != s.bootID)
 		switch {
@@ -42,6 +42,46 @@ func FuzzLoad(f *testing.F) {
 		}
 		if again := s.Load(); !slices.Equal(again, ms) {
 			t.Fatalf("Save/Load changed the table:\n%v\n%v", ms, again)
+		}
+	})
+}
+
+// FuzzLoadJournal feeds arbitrary bytes to Store.Load as the journal after
+// a valid snapshot of sample. Load must not panic; an accepted journal's
+// table must be what replaying its good records gives; whatever the
+// bytes, a change appended afterwards must load after that table (a torn
+// or damaged tail is cut off, never appended to). Seeds:
+// testdata/fuzz/FuzzLoadJournal.
+func FuzzLoadJournal(f *testing.F) {
+	snap, err := encodeState(sample, "", 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := Open(fuzzDir(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, s.Path(), snap, 0o600)
+		writeFile(t, s.jpath, data, 0o600)
+		ms := s.Load()
+		if j, err := decodeJournal(data); err == nil && (j.bootID == "" || j.bootID == s.bootID) && j.base == 0 {
+			want, _ := replay(slices.Clone(sample), j.recs, 0)
+			want = dropOwnRows(s.log, "", want)
+			if !slices.Equal(ms, want) {
+				t.Fatalf("Load = %v, replaying the good records gives %v", ms, want)
+			}
+		}
+		reg := pmap.NewRegistry()
+		reg.SetAll(ms)
+		w := NewWriter(s, reg, nil)
+		defer w.Close()
+		m := pmap.Mapping{Prog: 0x7fff0000, Vers: 1, Netid: "tcp", Addr: "127.0.0.1.1.1", Owner: "superuser"}
+		if err := set(t, reg, w, m); err != nil {
+			t.Fatal(err)
+		}
+		if got := onDisk(t, s); !slices.Equal(got, reg.Mappings()) {
+			t.Fatalf("after a change the disk holds %v, the table %v", got, reg.Mappings())
 		}
 	})
 }
@@ -84,16 +124,19 @@ func fuzzDir(t *testing.T) string {
 // writes them, otherwise it checks each still reaches the outcome it was
 // made for.
 func TestFuzzSeeds(t *testing.T) {
-	valid, _ := encodeState(sample, "")
+	valid, _ := encodeState(sample, "", 0)
 	rpcb := readFixture(t, "registrations/rpcbind.xdr")
 	pmapf := readFixture(t, "registrations/portmap.xdr")
+	jhdr := encodeJournalHeader("", 0)
+	jrecs := appendRecord(appendRecord(nil, 1, pmap.Change{Mapping: registered[0]}), 2,
+		pmap.Change{Removed: true, Mapping: sample[0]})
 	seeds := map[string]map[string][]byte{
 		"FuzzLoad": {
 			"valid":             valid,
 			"empty-table":       header(1, "").u32(0).seal(),
 			"empty-file":        nil,
 			"torn":              valid[:len(valid)-6],
-			"version-2":         header(2, "").u32(0).seal(),
+			"version-2":         header(3, "").u32(0).seal(),
 			"huge-count":        header(1, "").u32(^uint32(0)).seal(),
 			"huge-string":       header(1, "").u32(1).u32(1).u32(1).u32(0xfffffff0).seal(),
 			"string-over-max":   header(1, "").u32(1).u32(1).u32(1).str(string(make([]byte, MaxString+1))).str("").str("").seal(),
@@ -106,6 +149,18 @@ func TestFuzzSeeds(t *testing.T) {
 			"nonzero-padding":   header(1, "").u32(1).u32(1).u32(1).u32(1).u32(0x61ffffff).u32(0).u32(0).seal(),
 			"unsealed-valid":    header(1, "").u32(0),
 			"magic-and-version": header(1, ""),
+		},
+		"FuzzLoadJournal": {
+			"valid":         slices.Concat(jhdr, jrecs),
+			"header-only":   jhdr,
+			"torn-record":   slices.Concat(jhdr, jrecs[:len(jrecs)-3]),
+			"bad-crc":       slices.Concat(jhdr, jrecs[:len(jrecs)-1], []byte{0}),
+			"seq-gap":       slices.Concat(jhdr, appendRecord(nil, 2, pmap.Change{Mapping: sample[1]})),
+			"huge-length":   slices.Concat(jhdr, xb{}.u32(0xfffffff0)),
+			"other-base":    encodeJournalHeader("", 7),
+			"other-boot":    encodeJournalHeader("someone-else", 0),
+			"empty":         nil,
+			"snapshot-file": valid,
 		},
 		"FuzzLoadRpcbind": {
 			"rpcbind-1.2.6-rpcbind": rpcb,

@@ -152,7 +152,7 @@ func readSaved(t testing.TB, path string) []pmap.Mapping {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _, err := decodeState(data)
+	ms, _, _, err := decodeState(data)
 	if err != nil {
 		t.Fatalf("decode %s: %v", path, err)
 	}

@@ -276,6 +276,9 @@ func TestWarmStart(t *testing.T) {
 		if err := os.Chtimes(s.Path(), past, past); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chtimes(s.jpath, past, past); err != nil {
+			t.Fatal(err)
+		}
 		rdir := rpcbindDir(t, map[string][]byte{RpcbindFile: realRpcb})
 		if got := s.WarmStart([]string{rdir}); !slices.Equal(got, registered) {
 			t.Errorf("WarmStart = %v", got)
@@ -287,6 +290,9 @@ func TestWarmStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := os.Chtimes(s.Path(), past, past); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(s.jpath, past, past); err != nil {
 			t.Fatal(err)
 		}
 		rdir := rpcbindDir(t, map[string][]byte{RpcbindFile: []byte("junk")})

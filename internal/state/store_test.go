@@ -102,7 +102,7 @@ func TestLoadCleansRows(t *testing.T) {
 // its place, a copy named after the reason is next to it, and one log
 // line names the file and the reason.
 func TestLoadRefusesHostileFiles(t *testing.T) {
-	valid, err := encodeState(sample, "")
+	valid, err := encodeState(sample, "", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestLoadRefusesHostileFiles(t *testing.T) {
 			writeFile(t, p, []byte("100003 3 tcp 2049\n"), 0o600)
 		}, "magic"},
 		{"newer format version is moved aside, not misread", false, func(t *testing.T, p string) {
-			writeFile(t, p, header(2, "").u32(0).seal(), 0o600)
+			writeFile(t, p, header(3, "").u32(0).seal(), 0o600)
 		}, "version"},
 		{"huge count is refused", false, func(t *testing.T, p string) {
 			writeFile(t, p, header(1, "").u32(0x7fffffff).seal(), 0o600)
@@ -345,7 +345,7 @@ func TestCrashBeforeRenameKeepsPreviousTable(t *testing.T) {
 	if err := s.Save(sample); err != nil {
 		t.Fatal(err)
 	}
-	newer, _ := encodeState(sample[:1], s.bootID)
+	newer, _ := encodeState(sample[:1], s.bootID, 0)
 	writeFile(t, s.tmp, newer[:len(newer)/2], 0o600) // the crash
 	s2, err := Open(dir, nil)
 	if err != nil {

@@ -4,262 +4,289 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
 )
 
-// registry is the smallest stand-in for pmap's: a table and a generation
-// that grows with every change, both read under one lock.
-type registry struct {
-	mu  sync.Mutex
-	ms  []pmap.Mapping
-	gen uint64
-}
-
-func (r *registry) add(m pmap.Mapping) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.ms = append(r.ms, m)
-	r.gen++
-	return r.gen
-}
-
-func (r *registry) snapshot() ([]pmap.Mapping, uint64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.ms), r.gen
-}
-
 func row(g, i int) pmap.Mapping {
 	return pmap.Mapping{Prog: 0x40000000 + uint32(g), Vers: uint32(i), Netid: "tcp",
 		Addr: fmt.Sprintf("127.0.0.1.%d.%d", g, i), Owner: "superuser"}
 }
 
-// Every Wait that returned nil finds its change in the file on disk.
+// onDisk is what a daemon starting now would load from s's directory.
+func onDisk(t testing.TB, s *Store) []pmap.Mapping {
+	t.Helper()
+	fresh, err := Open(s.dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := fresh.Load()
+	fresh.Close()
+	return ms
+}
+
+// newWriter tracks a new registry holding ms (loaded from s, as a warm
+// start does) with a Writer on s.
+func newWriter(t testing.TB, s *Store) (*pmap.Registry, *Writer) {
+	t.Helper()
+	reg := pmap.NewRegistry()
+	reg.SetAll(s.Load())
+	w := NewWriter(s, reg, nil)
+	t.Cleanup(func() { w.Close() })
+	return reg, w
+}
+
+func set(t testing.TB, reg *pmap.Registry, w *Writer, m pmap.Mapping) error {
+	t.Helper()
+	ok, gen := reg.SetAt(m)
+	if !ok {
+		t.Fatalf("SET %v refused", m)
+	}
+	return w.Wait(context.Background(), gen)
+}
+
+// Every Wait that returned nil finds its change on disk, and concurrent
+// callers share fsyncs.
 func TestWriterGroupCommit(t *testing.T) {
 	const goroutines, perGoroutine = 32, 25
 	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	defer w.Close()
-
+	reg, w := newWriter(t, s)
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range perGoroutine {
 				m := row(g, i)
-				if err := w.Wait(context.Background(), reg.add(m)); err != nil {
+				if err := set(t, reg, w, m); err != nil {
 					t.Errorf("Wait: %v", err)
 					return
 				}
-				if !slices.Contains(readSaved(t, s.Path()), m) {
-					t.Errorf("Wait returned before %v was on disk", m)
-					return
+				if i%8 == 0 && !slices.Contains(onDisk(t, s), m) {
+					t.Errorf("%v acknowledged but not on disk", m)
 				}
 			}
 		})
 	}
 	wg.Wait()
-
-	const changes = goroutines * perGoroutine
-	t.Logf("%d changes, %d saves", changes, w.saves.Load())
-	if got := readSaved(t, s.Path()); len(got) != changes {
-		t.Errorf("file holds %d rows, want %d", len(got), changes)
+	if got := onDisk(t, s); len(got) != goroutines*perGoroutine {
+		t.Errorf("%d rows on disk, want %d", len(got), goroutines*perGoroutine)
+	}
+	writes := w.appends.Load() + w.saves.Load()
+	t.Logf("%d changes, %d appends, %d saves", goroutines*perGoroutine, w.appends.Load(), w.saves.Load())
+	if writes >= goroutines*perGoroutine {
+		t.Errorf("%d writes for %d concurrent changes: nothing was shared", writes, goroutines*perGoroutine)
 	}
 }
 
-// Changes that arrive while a save is in flight share the next one: with a
-// disk as slow as a real fsync, a burst from many callers costs about two
-// saves per round, not one per change.
-func TestWriterCoalesces(t *testing.T) {
-	const goroutines, rounds = 32, 10
+// A change costs one appended record, not a rewrite of the table: the
+// snapshot of a large table is not touched by later changes.
+func TestWriterAppendsInsteadOfRewriting(t *testing.T) {
 	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	defer w.Close()
-	w.save = func(ms []pmap.Mapping) error {
-		time.Sleep(5 * time.Millisecond) // an fsync
-		return s.Save(ms)
+	if err := s.Save(table(10000)); err != nil {
+		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		wg.Go(func() {
-			for i := range rounds {
-				if err := w.Wait(context.Background(), reg.add(row(g, i))); err != nil {
-					t.Errorf("Wait: %v", err)
-					return
-				}
-			}
-		})
+	before, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
 	}
-	wg.Wait()
-	const changes = goroutines * rounds
-	saves := w.saves.Load()
-	t.Logf("%d changes, %d saves", changes, saves)
-	if saves > changes/4 {
-		t.Errorf("%d saves for %d concurrent changes: not coalescing", saves, changes)
-	}
-}
-
-func TestWriterLoneChangeIsWrittenAtOnce(t *testing.T) {
-	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	defer w.Close()
-	for i := range 3 {
-		gen := reg.add(row(0, i))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := w.Wait(ctx, gen)
-		cancel()
-		if err != nil {
+	reg, w := newWriter(t, s)
+	for i := range 50 {
+		if err := set(t, reg, w, row(1, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := w.saves.Load(); n != 3 {
-		t.Errorf("%d saves for 3 sequential changes, want 3", n)
+	if ok, gen := reg.UnsetAt(row(1, 3).Prog, 3, "tcp", pmap.OwnerSuperuser); !ok || w.Wait(context.Background(), gen) != nil {
+		t.Fatal("UNSET failed")
 	}
-	// Waiting again for what is durable costs nothing.
-	if err := w.Wait(context.Background(), 2); err != nil || w.saves.Load() != 3 {
-		t.Errorf("Wait for a durable generation: %v, saves %d", err, w.saves.Load())
+	after, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.saves.Load() != 0 || !os.SameFile(before, after) {
+		t.Errorf("%d whole saves; the snapshot was rewritten", w.saves.Load())
+	}
+	if w.appends.Load() != 51 {
+		t.Errorf("%d appends for 51 sequential changes", w.appends.Load())
+	}
+	if got := onDisk(t, s); !slices.Equal(got, reg.Mappings()) {
+		t.Errorf("disk holds %d rows, the table %d", len(got), reg.Len())
 	}
 }
 
-func TestWriterFailure(t *testing.T) {
+// Once the journal outgrows the snapshot it is compacted beside the
+// appends; whatever the moment, the files load as the table.
+func TestWriterCompacts(t *testing.T) {
 	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	defer w.Close()
-	errDisk := errors.New("disk full")
-	var failing atomic.Bool
-	failing.Store(true)
-	w.save = func(ms []pmap.Mapping) error {
-		if failing.Load() {
-			return errDisk
+	reg, w := newWriter(t, s)
+	for i := range 3000 {
+		if err := set(t, reg, w, row(2, i)); err != nil {
+			t.Fatal(err)
 		}
-		return s.Save(ms)
+		if i%3 == 0 {
+			ok, gen := reg.UnsetAt(row(2, i).Prog, uint32(i), "tcp", pmap.OwnerSuperuser)
+			if !ok || w.Wait(context.Background(), gen) != nil {
+				t.Fatal("UNSET failed")
+			}
+		}
+		if i%500 == 499 && !slices.Equal(onDisk(t, s), reg.Mappings()) {
+			t.Fatalf("after %d changes the files do not load as the table", i)
+		}
 	}
-
-	gen := reg.add(row(0, 0))
-	if err := w.Wait(context.Background(), gen); !errors.Is(err, errDisk) {
-		t.Fatalf("Wait while the disk fails: %v, want %v", err, errDisk)
+	if w.saves.Load() < 2 {
+		t.Errorf("%d saves: the journal was never compacted", w.saves.Load())
 	}
-	// A later caller is not handed the old failure: it gets a new attempt.
-	failing.Store(false)
-	if err := w.Wait(context.Background(), gen); err != nil {
-		t.Fatalf("Wait after the disk recovered: %v", err)
+	jsize, ssize := s.sizes()
+	if jsize > 2*max(ssize, minCompact)+4096 {
+		t.Errorf("journal of %d bytes for a snapshot of %d", jsize, ssize)
 	}
-	if got := readSaved(t, s.Path()); !slices.Equal(got, []pmap.Mapping{row(0, 0)}) {
-		t.Errorf("file holds %v", got)
-	}
-}
-
-func TestWriterWaitHonoursContext(t *testing.T) {
-	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	release := make(chan struct{})
-	w.save = func(ms []pmap.Mapping) error { <-release; return s.Save(ms) }
-
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := w.Wait(ctx, reg.add(row(0, 0))); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Wait with a stuck disk: %v, want deadline exceeded", err)
-	}
-	close(release)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readSaved(t, s.Path()); len(got) != 1 {
-		t.Errorf("change lost once the disk came back: %v", got)
+	if !slices.Equal(onDisk(t, s), reg.Mappings()) {
+		t.Fatal("after Close the files do not load as the table")
+	}
+}
+
+// A write that fails takes back every change it carried: the caller is
+// told, the table no longer holds the row, nothing of it reaches the disk,
+// and the next change writes again by itself once the disk allows it.
+// Here the state directory is removed under the daemon, which turns
+// appends into writes to a file nobody will read, and a file put in its
+// place, so that the whole save that follows fails too.
+func TestWriterFailureTakesChangesBack(t *testing.T) {
+	s := openStore(t)
+	reg, w := newWriter(t, s)
+	kept := row(3, 1)
+	if err := set(t, reg, w, kept); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.dir, nil, 0o600); err != nil { // the directory cannot come back
+		t.Fatal(err)
+	}
+	lost := row(3, 2)
+	if err := set(t, reg, w, lost); err == nil {
+		t.Fatal("SET into a removed directory that cannot be made again succeeded")
+	}
+	if err := set(t, reg, w, row(3, 3)); err == nil {
+		t.Fatal("SET with no directory to save into succeeded")
+	}
+	if got := reg.Mappings(); !slices.Equal(got, []pmap.Mapping{kept}) {
+		t.Fatalf("after the failures the table is %v, want only %v", got, kept)
+	}
+	if _, ok, _ := reg.Lookup(kept.Prog, kept.Vers, "tcp"); !ok {
+		t.Fatal("lookups stopped")
+	}
+	if w.Failures() != 2 {
+		t.Errorf("Failures = %d, want 2", w.Failures())
+	}
+	// The disk comes back: the next change saves the whole table.
+	if err := os.Remove(s.dir); err != nil {
+		t.Fatal(err)
+	}
+	again := row(3, 4)
+	if w.Failures() != 2 {
+		t.Errorf("Failures = %d after recovery, want still 2", w.Failures())
+	}
+	if err := set(t, reg, w, again); err != nil {
+		t.Fatalf("SET after the directory came back: %v", err)
+	}
+	if got := onDisk(t, s); !slices.Equal(got, []pmap.Mapping{kept, again}) {
+		t.Fatalf("disk holds %v, want %v and %v", got, kept, again)
+	}
+}
+
+// A state directory removed under the daemon is made again at once: the
+// append finds its journal gone and the same change saves the whole table.
+func TestWriterRemovedDirectoryIsMadeAgain(t *testing.T) {
+	s := openStore(t)
+	reg, w := newWriter(t, s)
+	if err := set(t, reg, w, row(3, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(t, reg, w, row(3, 2)); err != nil {
+		t.Fatalf("SET after the directory was removed: %v", err)
+	}
+	if got := onDisk(t, s); !slices.Equal(got, []pmap.Mapping{row(3, 1), row(3, 2)}) {
+		t.Errorf("the directory made again holds %v", got)
+	}
+	if w.Failures() != 0 {
+		t.Errorf("Failures = %d, want 0", w.Failures())
+	}
+}
+
+// An UNSET that fails puts the row back where it was.
+func TestWriterFailedUnsetPutsTheRowBack(t *testing.T) {
+	s := openStore(t)
+	reg, w := newWriter(t, s)
+	for i := range 3 {
+		if err := set(t, reg, w, row(4, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := reg.Mappings()
+	os.RemoveAll(s.dir)
+	os.WriteFile(s.dir, nil, 0o600)
+	ok, gen := reg.UnsetAt(row(4, 1).Prog, 1, "tcp", pmap.OwnerSuperuser)
+	if !ok {
+		t.Fatal("UNSET refused")
+	}
+	if err := w.Wait(context.Background(), gen); err == nil {
+		t.Fatal("UNSET on a broken disk succeeded")
+	}
+	if got := reg.Mappings(); !slices.Equal(got, want) {
+		t.Fatalf("after the failed UNSET the table is %v, want %v", got, want)
 	}
 }
 
 func TestWriterClose(t *testing.T) {
 	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	// Changes nobody waited for (say, the table restored at start-up).
-	durable := reg.add(row(0, 0))
-	reg.add(row(0, 1))
+	reg, w := newWriter(t, s)
+	// A change nobody waits for is written by Close.
+	reg.Set(row(5, 1))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readSaved(t, s.Path()); len(got) != 2 {
-		t.Errorf("Close did not flush: %v", got)
+	if got := onDisk(t, s); !slices.Equal(got, []pmap.Mapping{row(5, 1)}) {
+		t.Errorf("after Close the disk holds %v", got)
+	}
+	_, gen := reg.SetAt(row(5, 2))
+	if err := w.Wait(context.Background(), gen); !errors.Is(err, ErrClosed) {
+		t.Errorf("Wait after Close = %v, want ErrClosed", err)
 	}
 	if err := w.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
-	if err := w.Wait(context.Background(), durable); err != nil {
-		t.Errorf("Wait for a flushed generation after Close: %v", err)
-	}
-	if err := w.Wait(context.Background(), reg.add(row(0, 2))); !errors.Is(err, ErrClosed) {
-		t.Errorf("Wait for a new change after Close: %v, want ErrClosed", err)
+		t.Errorf("second Close = %v", err)
 	}
 }
 
-// A table just read from disk is not written again at Close; a change
-// after it is.
-func TestWriterMarkDurable(t *testing.T) {
+func TestWriterWaitHonoursContext(t *testing.T) {
 	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	w.MarkDurable(reg.add(row(0, 0)))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := w.saves.Load(); n != 0 {
-		t.Errorf("%d saves of a table marked durable", n)
-	}
-
-	w = NewWriter(s, reg.snapshot, nil)
-	w.MarkDurable(reg.add(row(0, 1)))
-	reg.add(row(0, 2))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := readSaved(t, s.Path()); len(got) != 3 {
-		t.Errorf("Close after a later change saved %v, want 3 rows", got)
-	}
-}
-
-func TestWriterCloseReportsFailedFlush(t *testing.T) {
-	s := openStore(t)
-	var reg registry
-	w := NewWriter(s, reg.snapshot, nil)
-	errDisk := errors.New("read-only file system")
-	w.save = func([]pmap.Mapping) error { return errDisk }
-	reg.add(row(0, 0))
-	if err := w.Close(); !errors.Is(err, errDisk) {
-		t.Errorf("Close: %v, want %v", err, errDisk)
-	}
-}
-
-// Waits racing Close never hang: each returns nil or ErrClosed.
-func TestWriterWaitRacingClose(t *testing.T) {
-	for range 20 {
-		s := openStore(t)
-		var reg registry
-		w := NewWriter(s, reg.snapshot, nil)
-		var wg sync.WaitGroup
-		for g := range 8 {
-			wg.Go(func() {
-				for i := range 5 {
-					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					err := w.Wait(ctx, reg.add(row(g, i)))
-					cancel()
-					if err != nil && !errors.Is(err, ErrClosed) {
-						t.Errorf("Wait: %v", err)
-					}
-				}
-			})
+	reg, w := newWriter(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, gen := reg.SetAt(row(6, 1))
+	// The change is either written at once or the context ends first;
+	// either way Wait returns, and the writer goes on.
+	done := make(chan error, 1)
+	go func() { done <- w.Wait(ctx, gen) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait = %v", err)
 		}
-		w.Close()
-		wg.Wait()
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait ignored its cancelled context")
+	}
+	if err := set(t, reg, w, row(6, 2)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -399,3 +399,46 @@ func TestRegisterWildcard(t *testing.T) {
 		t.Errorf("%v", m)
 	}
 }
+
+// SetMany registers a list in pipelined windows on streams (one at a time
+// over UDP) and reports each mapping's own outcome in order.
+func TestSetMany(t *testing.T) {
+	port, socket := daemontest.Start(t)
+	hostport := fmt.Sprintf("127.0.0.1:%d", port)
+	local := dial(t, "unix", socket)
+	for i, c := range []*client.Client{local, dial(t, "tcp", hostport), dial(t, "udp", hostport)} {
+		var ms []pmap.Mapping
+		for n := range 300 {
+			ms = append(ms, pmap.Mapping{Prog: 0x30000000 + uint32(i)<<16 + uint32(n), Vers: 1, Netid: "tcp",
+				Addr: fmt.Sprintf("127.0.0.1.%d.%d", 40+n/256, n%256)})
+		}
+		// Every tenth repeats an earlier key with another address.
+		for n := 10; n < len(ms); n += 10 {
+			ms[n].Prog, ms[n].Addr = ms[n-1].Prog, "127.0.0.1.99.99"
+		}
+		outcomes, err := c.SetMany(ctx(t), ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		table, err := local.Dump(ctx(t)) // a DUMP this size does not fit a datagram
+		if err != nil {
+			t.Fatal(err)
+		}
+		registered := map[[2]string]bool{}
+		for _, m := range table {
+			registered[[2]string{strconv.Itoa(int(m.Prog)), m.Addr}] = true
+		}
+		for n, err := range outcomes {
+			want := error(nil)
+			if n >= 10 && n%10 == 0 {
+				want = client.ErrRefused
+			}
+			if !errors.Is(err, want) {
+				t.Fatalf("client %d: outcome of %v = %v, want %v", i, ms[n], err, want)
+			}
+			if registered[[2]string{strconv.Itoa(int(ms[n].Prog)), ms[n].Addr}] != (want == nil) {
+				t.Fatalf("client %d: %v answered %v, table %v", i, ms[n], err, table)
+			}
+		}
+	}
+}
