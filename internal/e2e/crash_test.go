@@ -25,13 +25,14 @@ type crashTransport struct {
 
 // crashTransports lists them: every transport a SET may come over. A new
 // transport (the abstract socket "@/run/rpcbind.sock") is one more row.
-func crashTransports(port int, sock string) []crashTransport {
+func crashTransports(port int, sock, abstract string) []crashTransport {
 	return []crashTransport{
 		{"udp", fmt.Sprintf("127.0.0.1:%d", port), "udp"},
 		{"tcp", fmt.Sprintf("127.0.0.1:%d", port), "tcp"},
 		{"udp", fmt.Sprintf("[::1]:%d", port), "udp6"},
 		{"tcp", fmt.Sprintf("[::1]:%d", port), "tcp6"},
 		{"unix", sock, "local"},
+		{"unix", abstract, "local"},
 	}
 }
 
@@ -52,8 +53,11 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t)
 	sock := filepath.Join(dir, "rpcbind.sock")
+	// The abstract name lives in this machine's network namespace: one of
+	// the test's own, never rpcbind's "@/run/rpcbind.sock".
+	abstract := "@" + sock
 	stateDir := filepath.Join(dir, "state")
-	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--lock-file", filepath.Join(dir, "lock"),
+	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--abstract-socket", abstract, "--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", stateDir, "--log-level", "warn"}
 
 	kills, deadline := 220, time.Now().Add(90*time.Second)
@@ -67,6 +71,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	var mu sync.Mutex
 	nextProg := uint32(0x20000000)
 	acked, round := 0, 0
+	ackedBy := make([]int, len(crashTransports(port, sock, abstract)))
 	for ; round < kills && time.Now().Before(deadline); round++ {
 		cmd := daemonCommand(t, bin, args...)
 		var stderr lockedBuffer
@@ -83,7 +88,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 		// Clients on every transport until the kill.
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
-		for i, tr := range crashTransports(port, sock) {
+		for i, tr := range crashTransports(port, sock, abstract) {
 			mu.Lock()
 			base := nextProg
 			nextProg += 10000
@@ -132,6 +137,7 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 					mu.Lock()
 					want[m] = true
 					acked++
+					ackedBy[i]++
 					mu.Unlock()
 					mine = append(mine, m)
 				}
@@ -163,6 +169,11 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	}
 	if acked < 100 {
 		t.Errorf("only %d SETs acknowledged; the test exercised too little", acked)
+	}
+	for i, tr := range crashTransports(port, sock, abstract) {
+		if ackedBy[i] == 0 {
+			t.Errorf("no SET acknowledged over %s %s", tr.network, tr.address)
+		}
 	}
 }
 
