@@ -30,6 +30,8 @@ type Registry struct {
 	// parallelFrom is the fewest rows SetAll indexes on two goroutines
 	// (the constant parallelFrom unless a test lowers it).
 	parallelFrom int
+	// watch, if set, hears of every row added or removed (Watch).
+	watch func(m *Mapping, added bool)
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind
@@ -159,6 +161,9 @@ func (r *Registry) link(e *entry) {
 	}
 	r.tail = e
 	r.n++
+	if r.watch != nil {
+		r.watch(&e.Mapping, true)
+	}
 }
 
 // v2Index is the v2ports map of a netid spelled exactly "udp" or "tcp"
@@ -365,6 +370,28 @@ func (r *Registry) remove(e *entry) {
 	e.prev, e.next = nil, nil
 	r.n--
 	r.bump()
+	if r.watch != nil {
+		r.watch(&e.Mapping, false)
+	}
+}
+
+// Watch makes f hear of every change to the table: first of every row
+// there already, as added, then of each row added or removed, whatever
+// removes it (UNSET, a pruned service, a change rolled back), in the
+// order the table changes. f runs under the table's write lock, so it
+// must be quick and must not call back into r; m is valid only during the
+// call. Lookups never see the hook. One watcher at a time: a later Watch
+// replaces f, and Watch(nil) ends it.
+func (r *Registry) Watch(f func(m *Mapping, added bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watch = f
+	if f == nil {
+		return
+	}
+	for e := r.head; e != nil; e = e.next {
+		f(&e.Mapping, true)
+	}
 }
 
 // bump records a change: the generation lets caches and the warm-start
