@@ -19,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/internal/liveness"
 	"github.com/portmapd/portmapd/internal/lockfile"
 	"github.com/portmapd/portmapd/internal/metrics"
+	"github.com/portmapd/portmapd/internal/nftset"
 	"github.com/portmapd/portmapd/internal/rmtcall"
 	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
@@ -63,6 +64,9 @@ type Config struct {
 	// as rpcbind -r does, within RemoteCallLimits (zero fields: defaults).
 	RemoteCalls      bool
 	RemoteCallLimits rmtcall.Config
+	// NFTSet, "FAMILY TABLE SET", is an nftables set kept equal to the
+	// registered services (nftset.go).
+	NFTSet string
 	System
 }
 
@@ -84,6 +88,7 @@ type Daemon struct {
 	writer   *state.Writer
 	cfg      Config
 	sys      systemState
+	nft      *nftset.Syncer
 }
 
 type udpSock struct {
@@ -167,11 +172,19 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
 	}
 	if cfg.MetricsAddr != "" {
-		d.sys.metrics = metrics.New(metrics.Options{Registrations: reg.Len})
+		opts := metrics.Options{Registrations: reg.Len}
+		if cfg.NFTSet != "" {
+			opts.NFTSet = func() nftset.Stats { return d.nft.Stats() } // set by the end of New
+		}
+		d.sys.metrics = metrics.New(opts)
 		d.Server.Observer = d.sys.metrics
 		d.Service.Reject = d.sys.metrics.Reject
 	}
 	if err := d.startRemoteCalls(); err != nil { // remotecalls.go
+		return abort(err)
+	}
+	if err := d.startNFTSet(); err != nil { // nftset.go
+		d.stopRemoteCalls()
 		return abort(err)
 	}
 	return d, nil
@@ -458,6 +471,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		if werr := d.writer.Close(); werr != nil && err == nil {
 			err = fmt.Errorf("saving registrations: %w", werr)
 		}
+	}
+	if nerr := d.stopNFTSet(); nerr != nil && err == nil {
+		err = fmt.Errorf("nftables set at stop: %w", nerr)
 	}
 	d.log.Info("stopped")
 	return err

@@ -8,6 +8,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/portmapd/portmapd/internal/nftset"
 	"github.com/portmapd/portmapd/rpc"
 )
 
@@ -99,6 +100,7 @@ type Metrics struct {
 	forwards      atomic.Int64
 	registrations atomic.Int64
 	regFunc       func() int
+	nftSet        func() nftset.Stats
 	runtime       bool
 }
 
@@ -109,11 +111,14 @@ type Options struct {
 	Registrations func() int
 	// NoRuntimeMetrics leaves out the Go runtime and process collectors.
 	NoRuntimeMetrics bool
+	// NFTSet, if set, is read at each scrape for the nftables set that
+	// --nft-set keeps: its size, batches written and netlink errors.
+	NFTSet func() nftset.Stats
 }
 
 // New creates the counters.
 func New(opts Options) *Metrics {
-	return &Metrics{regFunc: opts.Registrations, runtime: !opts.NoRuntimeMetrics}
+	return &Metrics{regFunc: opts.Registrations, nftSet: opts.NFTSet, runtime: !opts.NoRuntimeMetrics}
 }
 
 // Call counts one call of procedure proc of version vers of the
@@ -277,6 +282,15 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	header(w, conns, "gauge", "Open connections on the stream transports.")
 	for _, t := range []int{4, 1, 3} { // the stream transports, by name
 		fmt.Fprintf(w, "%s{transport=%q} %d\n", conns, transportLabels[t], max(m.conns[t].Load(), 0))
+	}
+	if m.nftSet != nil {
+		st := m.nftSet()
+		header(w, "portmapd_nft_set_elements", "gauge", "Elements (proto . port) of the --nft-set nftables set as last written.")
+		vm.WriteGaugeUint64(w, "portmapd_nft_set_elements", uint64(max(st.Elements, 0)))
+		header(w, "portmapd_nft_batches_total", "counter", "Netlink batches written to the --nft-set set.")
+		vm.WriteCounterUint64(w, "portmapd_nft_batches_total", st.Batches)
+		header(w, "portmapd_nft_errors_total", "counter", "Netlink errors reading or writing the --nft-set set (each is retried).")
+		vm.WriteCounterUint64(w, "portmapd_nft_errors_total", st.Errors)
 	}
 	if m.runtime {
 		vm.WriteProcessMetrics(w)
