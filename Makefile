@@ -10,8 +10,10 @@ BIN      := bin/portmapd
 FUZZTIME ?= 30s
 # Packages the tests drive: the real rpcbind and rpcinfo as the oracle,
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
-# for namespaces, nftables for the firewalls of probe's topologies.
-TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
+# for namespaces, nftables for the firewalls of probe's topologies and
+# --nft-set, nfs-kernel-server for rpc.mountd (run without nfsd, its
+# services kept from starting), curl to scrape metrics in a namespace.
+TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables nfs-kernel-server curl
 # VERSION is what `portmapd --version` prints and the package's version:
 # a Debian-valid string from the commit count and hash of this checkout.
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
@@ -42,7 +44,7 @@ deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
 			[ $$own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; \
 			if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
-				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service >/dev/null 2>&1 || true; fi; \
+				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service nfs-server.service nfs-mountd.service >/dev/null 2>&1 || true; fi; \
 			[ $$rc = 0 ] || exit $$rc; \
 		fi; \
 	else echo "not root or no apt-get: tests that need rpcbind, libtirpc or namespaces will skip"; fi
