@@ -249,6 +249,21 @@ func TestNFTSetFollowsRealServices(t *testing.T) {
 	n.expectReach(true, "rpcinfo", "-T", "tcp6", nftHostA6, "100024", "1")
 	n.expectReach(true, "rpcinfo", "-T", "udp6", nftHostA6, "100024", "1")
 
+	// probe from B finds statd through the firewall; on A, with the
+	// port dropped on the way out, it names the set and says the port
+	// is in it, so the drop is elsewhere.
+	bin := PortmapdPath(t)
+	if out := n.b.Run(0, bin, "probe", "--timeout", "1s", nftHostA, "100024", "1"); out.Exit != 0 {
+		t.Errorf("probe from B: %s\n%s", out.Status(), out.Stdout)
+	}
+	n.must(n.a, "nft", "add", "chain", "inet", "filter", "output", "{ type filter hook output priority 0; }")
+	n.must(n.a, "nft", "add", "rule", "inet", "filter", "output", "meta", "l4proto", "{ tcp, udp }", "th", "dport", "4000", "drop")
+	out := n.a.Run(0, "env", "PORTMAPD_NFT_SET="+nftSetSpec, bin, "probe", "--timeout", "1s", nftHostA, "100024", "1")
+	if out.Exit != 8 || !strings.Contains(out.Stdout, "remedy: tcp . 4000 is in nftables set inet filter rpc_services, which portmapd keeps (--nft-set), so something else drops it") {
+		t.Errorf("probe on A with the port dropped: %s\n%s", out.Status(), out.Stdout)
+	}
+	n.must(n.a, "nft", "delete", "chain", "inet", "filter", "output")
+
 	// mountd with an export, without nfsd: MOUNT's EXPORT procedure is
 	// answered from /etc/exports (a copy of A's own, on its /run).
 	n.must(n.a, "sh", "-c", "mount -t tmpfs tmpfs /var/lib/nfs && mkdir -p /run/export && "+

@@ -304,7 +304,7 @@ func TestProbeTopologies(t *testing.T) {
 			`^FAIL port         tcp  10\.99\.0\.1:4600: no answer within 1s \(dropped: filtered, or nothing there answers\) \[1\.[0-9]+s\]$`,
 			`^FAIL port         udp  10\.99\.0\.1:4600: no answer within 1s`,
 			`^verdict: service-filtered \(exit 8\): program 400300 is registered at tcp port 4600, which gets no answer`,
-			`^remedy: let tcp/4600 through the firewall`)
+			`^remedy: let tcp/4600 through the firewall.* run portmapd serve --nft-set 'inet filter rpc_services'$`)
 	})
 	t.Run("a firewall dropping port 111", func(t *testing.T) {
 		n.firewall("tcp dport 111 drop", "udp dport 111 drop")

@@ -158,3 +158,27 @@ func encodeAll(es []Elem) []nftables.SetElement {
 	}
 	return out
 }
+
+// Has reports whether the set named by spec holds e: how portmapd probe
+// tells a port the set lacks from one a rule drops despite it. Reading a
+// set needs root or CAP_NET_ADMIN.
+func Has(spec Spec, e Elem) (bool, error) {
+	k, err := openKernel(spec)
+	if err != nil {
+		return false, err
+	}
+	got, err := k.elements()
+	if err != nil {
+		return false, err
+	}
+	_, ok := got[e]
+	return ok, nil
+}
+
+// ProtoElem is the element of a port on "tcp" or "udp".
+func ProtoElem(proto string, port uint16) Elem {
+	if proto == "tcp" || proto == "tcp6" {
+		return Elem{protoTCP, port}
+	}
+	return Elem{protoUDP, port}
+}
