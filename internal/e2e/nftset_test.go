@@ -327,7 +327,13 @@ func TestNFTSetRefcountsAndEmptiesAtStop(t *testing.T) {
 	n := newNFTNet(t, false, false)
 	ClientPath(t)
 	n.must(n.a, "nft", "add", "element", "inet", "filter", "rpc_services", "{ tcp . 9999, udp . 111 }")
-	n.pm = StartDaemonIn(t, n.a, Portmapd("--nft-set", nftSetSpec))
+	// The set comes from the environment, as from a unit's or the options
+	// file's PORTMAPD_NFT_SET.
+	spec := Portmapd()
+	spec.Argv = func(t testing.TB) []string {
+		return []string{"env", "PORTMAPD_NFT_SET=" + nftSetSpec, PortmapdPath(t), "serve"}
+	}
+	n.pm = StartDaemonIn(t, n.a, spec)
 	n.waitSet("at start the set is the table")
 	out := n.pm.Client(
 		"v3 local set 400600 1 tcp 0.0.0.0.19.136", // 5000
@@ -389,6 +395,18 @@ func TestNFTSetErrorsAtStart(t *testing.T) {
 	out := ns.Run(10*time.Second, bin, "serve", "--nft-set", "filter rpc_services", "--socket=", "--lock-file=")
 	if out.Exit == 0 || !strings.Contains(out.Stderr, "want FAMILY TABLE SET") {
 		t.Errorf("a spec of two words: %s\n%s", out.Status(), out.Stderr)
+	}
+	// A usable set, but a daemon without CAP_NET_ADMIN (as under a unit
+	// whose bounding set lacks it).
+	for _, cmd := range []string{"delete set inet filter rpc_services", "add set inet filter rpc_services { type inet_proto . inet_service; }"} {
+		ns.Run(0, append([]string{"nft"}, strings.Fields(cmd)...)...)
+	}
+	if _, err := exec.LookPath("setpriv"); err == nil {
+		out := ns.Run(10*time.Second, "setpriv", "--bounding-set=-net_admin", "--inh-caps=-net_admin",
+			bin, "serve", "--nft-set", nftSetSpec, "--socket=", "--lock-file=")
+		if out.Exit == 0 || !strings.Contains(out.Stderr, "nftables needs root or CAP_NET_ADMIN") {
+			t.Errorf("without CAP_NET_ADMIN: %s\n%s", out.Status(), out.Stderr)
+		}
 	}
 }
 

@@ -41,7 +41,8 @@ func openKernel(spec Spec) (*kernel, error) {
 	case errors.Is(err, syscall.ENOENT):
 		return nil, setError(spec, "the set (or its table) does not exist", nil)
 	case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EACCES):
-		return nil, setError(spec, "not allowed to read it: writing a set needs root or CAP_NET_ADMIN", err)
+		return nil, fmt.Errorf("%w: --nft-set %q: not allowed to read it: nftables needs root or CAP_NET_ADMIN "+
+			"(under systemd, a drop-in with CapabilityBoundingSet=CAP_NET_ADMIN): %w", ErrSet, spec.String(), err)
 	case errors.Is(err, syscall.EPROTONOSUPPORT), errors.Is(err, syscall.EAFNOSUPPORT), errors.Is(err, syscall.EOPNOTSUPP):
 		return nil, setError(spec, "this kernel has no nftables (nf_tables: modprobe nf_tables)", err)
 	case err != nil:
