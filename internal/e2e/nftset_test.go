@@ -320,8 +320,9 @@ func TestNFTSetFollowsRealServices(t *testing.T) {
 }
 
 // TestNFTSetRefcountsAndEmptiesAtStop: registrations sharing a port share
-// its element, loopback-only ones add none, an element the table does not
-// have is dropped at start, and a stop without warm start empties the set.
+// its element, loopback-only ones add none, nor does one --port-range
+// refuses, an element the table does not have is dropped at start, and a
+// stop without warm start empties the set.
 func TestNFTSetRefcountsAndEmptiesAtStop(t *testing.T) {
 	t.Parallel()
 	n := newNFTNet(t, false, false)
@@ -331,7 +332,8 @@ func TestNFTSetRefcountsAndEmptiesAtStop(t *testing.T) {
 	// file's PORTMAPD_NFT_SET.
 	spec := Portmapd()
 	spec.Argv = func(t testing.TB) []string {
-		return []string{"env", "PORTMAPD_NFT_SET=" + nftSetSpec, PortmapdPath(t), "serve"}
+		return []string{"env", "PORTMAPD_NFT_SET=" + nftSetSpec, PortmapdPath(t), "serve",
+			"--port-range", "100-5010", "--port-range-refuse"}
 	}
 	n.pm = StartDaemonIn(t, n.a, spec)
 	n.waitSet("at start the set is the table")
@@ -341,8 +343,9 @@ func TestNFTSetRefcountsAndEmptiesAtStop(t *testing.T) {
 		"v3 local set 400602 1 udp 127.0.0.1.19.137", // loopback only
 		"v3 local set 400603 1 udp6 ::1.19.137",
 		"v3 local set 400604 1 udp 10.1.2.3.19.138",
-		"v2 udp set 400605 1 17 111") // the portmapper's own port
-	if strings.Count(out.Stdout, ": true") != 6 {
+		"v2 udp set 400605 1 17 111",               // the portmapper's own port
+		"v3 local set 400607 1 tcp 0.0.0.0.23.112") // 6000: --port-range refuses it
+	if strings.Count(out.Stdout, ": true") != 6 || !strings.Contains(out.Stdout, "400607 1 tcp 0.0.0.0.23.112: false") {
 		t.Fatalf("registering: %s\n%s%s", out.Status(), out.Stdout, out.Stderr)
 	}
 	n.waitSet("registered", "tcp . 5000", "udp . 5002")
@@ -507,4 +510,36 @@ func (n *nftNet) tableElems() []string {
 		}
 	}
 	return slices.Sorted(maps.Keys(set))
+}
+
+// TestNFTSetPruneDead: a service that dies without unsetting leaves the
+// set when --prune-dead drops its registrations, and not before.
+func TestNFTSetPruneDead(t *testing.T) {
+	t.Parallel()
+	n := newNFTNet(t, false, false)
+	ClientPath(t)
+	n.pm = StartDaemonIn(t, n.a, Portmapd("--nft-set", nftSetSpec, "--prune-dead", "200ms", "--prune-failures", "1"))
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := n.a.Start("service", "env", fmt.Sprintf("%s=127.0.0.1:%d", probeSvcEnv, probeSvcPort), self)
+	for i := 0; !strings.Contains(svc.Stdout(), "serving"); i++ {
+		if i == 200 || svc.Exited() {
+			t.Fatalf("the service did not start (%s): %s", svc.ExitStatus(), svc.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out := n.pm.Client("v2 udp set 400300 1 17 4600", "v2 udp set 400300 1 6 4600"); strings.Count(out.Stdout, ": true") != 2 {
+		t.Fatalf("registering: %s\n%s", out.Status(), out.Stdout)
+	}
+	n.waitSet("registered", "tcp . 4600", "udp . 4600")
+	// Rounds of probes that the service answers change nothing.
+	time.Sleep(600 * time.Millisecond)
+	n.waitSet("the service alive", "tcp . 4600", "udp . 4600")
+	svc.Stop()
+	n.waitSet("the service dead and pruned")
+	if out := n.must(n.a, "rpcinfo", "-p"); strings.Contains(out.Stdout, "400300") {
+		t.Errorf("still registered:\n%s", out.Stdout)
+	}
 }
