@@ -441,6 +441,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	stopping, err := d.startSystem(ctx)
 	if err != nil {
 		d.Server.Shutdown(context.Background())
+		d.stopNFTSet()
 		return err
 	}
 	if d.cfg.PruneInterval > 0 {
