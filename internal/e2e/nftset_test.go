@@ -417,7 +417,8 @@ func TestNFTSetErrorsAtStart(t *testing.T) {
 // number of netlink batches (at most one per pause) and leaves the set
 // equal to the table; a set that disappears while serving makes netlink
 // errors that are counted and retried, the daemon serving throughout,
-// until the set is back and equal to the table again.
+// until the set is back and equal to the table again; a set emptied by
+// another writer is whole again after the next change.
 func TestNFTSetChurnAndNetlinkErrors(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("curl"); err != nil {
@@ -489,6 +490,12 @@ func TestNFTSetChurnAndNetlinkErrors(t *testing.T) {
 	}
 	n.must(n.a, "nft", "add", "set", "inet", "filter", "rpc_services", "{ type inet_proto . inet_service; }")
 	n.waitSet("the set back", n.tableElems()...)
+
+	// Another writer empties the set (a firewall reload): the next batch
+	// starts from what the kernel has and puts everything back.
+	n.must(n.a, "nft", "flush", "set", "inet", "filter", "rpc_services")
+	n.pm.Client("v3 local set 400702 1 udp 0.0.0.0.31.65")
+	n.waitSet("after a flush by hand and one change", n.tableElems()...)
 	if !n.pm.Alive() {
 		t.Fatalf("portmapd exited:\n%s", n.pm.Stderr())
 	}

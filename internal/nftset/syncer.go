@@ -14,15 +14,21 @@ import (
 // Pauses of the syncer. Pause is how long changes gather before a batch:
 // short against a service's start-up, long against a SET/UNSET loop.
 // A failed batch is retried after retryMin, doubling up to retryMax.
+//
+// Every Resync the set is read back from the kernel and repaired: the
+// daemon is not the only writer (a firewall reload, "nft -f", flushes the
+// set and refills it with what the file declares; a hand edit adds or
+// removes elements), and the kernel does not tell.
 const (
 	Pause    = 20 * time.Millisecond
+	Resync   = 30 * time.Second
 	retryMin = 100 * time.Millisecond
 	retryMax = 10 * time.Second
 )
 
 // Stats are the syncer's numbers for the metrics.
 type Stats struct {
-	// Elements the set holds as last written or read.
+	// Elements the set holds as last read and written.
 	Elements int
 	// Batches written, and netlink errors met (reads and writes).
 	Batches, Errors uint64
@@ -38,11 +44,6 @@ type Syncer struct {
 	want refs
 
 	kick chan struct{}
-	// applied is the set as the kernel was last given it; stale says it
-	// must be read again (a batch failed). Both belong to whoever syncs:
-	// Open, then the loop, then Stop.
-	applied map[Elem]struct{}
-	stale   bool
 
 	elements        atomic.Int64
 	batches, errors atomic.Uint64
@@ -63,8 +64,7 @@ func Open(spec Spec, ownPort int, log *zap.Logger) (*Syncer, error) {
 	if err != nil {
 		return nil, setError(spec, "cannot read its elements", err)
 	}
-	s := &Syncer{k: k, log: log, ownPort: uint16(ownPort), want: refs{}, kick: make(chan struct{}, 1),
-		applied: applied}
+	s := &Syncer{k: k, log: log, ownPort: uint16(ownPort), want: refs{}, kick: make(chan struct{}, 1)}
 	s.elements.Store(int64(len(applied)))
 	return s, nil
 }
@@ -89,21 +89,21 @@ func (s *Syncer) Change(m *pmap.Mapping, added bool) {
 	}
 }
 
-// Sync writes the difference between the registrations and the set now.
-// The daemon calls it once at start, before the loop runs, so that a set
-// it cannot write is an error then.
+// Sync reads the set and writes the difference between it and the
+// registrations, in one batch. Reading first makes the difference exact
+// whoever else wrote to the set (a firewall reload, a hand edit), so a
+// batch never deletes what is not there, and one batch repairs it all.
+// The daemon calls Sync once at start, before the loop runs, so that a
+// set it cannot write is an error then.
 func (s *Syncer) Sync() error {
-	if s.stale {
-		applied, err := s.k.elements()
-		if err != nil {
-			s.errors.Add(1)
-			return err
-		}
-		s.applied, s.stale = applied, false
-		s.elements.Store(int64(len(applied)))
+	applied, err := s.k.elements()
+	if err != nil {
+		s.errors.Add(1)
+		return err
 	}
+	s.elements.Store(int64(len(applied)))
 	s.mu.Lock()
-	add, del := diff(s.want, s.applied)
+	add, del := diff(s.want, applied)
 	s.mu.Unlock()
 	if len(add) == 0 && len(del) == 0 {
 		return nil
@@ -111,20 +111,11 @@ func (s *Syncer) Sync() error {
 	s.batches.Add(1)
 	if err := s.k.apply(add, del); err != nil {
 		s.errors.Add(1)
-		// The batch may have been applied after all (an error on the
-		// way back): read the set again before the next diff.
-		s.stale = true
 		return err
 	}
-	for _, e := range del {
-		delete(s.applied, e)
-	}
-	for _, e := range add {
-		s.applied[e] = struct{}{}
-	}
-	s.elements.Store(int64(len(s.applied)))
+	s.elements.Add(int64(len(add) - len(del)))
 	if ce := s.log.Check(zap.DebugLevel, "nftables set written"); ce != nil {
-		ce.Write(zap.Int("added", len(add)), zap.Int("deleted", len(del)), zap.Int("elements", len(s.applied)))
+		ce.Write(zap.Int("added", len(add)), zap.Int("deleted", len(del)), zap.Int("elements", len(applied)+len(add)-len(del)))
 	}
 	return nil
 }
@@ -139,15 +130,18 @@ func (s *Syncer) Start() {
 func (s *Syncer) run(ctx context.Context) {
 	defer close(s.done)
 	retry := retryMin
+	resync := time.NewTicker(Resync)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-resync.C:
 		case <-s.kick:
-		}
-		// Let a burst of changes gather into one batch.
-		if !sleep(ctx, Pause) {
-			return
+			// Let a burst of changes gather into one batch.
+			if !sleep(ctx, Pause) {
+				return
+			}
 		}
 		err := s.Sync()
 		if err == nil {
@@ -193,7 +187,6 @@ func (s *Syncer) Stop(empty bool) error {
 		s.errors.Add(1)
 		return err
 	}
-	s.applied = map[Elem]struct{}{}
 	s.elements.Store(0)
 	return nil
 }
