@@ -262,6 +262,13 @@ func TestNFTSetFollowsRealServices(t *testing.T) {
 	if out.Exit != 8 || !strings.Contains(out.Stdout, "remedy: tcp . 4000 is in nftables set inet filter rpc_services, which portmapd keeps (--nft-set), so something else drops it") {
 		t.Errorf("probe on A with the port dropped: %s\n%s", out.Status(), out.Stdout)
 	}
+	// A set that lacks the port (here another one, empty) is named as
+	// lacking it.
+	n.must(n.a, "nft", "add", "set", "inet", "filter", "other", "{ type inet_proto . inet_service; }")
+	out = n.a.Run(0, "env", "PORTMAPD_NFT_SET=inet filter other", bin, "probe", "--timeout", "1s", "--proto", "tcp", nftHostA, "100024", "1")
+	if out.Exit != 8 || !strings.Contains(out.Stdout, "remedy: tcp . 4000 is not in nftables set inet filter other, which portmapd keeps (--nft-set)") {
+		t.Errorf("probe on A with the port dropped and not in the set: %s\n%s", out.Status(), out.Stdout)
+	}
 	n.must(n.a, "nft", "delete", "chain", "inet", "filter", "output")
 
 	// mountd with an export, without nfsd: MOUNT's EXPORT procedure is
