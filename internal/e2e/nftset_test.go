@@ -185,8 +185,17 @@ func (n *nftNet) knock(network, addr, prog, vers string, want string) {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	out := n.b.Run(10*time.Second, "env", knockEnv+"="+network+" "+addr+" "+prog+" "+vers, self)
-	if got := strings.TrimSpace(out.Stdout); got != want {
+	var out Output
+	var got string
+	// An answer that comes late on a loaded machine reads as none: an
+	// answer expected is asked for up to three times.
+	for range 3 {
+		out = n.b.Run(10*time.Second, "env", knockEnv+"="+network+" "+addr+" "+prog+" "+vers, self)
+		if got = strings.TrimSpace(out.Stdout); got == want || want != "answered" {
+			break
+		}
+	}
+	if got != want {
 		n.t.Errorf("from B, NULL of %s %s at %s %s: %q, want %q (%s)\n%s", prog, vers, network, addr, got, want, out.Status(), out.Stderr)
 	}
 }
