@@ -10,10 +10,8 @@ BIN      := bin/portmapd
 FUZZTIME ?= 30s
 # Packages the tests drive: the real rpcbind and rpcinfo as the oracle,
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
-# for namespaces, nftables for the firewalls of probe's topologies and
-# --nft-set, nfs-kernel-server for rpc.mountd (run without nfsd, its
-# services kept from starting), curl to scrape metrics in a namespace.
-TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables nfs-kernel-server curl
+# for namespaces, nftables for the firewalls of probe's topologies.
+TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
 # VERSION is what `portmapd --version` prints and the package's version:
 # a Debian-valid string from the commit count and hash of this checkout.
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
@@ -29,6 +27,11 @@ run: build
 
 test: deps vet
 	$(GO) test -race -timeout 30m -count=1 ./...
+
+# --nft-set's tests (internal/e2e nftset_test.go): nfs-kernel-server for
+# rpc.mountd (run without nfsd; its units are disabled after the install),
+# curl to scrape metrics inside a namespace.
+TEST_DEBS += nfs-kernel-server curl
 
 # deps installs the Debian packages the tests need without letting the
 # install start rpcbind on this machine's port 111: a policy-rc.d forbids

@@ -172,11 +172,7 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
 	}
 	if cfg.MetricsAddr != "" {
-		opts := metrics.Options{Registrations: reg.Len}
-		if cfg.NFTSet != "" {
-			opts.NFTSet = func() nftset.Stats { return d.nft.Stats() } // set by the end of New
-		}
-		d.sys.metrics = metrics.New(opts)
+		d.sys.metrics = metrics.New(metrics.Options{Registrations: reg.Len})
 		d.Server.Observer = d.sys.metrics
 		d.Service.Reject = d.sys.metrics.Reject
 	}

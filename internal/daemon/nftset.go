@@ -36,6 +36,7 @@ func (d *Daemon) startNFTSet() error {
 	}
 	s.Start()
 	d.nft = s
+	d.sys.metrics.SetNFTSet(s.Stats)
 	d.log.Info("keeping nftables set", zap.Stringer("set", spec), zap.Int("elements", s.Stats().Elements))
 	return nil
 }

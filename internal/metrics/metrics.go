@@ -94,13 +94,15 @@ const (
 // Metrics holds the counters. A nil *Metrics records nothing, so the
 // daemon calls it unconditionally whether or not metrics are enabled.
 type Metrics struct {
+	// nftSet, if set (SetNFTSet), is read at each scrape.
+	nftSet func() nftset.Stats
+
 	calls         [nVersions][nProcs][nTransports][nOutcomes]atomic.Uint64
 	rejections    [nReasons]atomic.Uint64
 	conns         [nTransports]atomic.Int64
 	forwards      atomic.Int64
 	registrations atomic.Int64
 	regFunc       func() int
-	nftSet        func() nftset.Stats
 	runtime       bool
 }
 
@@ -111,14 +113,11 @@ type Options struct {
 	Registrations func() int
 	// NoRuntimeMetrics leaves out the Go runtime and process collectors.
 	NoRuntimeMetrics bool
-	// NFTSet, if set, is read at each scrape for the nftables set that
-	// --nft-set keeps: its size, batches written and netlink errors.
-	NFTSet func() nftset.Stats
 }
 
 // New creates the counters.
 func New(opts Options) *Metrics {
-	return &Metrics{regFunc: opts.Registrations, nftSet: opts.NFTSet, runtime: !opts.NoRuntimeMetrics}
+	return &Metrics{regFunc: opts.Registrations, runtime: !opts.NoRuntimeMetrics}
 }
 
 // Call counts one call of procedure proc of version vers of the
@@ -179,6 +178,15 @@ func (m *Metrics) ForwardDone() {
 func (m *Metrics) SetRegistrations(n int) {
 	if m != nil {
 		m.registrations.Store(int64(n))
+	}
+}
+
+// SetNFTSet makes every scrape read f for the nftables set that
+// --nft-set keeps: its size, the batches written and the netlink errors.
+// Call it before serving.
+func (m *Metrics) SetNFTSet(f func() nftset.Stats) {
+	if m != nil {
+		m.nftSet = f
 	}
 }
 

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/portmapd/portmapd/internal/nftset"
 )
 
 // values gathers metric name from m, keyed by its label values joined
@@ -361,19 +359,5 @@ func BenchmarkScrape(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.WritePrometheus(io.Discard)
-	}
-}
-
-// The --nft-set series appear only when the set is configured, and show
-// what the syncer reports.
-func TestNFTSetSeries(t *testing.T) {
-	if got := values(t, New(Options{NoRuntimeMetrics: true}), "portmapd_nft_set_elements"); len(got) != 0 {
-		t.Fatalf("series without --nft-set: %v", got)
-	}
-	m := New(Options{NoRuntimeMetrics: true, NFTSet: func() nftset.Stats { return nftset.Stats{Elements: 4, Batches: 7, Errors: 2} }})
-	for name, want := range map[string]float64{"portmapd_nft_set_elements": 4, "portmapd_nft_batches_total": 7, "portmapd_nft_errors_total": 2} {
-		if got := values(t, m, name); got[""] != want || len(got) != 1 {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
 	}
 }
