@@ -14,7 +14,9 @@ import (
 //
 // A Registry is safe for concurrent use.
 type Registry struct {
-	mu     sync.RWMutex
+	mu sync.RWMutex
+	// watch, if set, hears of every row added or removed (Watch).
+	watch  func(m *Mapping, added bool)
 	head   *entry // insertion order, which DUMP reports
 	tail   *entry
 	n      int
@@ -30,8 +32,6 @@ type Registry struct {
 	// parallelFrom is the fewest rows SetAll indexes on two goroutines
 	// (the constant parallelFrom unless a test lowers it).
 	parallelFrom int
-	// watch, if set, hears of every row added or removed (Watch).
-	watch func(m *Mapping, added bool)
 }
 
 // key identifies a mapping. Netids compare case-insensitively, as rpcbind
@@ -161,9 +161,7 @@ func (r *Registry) link(e *entry) {
 	}
 	r.tail = e
 	r.n++
-	if r.watch != nil {
-		r.watch(&e.Mapping, true)
-	}
+	r.notify(e, true)
 }
 
 // v2Index is the v2ports map of a netid spelled exactly "udp" or "tcp"
@@ -337,6 +335,7 @@ func mayRemove(owner string, e *entry) bool {
 
 // remove unlinks e; the caller holds the write lock.
 func (r *Registry) remove(e *entry) {
+	r.notify(e, false)
 	k := key{e.Prog, e.Vers, foldNetid(e.Netid)}
 	delete(r.byKey, k)
 	if i := v2Index(e.Netid); i >= 0 {
@@ -370,28 +369,6 @@ func (r *Registry) remove(e *entry) {
 	e.prev, e.next = nil, nil
 	r.n--
 	r.bump()
-	if r.watch != nil {
-		r.watch(&e.Mapping, false)
-	}
-}
-
-// Watch makes f hear of every change to the table: first of every row
-// there already, as added, then of each row added or removed, whatever
-// removes it (UNSET, a pruned service, a change rolled back), in the
-// order the table changes. f runs under the table's write lock, so it
-// must be quick and must not call back into r; m is valid only during the
-// call. Lookups never see the hook. One watcher at a time: a later Watch
-// replaces f, and Watch(nil) ends it.
-func (r *Registry) Watch(f func(m *Mapping, added bool)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.watch = f
-	if f == nil {
-		return
-	}
-	for e := r.head; e != nil; e = e.next {
-		f(&e.Mapping, true)
-	}
 }
 
 // bump records a change: the generation lets caches and the warm-start
@@ -519,4 +496,32 @@ func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.n
+}
+
+// Watch makes f hear of every change to the table: first of every row
+// there already, as added, then of each row added or removed, whatever
+// removes it (UNSET, a pruned service, a change rolled back), in the
+// order the table changes. f runs under the table's write lock, so it
+// must be quick and must not call back into r; m is valid only during the
+// call. Lookups never see the hook. One watcher at a time: a later Watch
+// replaces f, and Watch(nil) ends it.
+func (r *Registry) Watch(f func(m *Mapping, added bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watch = f
+	if f == nil {
+		return
+	}
+	for e := r.head; e != nil; e = e.next {
+		f(&e.Mapping, true)
+	}
+}
+
+// notify tells the watcher, if any, that e is being added or removed.
+// Whatever puts a row into the table or takes it out calls it (link and
+// remove do), under the write lock.
+func (r *Registry) notify(e *entry, added bool) {
+	if r.watch != nil {
+		r.watch(&e.Mapping, added)
+	}
 }
