@@ -28,6 +28,11 @@ run: build
 test: deps vet
 	$(GO) test -race -timeout 30m -count=1 ./...
 
+# --nft-set's tests (internal/e2e nftset_test.go): nfs-kernel-server for
+# rpc.mountd (run without nfsd; its units are disabled after the install),
+# curl to scrape metrics inside a namespace.
+TEST_DEBS += nfs-kernel-server curl
+
 # deps installs the Debian packages the tests need without letting the
 # install start rpcbind on this machine's port 111: a policy-rc.d forbids
 # service starts during the install, and whatever systemd enabled is
@@ -42,7 +47,7 @@ deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
 			[ $$own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; \
 			if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
-				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service >/dev/null 2>&1 || true; fi; \
+				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service nfs-server.service nfs-mountd.service >/dev/null 2>&1 || true; fi; \
 			[ $$rc = 0 ] || exit $$rc; \
 		fi; \
 	else echo "not root or no apt-get: tests that need rpcbind, libtirpc or namespaces will skip"; fi

@@ -14,7 +14,9 @@ import (
 //
 // A Registry is safe for concurrent use.
 type Registry struct {
-	mu     sync.RWMutex
+	mu sync.RWMutex
+	// watch, if set, hears of every row added or removed (Watch).
+	watch  func(m *Mapping, added bool)
 	head   *entry // insertion order, which DUMP reports
 	tail   *entry
 	n      int
@@ -171,6 +173,7 @@ func (r *Registry) link(e *entry) {
 	}
 	r.tail = e
 	r.n++
+	r.notify(e, true)
 }
 
 // v2Index is the v2ports map of a netid spelled exactly "udp" or "tcp"
@@ -371,6 +374,7 @@ func mayRemove(owner string, e *entry) bool {
 
 // remove unlinks e; the caller holds the write lock.
 func (r *Registry) remove(e *entry) {
+	r.notify(e, false)
 	k := key{e.Prog, e.Vers, foldNetid(e.Netid)}
 	delete(r.byKey, k)
 	if i := v2Index(e.Netid); i >= 0 {
@@ -534,4 +538,32 @@ func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.n
+}
+
+// Watch makes f hear of every change to the table: first of every row
+// there already, as added, then of each row added or removed, whatever
+// removes it (UNSET, a pruned service, a change rolled back), in the
+// order the table changes. f runs under the table's write lock, so it
+// must be quick and must not call back into r; m is valid only during the
+// call. Lookups never see the hook. One watcher at a time: a later Watch
+// replaces f, and Watch(nil) ends it.
+func (r *Registry) Watch(f func(m *Mapping, added bool)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.watch = f
+	if f == nil {
+		return
+	}
+	for e := r.head; e != nil; e = e.next {
+		f(&e.Mapping, true)
+	}
+}
+
+// notify tells the watcher, if any, that e is being added or removed.
+// Whatever puts a row into the table or takes it out calls it (link and
+// remove do), under the write lock.
+func (r *Registry) notify(e *entry, added bool) {
+	if r.watch != nil {
+		r.watch(&e.Mapping, added)
+	}
 }

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/portmapd/portmapd/internal/options"
 	"github.com/portmapd/portmapd/internal/probe"
 	"github.com/portmapd/portmapd/internal/rpcinfo"
 	"github.com/portmapd/portmapd/pmap"
@@ -20,6 +22,7 @@ type probeOptions struct {
 	port      int
 	protos    []string
 	portRange string
+	nftSet    string
 }
 
 // newProbeCommand walks the path to an RPC service and says where it
@@ -69,11 +72,15 @@ Exit status: 0 ok, 2 usage, 3 unresolved, 4 portmapper refused,
 	f.IntVar(&o.port, "port", 111, "the portmapper's port")
 	f.StringSliceVar(&o.protos, "proto", []string{"tcp", "udp"}, "transports to walk, in order: tcp, udp")
 	f.StringVar(&o.portRange, "port-range", "", "LOW-HIGH: say so when the registration's port is outside the range a firewall opens")
+	f.StringVar(&o.nftSet, NFTSetFlag, "", "'FAMILY TABLE SET' the local portmapd keeps; named when a port of this host is filtered (default: serve's, from PORTMAPD_NFT_SET or --env-file)")
 	return cmd
 }
 
 func (o *probeOptions) config(args []string) (probe.Config, error) {
-	cfg := probe.Config{Port: o.port, Timeout: o.timeout}
+	cfg := probe.Config{Port: o.port, Timeout: o.timeout, NFTSet: o.nftSet}
+	if cfg.NFTSet == "" {
+		cfg.NFTSet = serveNFTSet()
+	}
 	if o.portRange != "" {
 		r, err := pmap.ParsePortRange(o.portRange)
 		if err != nil {
@@ -110,4 +117,19 @@ func (o *probeOptions) config(args []string) (probe.Config, error) {
 		cfg.Vers, cfg.HasVers = uint32(v), true
 	}
 	return cfg, nil
+}
+
+// serveNFTSet is the --nft-set portmapd serve would start with here,
+// from PORTMAPD_NFT_SET or the options file; "" if none or if the
+// options do not read.
+func serveNFTSet() string {
+	root, _, cfg := newRoot()
+	cmd, _, err := root.Find([]string{"serve"})
+	if err != nil || cmd.Name() != "serve" {
+		return ""
+	}
+	if _, err := options.Load(cmd.Flags(), os.Environ()); err != nil {
+		return ""
+	}
+	return cfg.NFTSet
 }

@@ -96,6 +96,7 @@ level; SIGUSR1 writes the registration table to the log.`,
 	f.BoolVar(&cfg.OpenPrivilegedPorts, "open-privileged-ports", false, "let unprivileged callers map ports below 1024 and 2049, as rpcbind does")
 	f.StringVar(&cfg.PortRange, "port-range", "", "LOW-HIGH: ports registrations must use (logged when outside; see --port-range-refuse)")
 	f.BoolVar(&cfg.PortRangeRefuse, "port-range-refuse", false, "refuse registrations outside --port-range instead of logging them")
+	f.StringVar(&cfg.NFTSet, NFTSetFlag, "", "'FAMILY TABLE SET': keep this nftables set (type inet_proto . inet_service) equal to the registered services' proto . port")
 	f.StringVarP(&cfg.User, "user", "s", "", "run as this user once the sockets are bound (rpcbind's -s uses _rpc)")
 	// Remote calls (rpcbind -r).
 	rl := &cfg.RemoteCallLimits
@@ -107,6 +108,9 @@ level; SIGUSR1 writes the registration table to the log.`,
 	f.Float64Var(&rl.MaxReplyRatio, "remote-call-max-reply", rmtcall.DefaultMaxReplyRatio, "drop a forwarded reply to a non-loopback source larger than this many times its request")
 	return cmd
 }
+
+// NFTSetFlag is serve's --nft-set, which probe reads too.
+const NFTSetFlag = "nft-set"
 
 // reloadServe parses the serve command line again, with the environment
 // and the environment file as they are now, for SIGHUP.

@@ -19,6 +19,7 @@ import (
 	"github.com/portmapd/portmapd/internal/liveness"
 	"github.com/portmapd/portmapd/internal/lockfile"
 	"github.com/portmapd/portmapd/internal/metrics"
+	"github.com/portmapd/portmapd/internal/nftset"
 	"github.com/portmapd/portmapd/internal/rmtcall"
 	"github.com/portmapd/portmapd/internal/state"
 	"github.com/portmapd/portmapd/pmap"
@@ -71,6 +72,9 @@ type Config struct {
 	// as rpcbind -r does, within RemoteCallLimits (zero fields: defaults).
 	RemoteCalls      bool
 	RemoteCallLimits rmtcall.Config
+	// NFTSet, "FAMILY TABLE SET", is an nftables set kept equal to the
+	// registered services (nftset.go).
+	NFTSet string
 	System
 }
 
@@ -101,6 +105,7 @@ type Daemon struct {
 	writer   *state.Writer
 	cfg      Config
 	sys      systemState
+	nft      *nftset.Syncer
 }
 
 type udpSock struct {
@@ -189,6 +194,10 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		d.Service.Reject = d.sys.metrics.Reject
 	}
 	if err := d.startRemoteCalls(); err != nil { // remotecalls.go
+		return abort(err)
+	}
+	if err := d.startNFTSet(); err != nil { // nftset.go
+		d.stopRemoteCalls()
 		return abort(err)
 	}
 	return d, nil
@@ -489,6 +498,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	stopping, err := d.startSystem(ctx)
 	if err != nil {
 		d.Server.Shutdown(context.Background())
+		d.stopNFTSet()
 		return err
 	}
 	if d.cfg.PruneInterval > 0 {
@@ -519,6 +529,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		if werr := d.writer.Close(); werr != nil && err == nil {
 			err = fmt.Errorf("saving registrations: %w", werr)
 		}
+	}
+	if nerr := d.stopNFTSet(); nerr != nil && err == nil {
+		err = fmt.Errorf("nftables set at stop: %w", nerr)
 	}
 	d.log.Info("stopped")
 	return err

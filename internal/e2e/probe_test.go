@@ -123,14 +123,7 @@ func newProbeNet(t *testing.T) *probeNet {
 	spec.Argv(t)
 	n.server = NewNamespace(t)
 	n.client = NewNamespace(t)
-	// Made in the client's network namespace with its peer moved to the
-	// server's; both ends go away with their namespaces.
-	link := exec.Command("nsenter", "-t", strconv.Itoa(n.client.Pid()), "-n", "--",
-		"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", strconv.Itoa(n.server.Pid()))
-	link.Env = cmdEnv
-	if out, err := link.CombinedOutput(); err != nil {
-		t.Fatalf("e2e: %s: %v\n%s", strings.Join(link.Args, " "), err, out)
-	}
+	vethPair(t, n.client, n.server)
 	n.must(n.client, "ip", "addr", "add", probeClient+"/24", "dev", "veth0")
 	n.must(n.client, "ip", "link", "set", "veth0", "up")
 	n.must(n.server, "ip", "addr", "add", probeServer+"/24", "dev", "veth1")
@@ -146,6 +139,20 @@ func newProbeNet(t *testing.T) *probeNet {
 		t.Fatalf("e2e: registering the service: %s\n%s%s", out.Status(), out.Stdout, out.Stderr)
 	}
 	return n
+}
+
+// vethPair joins two namespaces by a veth pair, veth0 in a and veth1 in
+// b, both down and without addresses. The pair is made in a's network
+// namespace with its peer moved to b's; both ends go away with their
+// namespaces.
+func vethPair(t testing.TB, a, b *Namespace) {
+	t.Helper()
+	link := exec.Command("nsenter", "-t", strconv.Itoa(a.Pid()), "-n", "--",
+		"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", strconv.Itoa(b.Pid()))
+	link.Env = cmdEnv
+	if out, err := link.CombinedOutput(); err != nil {
+		t.Fatalf("e2e: %s: %v\n%s", strings.Join(link.Args, " "), err, out)
+	}
 }
 
 func (n *probeNet) must(ns *Namespace, argv ...string) {
@@ -297,7 +304,7 @@ func TestProbeTopologies(t *testing.T) {
 			`^FAIL port         tcp  10\.99\.0\.1:4600: no answer within 1s \(dropped: filtered, or nothing there answers\) \[1\.[0-9]+s\]$`,
 			`^FAIL port         udp  10\.99\.0\.1:4600: no answer within 1s`,
 			`^verdict: service-filtered \(exit 8\): program 400300 is registered at tcp port 4600, which gets no answer`,
-			`^remedy: let tcp/4600 through the firewall`)
+			`^remedy: let tcp/4600 through the firewall.* run portmapd serve --nft-set 'inet filter rpc_services'$`)
 	})
 	t.Run("a firewall dropping port 111", func(t *testing.T) {
 		n.firewall("tcp dport 111 drop", "udp dport 111 drop")

@@ -17,6 +17,18 @@ func TestStatdDifferential(t *testing.T) {
 	RunDiff(t, Rpcbind(), Portmapd(), statdSteps(t))
 }
 
+// statdStateDir makes statd's state directory on the namespace's own /run
+// (-P), so that nothing of the machine's /var/lib/nfs is touched, and,
+// where the nfs module is loaded, puts /dev/null over the kernel's NSM
+// state number, which statd writes at start.
+const statdStateDir = "mkdir -p /run/statd/sm /run/statd/sm.bak && chown -R statd /run/statd && " +
+	"if [ -e /proc/sys/fs/nfs/nsm_local_state ]; then " +
+	"mount --bind /dev/null /proc/sys/fs/nfs/nsm_local_state; fi"
+
+// statdArgv runs statd in the foreground on port 4000 with that state
+// directory.
+var statdArgv = []string{"/usr/sbin/rpc.statd", "-F", "-d", "--no-notify", "-p", "4000", "-o", "4001", "-P", "/run/statd"}
+
 // statdSteps needs rpc.statd and its "statd" user, whose uid rpcinfo
 // shows as the owner: statd registers after dropping to the owner of its
 // state directory.
@@ -32,16 +44,8 @@ func statdSteps(t testing.TB) []Step {
 	owner := u.Uid
 	svc := newServices()
 	return []Step{
-		// A state directory on the namespace's own /run (-P), so that
-		// nothing of the machine's /var/lib/nfs is touched, and, where the
-		// nfs module is loaded, /dev/null over the kernel's NSM state
-		// number, which statd writes at start.
-		Command("a state directory owned by statd", "sh", "-c",
-			"mkdir -p /run/statd/sm /run/statd/sm.bak && chown -R statd /run/statd && "+
-				"if [ -e /proc/sys/fs/nfs/nsm_local_state ]; then "+
-				"mount --bind /dev/null /proc/sys/fs/nfs/nsm_local_state; fi"),
-		svc.Start("rpc.statd", "Waiting for client connections",
-			"/usr/sbin/rpc.statd", "-F", "-d", "--no-notify", "-p", "4000", "-o", "4001", "-P", "/run/statd"),
+		Command("a state directory owned by statd", "sh", "-c", statdStateDir),
+		svc.Start("rpc.statd", "Waiting for client connections", statdArgv...),
 		Command("rpcinfo -p shows statd", "rpcinfo", "-p").Expect(slices.Concat(rpcinfoP0, []string{
 			"    100024    1   udp   4000  status",
 			"    100024    1   tcp   4000  status",

@@ -8,6 +8,7 @@ import (
 
 	vm "github.com/VictoriaMetrics/metrics"
 
+	"github.com/portmapd/portmapd/internal/nftset"
 	"github.com/portmapd/portmapd/rpc"
 )
 
@@ -93,6 +94,9 @@ const (
 // Metrics holds the counters. A nil *Metrics records nothing, so the
 // daemon calls it unconditionally whether or not metrics are enabled.
 type Metrics struct {
+	// nftSet, if set (SetNFTSet), is read at each scrape.
+	nftSet func() nftset.Stats
+
 	calls         [nVersions][nProcs][nTransports][nOutcomes]atomic.Uint64
 	rejections    [nReasons]atomic.Uint64
 	conns         [nTransports]atomic.Int64
@@ -178,6 +182,15 @@ func (m *Metrics) ForwardDone() {
 func (m *Metrics) SetRegistrations(n int) {
 	if m != nil {
 		m.registrations.Store(int64(n))
+	}
+}
+
+// SetNFTSet makes every scrape read f for the nftables set that
+// --nft-set keeps: its size, the batches written and the netlink errors.
+// Call it before serving.
+func (m *Metrics) SetNFTSet(f func() nftset.Stats) {
+	if m != nil {
+		m.nftSet = f
 	}
 }
 
@@ -286,6 +299,15 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	header(w, conns, "gauge", "Open connections on the stream transports.")
 	for _, t := range []int{4, 1, 3} { // the stream transports, by name
 		fmt.Fprintf(w, "%s{transport=%q} %d\n", conns, transportLabels[t], max(m.conns[t].Load(), 0))
+	}
+	if m.nftSet != nil {
+		st := m.nftSet()
+		header(w, "portmapd_nft_set_elements", "gauge", "Elements (proto . port) of the --nft-set nftables set as last written.")
+		vm.WriteGaugeUint64(w, "portmapd_nft_set_elements", uint64(max(st.Elements, 0)))
+		header(w, "portmapd_nft_batches_total", "counter", "Netlink batches written to the --nft-set set.")
+		vm.WriteCounterUint64(w, "portmapd_nft_batches_total", st.Batches)
+		header(w, "portmapd_nft_errors_total", "counter", "Netlink errors reading or writing the --nft-set set (each is retried).")
+		vm.WriteCounterUint64(w, "portmapd_nft_errors_total", st.Errors)
 	}
 	if m.runtime {
 		vm.WriteProcessMetrics(w)

@@ -37,6 +37,12 @@ type Config struct {
 	// Ports, when set, is the range a firewall opens besides 111; a
 	// registration outside it is named in the report.
 	Ports *pmap.PortRange
+	// NFTSet, "FAMILY TABLE SET", is the nftables set the local
+	// portmapd keeps (serve --nft-set), if it keeps one. When the
+	// probed host is this one and a registered port is filtered, the
+	// verdict names the set and, if it can be read, says whether the
+	// port is in it.
+	NFTSet string
 }
 
 // Step statuses.

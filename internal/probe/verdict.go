@@ -82,7 +82,7 @@ func verdict(s Step, p *prober) Verdict {
 		v.Remedy = "restart the service; it stopped without removing its registration (portmapd serve --prune-dead drops such entries)"
 	case ServiceFiltered:
 		v.Summary = fmt.Sprintf("program %d is registered at %s port %s, which gets no answer: a firewall drops it, or the service hangs", p.cfg.Prog, s.Transport, port)
-		v.Remedy = fmt.Sprintf("let %s/%s through the firewall (better: pin the service to a fixed port and open that), or restart a hung service", s.Transport, port)
+		v.Remedy = p.filteredRemedy(s.Transport, port)
 	case VersionMismatch:
 		v.Summary = fmt.Sprintf("program %d on %s: %s", p.cfg.Prog, host, s.Detail)
 		v.Remedy = "ask for a version the service has (e.g. mount -o vers=N), or start the service with the version enabled"
