@@ -158,4 +158,5 @@ func (r *Registry) restore(u undo) {
 	}
 	r.n++
 	r.bump()
+	r.notify(e, true) // a watcher saw it go; it sees it come back
 }

@@ -64,6 +64,16 @@ func TestRevertRestoresTheTableExactly(t *testing.T) {
 		r := NewRegistry()
 		j := &recorder{}
 		r.Track(j)
+		// A watcher (the nftables set) must hear reverted rows come
+		// back and go again, so that it ends with the table.
+		heard := map[Mapping]int{}
+		r.Watch(func(m *Mapping, added bool) {
+			if added {
+				heard[*m]++
+			} else {
+				heard[*m]--
+			}
+		})
 		for range rng.IntN(30) {
 			randomOp(rng, r)
 		}
@@ -79,6 +89,20 @@ func TestRevertRestoresTheTableExactly(t *testing.T) {
 		}
 		if now < newest || newest < durable {
 			t.Fatalf("seed %d: Revert = (%d, %d) after %d", seed, newest, now, durable)
+		}
+		table := map[Mapping]int{}
+		for _, m := range r.Mappings() {
+			table[m]++
+		}
+		for m, n := range heard {
+			if n != table[m] {
+				t.Fatalf("seed %d: the watcher counts %v %d times, the table %d", seed, m, n, table[m])
+			}
+		}
+		for m := range table {
+			if heard[m] != 1 {
+				t.Fatalf("seed %d: the watcher never heard %v come back", seed, m)
+			}
 		}
 		// The table goes on working, and reverting again changes nothing.
 		randomOp(rng, r)
