@@ -20,6 +20,9 @@ type Counters struct {
 	RateLimited   atomic.Uint64 // replies over a source's rate
 	ConnsRefused  atomic.Uint64 // connections over MaxConnsPerHost
 	ConnsEvicted  atomic.Uint64 // idle connections closed for new ones
+	// NonZeroPadding counts calls served although their padding was not
+	// zero (tolerated, as libtirpc tolerates it).
+	NonZeroPadding atomic.Uint64
 }
 
 // isLoopback reports a source that cannot be spoofed from the network.

@@ -164,26 +164,37 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		return AppendRPCMismatch(out, h.XID, Version, Version), true
 	}
 	c.AuthSys = nil
+	c.padded = d.NonZeroPadding()
 	switch h.Cred.Flavor {
 	case AuthNone:
 	case AuthSys:
-		p, err := ParseAuthSys(h.Cred.Body)
+		p, padded, err := parseAuthSys(h.Cred.Body)
 		if err != nil {
 			s.observeCall(c, OutcomeAuthError)
 			s.logRefused(c, "bad AUTH_SYS credential")
+			if c.padded {
+				s.countPadding()
+			}
 			return AppendAuthError(out, h.XID, AuthBadCred), true
 		}
+		c.padded = c.padded || padded
 		c.authSys = p
 		c.AuthSys = &c.authSys
 	default:
 		s.observeCall(c, OutcomeAuthError)
 		s.logRefused(c, "unsupported credential flavour")
-		return AppendAuthError(out, h.XID, AuthRejectedCred), true
+		if c.padded {
+			s.countPadding()
+		}
+		return AppendAuthError(out, h.XID, unsupportedFlavor(h.Cred.Flavor)), true
 	}
 	c.Args = d.Rest()
 	c.ReplyAfter = nil
 	start := len(out)
 	res, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
+	if c.padded {
+		s.countPadding()
+	}
 	if err == nil && c.ReplyAfter != nil {
 		wait := c.ReplyAfter
 		c.ReplyAfter = nil
@@ -207,6 +218,29 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	reply, send, outcome := s.errorReply(out, c, err)
 	s.observeCall(c, outcome)
 	return reply, send
+}
+
+// unsupportedFlavor is the AUTH_ERROR status rpcbind 1.2.6 (libtirpc's
+// _authenticate) answers a credential flavour it does not serve with:
+// AUTH_DH fails in libtirpc's DES stub and RPCSEC_GSS in its GSS code,
+// which take any such credential as bad; every other flavour, AUTH_SHORT
+// in a call included, is rejected. Clients print and retry on these.
+func unsupportedFlavor(flavor uint32) AuthStat {
+	switch flavor {
+	case AuthDH:
+		return AuthFailed
+	case RPCSecGSS:
+		return AuthBadCred
+	}
+	return AuthRejectedCred
+}
+
+// countPadding counts a call that carried padding that was not zero.
+func (s *Server) countPadding() {
+	s.Counters.NonZeroPadding.Add(1)
+	if po, ok := s.Observer.(PaddingObserver); ok {
+		po.NonZeroPadding()
+	}
 }
 
 // replyLater sends a datagram's reply once wait returns, or SYSTEM_ERR if

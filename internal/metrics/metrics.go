@@ -97,6 +97,7 @@ type Metrics struct {
 	rejections    [nReasons]atomic.Uint64
 	conns         [nTransports]atomic.Int64
 	forwards      atomic.Int64
+	padded        atomic.Uint64
 	registrations atomic.Int64
 	regFunc       func() int
 	runtime       bool
@@ -137,6 +138,13 @@ func (m *Metrics) Reject(reason string) {
 		return
 	}
 	m.rejections[reasonIndex(reason)].Add(1)
+}
+
+// NonZeroPadding counts a call served although its padding was not zero.
+func (m *Metrics) NonZeroPadding() {
+	if m != nil {
+		m.padded.Add(1)
+	}
 }
 
 // ConnOpened and ConnClosed track the open connections of a stream
@@ -271,6 +279,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	for r := range nReasons {
 		fmt.Fprintf(w, "%s{reason=%q} %d\n", rejections, reasonLabels[r], m.rejections[r].Load())
 	}
+	const padded = "portmapd_nonzero_padding_calls_total"
+	header(w, padded, "counter", "Calls whose XDR padding was not zero, served as libtirpc serves them.")
+	vm.WriteCounterUint64(w, padded, m.padded.Load())
 	header(w, "portmapd_forwards_in_flight", "gauge", "Remote calls (CALLIT, BCAST, INDIRECT) forwarded and awaiting an answer.")
 	vm.WriteGaugeUint64(w, "portmapd_forwards_in_flight", uint64(max(m.forwards.Load(), 0)))
 	const conns = "portmapd_open_connections"
