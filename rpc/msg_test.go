@@ -208,8 +208,8 @@ func TestParseAuthSys(t *testing.T) {
 		return append(b, words(gids...)...)
 	}
 	tests := []struct {
-		name string
-		in   []byte
+		name   string
+		in     []byte
 		ok     bool
 		padded bool
 		want   AuthSysParams

@@ -13,10 +13,10 @@ type countingObserver struct {
 }
 
 func (o *countingObserver) Call(vers, proc uint32, netid, outcome string) {}
-func (o *countingObserver) Reject(reason string)                           {}
-func (o *countingObserver) ConnOpened(netid string)                        {}
-func (o *countingObserver) ConnClosed(netid string)                        {}
-func (o *countingObserver) NonZeroPadding()                                { o.padded++ }
+func (o *countingObserver) Reject(reason string)                          {}
+func (o *countingObserver) ConnOpened(netid string)                       {}
+func (o *countingObserver) ConnClosed(netid string)                       {}
+func (o *countingObserver) NonZeroPadding()                               { o.padded++ }
 
 // RFC 4506 asks senders to zero padding; libtirpc reads it without looking
 // at it, so rpcbind serves such calls. So does the server: a call with

@@ -64,6 +64,7 @@ type Server struct {
 	packets   map[net.PacketConn]struct{}
 	conns     map[net.Conn]*connState
 	perHost   map[netip.Addr]int
+	hosts     hostAddrs
 	wg        sync.WaitGroup
 	once      sync.Once
 }
