@@ -21,6 +21,9 @@ type Counters struct {
 	RateLimited   atomic.Uint64 // replies over a source's rate
 	ConnsRefused  atomic.Uint64 // connections over MaxConnsPerHost
 	ConnsEvicted  atomic.Uint64 // idle connections closed for new ones
+	// RecordsEvicted counts connections closed because their unfinished
+	// record was the oldest when the cap on such bytes was reached.
+	RecordsEvicted atomic.Uint64
 	// NonZeroPadding counts calls served although their padding was not
 	// zero (tolerated, as libtirpc tolerates it).
 	NonZeroPadding atomic.Uint64

@@ -16,7 +16,14 @@ import (
 
 // Defaults for the Server's limits.
 const (
-	DefaultMaxRecord   = 64 << 10
+	// DefaultMaxRecord is the largest portmapper call: rpcbind caps a
+	// record at RPC_MAXDATASIZE (9,000 bytes), what a CALLIT with its
+	// largest arguments needs, and closes the connection past it.
+	DefaultMaxRecord = 9000
+	// DefaultMaxPartial caps the bytes held for unfinished records across
+	// all connections: about 29 records of the largest size at once, which
+	// a legitimate client holds unfinished only while its segments travel.
+	DefaultMaxPartial  = 256 << 10
 	DefaultMaxUDPReply = 8800 // UDPMSGSIZE: what libtirpc clients receive
 	DefaultIdleTimeout = 2 * time.Minute
 	DefaultReadTimeout = 10 * time.Second
@@ -30,8 +37,13 @@ type Server struct {
 	Log     *zap.Logger
 	// LogCalls logs every call at info level (the logger samples).
 	LogCalls bool
-	// MaxRecord bounds one call on a stream, all fragments together.
+	// MaxRecord bounds one call on a stream, all fragments together; a
+	// connection that sends more is closed.
 	MaxRecord int
+	// MaxPartial bounds the bytes held for unfinished records across all
+	// connections; past it the record that started first is evicted and
+	// its connection closed.
+	MaxPartial int
 	// MaxUDPReply bounds a datagram reply; a larger one is not sent and
 	// the client is expected to retry over a stream.
 	MaxUDPReply int
@@ -65,6 +77,7 @@ type Server struct {
 	conns     map[net.Conn]*connState
 	perHost   map[netip.Addr]int
 	hosts     hostAddrs
+	budget    recordBudget
 	wg        sync.WaitGroup
 	once      sync.Once
 }
@@ -83,6 +96,14 @@ func (s *Server) init() {
 		}
 		if s.MaxRecord <= 0 {
 			s.MaxRecord = DefaultMaxRecord
+		}
+		if s.MaxPartial <= 0 {
+			s.MaxPartial = DefaultMaxPartial
+		}
+		s.budget.max = s.MaxPartial
+		s.budget.onEvict = func() {
+			s.Counters.RecordsEvicted.Add(1)
+			s.observeReject(RefusedEvicted)
 		}
 		if s.MaxUDPReply <= 0 {
 			s.MaxUDPReply = DefaultMaxUDPReply
