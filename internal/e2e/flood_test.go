@@ -233,3 +233,28 @@ func TestConnectionFloodMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxRecordOption: --max-record moves the stream record limit from
+// its default of 9,000 bytes, rpcbind's.
+func TestMaxRecordOption(t *testing.T) {
+	call := NewCall(0x3ec, 100000, 2, 0).Bytes()
+	big := record(append(call, make([]byte, 15000-len(call))...))
+	for _, tt := range []struct {
+		extra  []string
+		answer bool
+	}{{nil, false}, {[]string{"--max-record", "20000"}, true}} {
+		port, _ := startLoopbackDaemon(t, tt.extra...)
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write(big)
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		c.Close()
+		if got := err == nil && n == 28; got != tt.answer {
+			t.Errorf("%v: a 15,000-byte call answered: %v (%d bytes, %v)", tt.extra, got, n, err)
+		}
+	}
+}
