@@ -244,7 +244,7 @@ func rpcbV34ErrorSteps() []Step {
 		rpcbStep("UNSET of the long strings", "v3 tcp unset 400201 1 -", "true", "v3 tcp unset 400202 1 -", "true"),
 		Client("SET in a record of 10 KB whose strings are under 9000 bytes",
 			"v3 tcp set 400201 1 "+longNetid+" "+longAddr+longAddr).Expect(
-			"v3 tcp set 400201 1 "+longNetid+" "+longAddr+longAddr+": error RPC_CANTRECV(Connection reset by peer)"),
+			"v3 tcp set 400201 1 " + longNetid + " " + longAddr + longAddr + ": error RPC_CANTRECV(Connection reset by peer)"),
 		RawStep("SET with a netid of 9001 bytes", rawV3SetHuge.Bytes(), "closed", "tcp", "local"),
 		rpcbStep("UADDR2TADDR of 3 KB", "v3 tcp uaddr2taddr "+longAddr, "maxlen=0 buf="),
 		RawStep("UADDR2TADDR of 9001 bytes", rawV3Uaddr9001.Bytes(), "closed", "tcp"),
