@@ -140,6 +140,9 @@ func (m *Metrics) Reject(reason string) {
 	m.rejections[reasonIndex(reason)].Add(1)
 }
 
+// The server tells Metrics about padding through this interface.
+var _ rpc.PaddingObserver = (*Metrics)(nil)
+
 // NonZeroPadding counts a call served although its padding was not zero.
 func (m *Metrics) NonZeroPadding() {
 	if m != nil {
