@@ -159,17 +159,20 @@ func (s *Server) allowReply(to netip.AddrPort, ifindex, reqLen, replyLen int) (r
 	if isLoopback(to.Addr()) {
 		return replySend, ""
 	}
-	overAmp := s.MaxAmplification > 0 && float64(replyLen) > s.MaxAmplification*float64(reqLen)
-	if (overAmp || s.ReplyLimiter != nil) && s.hosts.localCaller(to.Addr(), ifindex) {
-		// A program on this host that called one of its own addresses.
-		return replySend, ""
-	}
-	if overAmp {
+	// Whether the caller is a program on this host that called one of its
+	// own addresses is asked only when a guard would refuse the reply.
+	if s.MaxAmplification > 0 && float64(replyLen) > s.MaxAmplification*float64(reqLen) {
+		if s.hosts.localCaller(to.Addr(), ifindex) {
+			return replySend, ""
+		}
 		s.Counters.Amplification.Add(1)
 		s.observeReject(RefusedAmplification)
 		return replyDrop, "reply to a non-local source larger than its request allows; not sent"
 	}
 	if s.ReplyLimiter != nil && !s.ReplyLimiter.Allow(to.Addr()) {
+		if s.hosts.localCaller(to.Addr(), ifindex) {
+			return replySend, ""
+		}
 		s.Counters.RateLimited.Add(1)
 		s.observeReject(RefusedRateLimited)
 		return replyDrop, "source over its reply rate; not sent"
