@@ -158,7 +158,7 @@ func (s *Server) isClosing() bool { return s.closing.Load() }
 // dispatch decodes one message and appends its reply to out. It reports
 // false when nothing is to be sent: a message whose header does not parse
 // gets no reply, since any answer to garbage can be used to amplify, and
-// marks c as garbage so that a stream can be closed as rpcbind closes it.
+// is marked in c as garbage.
 func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	var d xdr.Decoder
 	d.Reset(msg)

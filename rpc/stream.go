@@ -191,11 +191,11 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
 		now = time.Now()
 		if !ok {
-			if c.garbage {
-				// A stream that carried something other than a call is
-				// out of step or hostile; rpcbind closes it too.
-				return
-			}
+			// No reply: a call answered with silence, or a record that is
+			// not a call. Its framing was sound, so the stream is still in
+			// step and the calls after it are served (rpcbind closes the
+			// stream for the latter). Only framing that cannot be trusted
+			// ends a stream: Next's errors above.
 			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue
