@@ -89,8 +89,9 @@ type rmtcallArgs struct {
 	args             []byte
 }
 
-func decodeRmtcall(b []byte) (rmtcallArgs, error) {
-	d := xdr.NewDecoder(b)
+func decodeRmtcall(c *rpc.Call) (rmtcallArgs, error) {
+	d := xdr.NewDecoder(c.Args)
+	defer c.NotePadding(d)
 	var a rmtcallArgs
 	var err error
 	if a.prog, err = d.Uint32(); err != nil {
@@ -115,7 +116,7 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 		if c.Netid != rpc.NetidUDP && c.Netid != rpc.NetidUDP6 {
 			return res, rpc.ErrNoReply
 		}
-		a, err := decodeRmtcall(c.Args)
+		a, err := decodeRmtcall(c)
 		if err != nil {
 			return res, quiet(err, indirect)
 		}

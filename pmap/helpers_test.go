@@ -39,6 +39,8 @@ type harness struct {
 	svc *Service
 	mux *rpc.Mux
 	xid uint32
+	// padded is whether the last call noted non-zero padding.
+	padded bool
 }
 
 func newHarness(t testing.TB, opts ...func(*Service)) *harness {
@@ -119,6 +121,7 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 	if !bytes.HasPrefix(res, head) {
 		h.t.Fatalf("%s: v%d proc %d: reply header clobbered", c, vers, proc)
 	}
+	h.padded = call.Padded()
 	// The server sends a handler's Tail after its results.
 	return append(res[len(head):len(res):len(res)], call.Tail...), err
 }

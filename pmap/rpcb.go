@@ -19,8 +19,11 @@ type rpcbArgs struct {
 	netid, addr, owner []byte
 }
 
-func decodeRpcb(args []byte) (rpcbArgs, error) {
-	d := xdr.NewDecoder(args)
+// decodeRpcb decodes the call's struct rpcb, noting padding that was not
+// zero for the server's count.
+func decodeRpcb(c *rpc.Call) (rpcbArgs, error) {
+	d := xdr.NewDecoder(c.Args)
+	defer c.NotePadding(d)
 	var r rpcbArgs
 	var err error
 	if r.prog, err = d.Uint32(); err != nil {
@@ -76,7 +79,7 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 }
 
 func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
-	r, err := decodeRpcb(c.Args)
+	r, err := decodeRpcb(c)
 	if err != nil {
 		return res, err
 	}
@@ -98,7 +101,7 @@ func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 }
 
 func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
-	r, err := decodeRpcb(c.Args)
+	r, err := decodeRpcb(c)
 	if err != nil {
 		return res, err
 	}
@@ -121,7 +124,7 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 // program up on the transport the call arrived on, not on the r_netid the
 // caller sent, and answers with the address merged for the caller.
 func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, error) {
-	r, err := decodeRpcb(c.Args)
+	r, err := decodeRpcb(c)
 	if err != nil {
 		return res, err
 	}
@@ -214,6 +217,7 @@ func addrFamily(c *rpc.Call, fromAddr int) int {
 
 func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
 	d := xdr.NewDecoder(c.Args)
+	defer c.NotePadding(d)
 	maxlen, err := d.Uint32()
 	if err != nil || maxlen > MaxWireString {
 		return res, rpc.ErrGarbageArgs
@@ -259,6 +263,7 @@ func indexByte(b []byte, c byte) int {
 
 func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
 	d := xdr.NewDecoder(c.Args)
+	defer c.NotePadding(d)
 	ua, err := d.StringBytes(MaxWireString)
 	if err != nil {
 		return res, rpc.ErrGarbageArgs
@@ -306,7 +311,7 @@ func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
 // getaddrlist answers every mapping of exactly (prog, vers) whose netid
 // is of the arrival transport's protocol family, addresses merged.
 func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
-	r, err := decodeRpcb(c.Args)
+	r, err := decodeRpcb(c)
 	if err != nil {
 		return res, err
 	}

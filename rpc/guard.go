@@ -10,7 +10,8 @@ import (
 // Guards against reflection: a portmapper answers small datagrams whose
 // source address anyone can forge, so without limits it amplifies floods
 // at third parties (a spoofed 80-byte DUMP returns up to 28 times more).
-// Loopback sources are exempt: they cannot be forged from outside.
+// Loopback sources are exempt: they cannot be forged from outside; so are
+// programs of this host that call one of its own addresses (local.go).
 
 // Counters count what the server refused to send or serve, by reason.
 type Counters struct {
@@ -20,6 +21,12 @@ type Counters struct {
 	RateLimited   atomic.Uint64 // replies over a source's rate
 	ConnsRefused  atomic.Uint64 // connections over MaxConnsPerHost
 	ConnsEvicted  atomic.Uint64 // idle connections closed for new ones
+	// RecordsEvicted counts connections closed because their unfinished
+	// record was the oldest when the cap on such bytes was reached.
+	RecordsEvicted atomic.Uint64
+	// NonZeroPadding counts calls served although their padding was not
+	// zero (tolerated, as libtirpc tolerates it).
+	NonZeroPadding atomic.Uint64
 }
 
 // isLoopback reports a source that cannot be spoofed from the network.
@@ -126,26 +133,49 @@ func sourceKey(a netip.Addr) netip.Prefix {
 	return p
 }
 
+// replyVerdict is what the datagram guards make of a reply.
+type replyVerdict int
+
+const (
+	replySend replyVerdict = iota
+	replyDrop
+	// replySystemErr: too large for a datagram, to a local caller, who is
+	// owed an answer: SYSTEM_ERR instead, as rpcbind answers.
+	replySystemErr
+)
+
 // allowReply applies the datagram guards to a reply of replyLen bytes to a
-// request of reqLen bytes from to, counting what it refuses.
-func (s *Server) allowReply(to netip.AddrPort, reqLen, replyLen int) (ok bool, why string) {
+// request of reqLen bytes from to, reported on interface ifindex (0 if
+// unknown), counting what it refuses.
+func (s *Server) allowReply(to netip.AddrPort, ifindex, reqLen, replyLen int) (replyVerdict, string) {
 	if replyLen > s.MaxUDPReply {
 		s.Counters.TooLarge.Add(1)
 		s.observeReject(RefusedTooLarge)
-		return false, "reply too large for a datagram; not sent"
+		if s.hosts.localCaller(to.Addr(), ifindex) {
+			return replySystemErr, "reply too large for a datagram; SYSTEM_ERR sent instead"
+		}
+		return replyDrop, "reply too large for a datagram; not sent"
 	}
 	if isLoopback(to.Addr()) {
-		return true, ""
+		return replySend, ""
 	}
+	// Whether the caller is a program on this host that called one of its
+	// own addresses is asked only when a guard would refuse the reply.
 	if s.MaxAmplification > 0 && float64(replyLen) > s.MaxAmplification*float64(reqLen) {
+		if s.hosts.localCaller(to.Addr(), ifindex) {
+			return replySend, ""
+		}
 		s.Counters.Amplification.Add(1)
 		s.observeReject(RefusedAmplification)
-		return false, "reply to a non-local source larger than its request allows; not sent"
+		return replyDrop, "reply to a non-local source larger than its request allows; not sent"
 	}
 	if s.ReplyLimiter != nil && !s.ReplyLimiter.Allow(to.Addr()) {
+		if s.hosts.localCaller(to.Addr(), ifindex) {
+			return replySend, ""
+		}
 		s.Counters.RateLimited.Add(1)
 		s.observeReject(RefusedRateLimited)
-		return false, "source over its reply rate; not sent"
+		return replyDrop, "source over its reply rate; not sent"
 	}
-	return true, ""
+	return replySend, ""
 }

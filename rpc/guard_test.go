@@ -138,24 +138,36 @@ func TestAllowReplyGuards(t *testing.T) {
 	remote := netip.MustParseAddrPort("192.0.2.7:700")
 	local := netip.MustParseAddrPort("127.0.0.1:700")
 	mapped := netip.MustParseAddrPort("[::ffff:127.0.0.1]:700")
+	own := netip.MustParseAddrPort("198.51.100.1:700") // an address of this host
+	const eth, eth2 = 2, 3                             // eth2 accepts local sources from outside
 	s := &Server{MaxAmplification: 2, MaxUDPReply: 8800, ReplyLimiter: NewSourceLimiter(1, 1)}
+	s.hosts.load = func() (map[netip.Addr]bool, map[int]bool) {
+		return map[netip.Addr]bool{own.Addr(): true}, map[int]bool{eth2: true}
+	}
 	for _, tt := range []struct {
 		name           string
 		to             netip.AddrPort
+		ifindex        int
 		req, reply     int
-		want           bool
+		want           replyVerdict
 		amp, rate, big uint64
 	}{
-		{"a reply within the multiple is sent", remote, 100, 200, true, 0, 0, 0},
-		{"a reply over the multiple to a remote source is dropped", remote, 100, 201, false, 1, 0, 0},
-		{"loopback is exempt from the multiple", local, 40, 8000, true, 1, 0, 0},
-		{"mapped loopback is exempt too", mapped, 40, 8000, true, 1, 0, 0},
-		{"the rate limit drops the second reply of the instant", remote, 100, 100, false, 1, 1, 0},
-		{"nothing larger than MaxUDPReply goes out, even locally", local, 40, 8801, false, 1, 1, 1},
+		{"a reply within the multiple is sent", remote, eth, 100, 200, replySend, 0, 0, 0},
+		{"a reply over the multiple to a remote source is dropped", remote, eth, 100, 201, replyDrop, 1, 0, 0},
+		{"loopback is exempt from the multiple", local, loopbackIfindex, 40, 8000, replySend, 1, 0, 0},
+		{"mapped loopback is exempt too", mapped, 0, 40, 8000, replySend, 1, 0, 0},
+		{"the rate limit drops the second reply of the instant", remote, eth, 100, 100, replyDrop, 1, 1, 0},
+		{"too large for a datagram, to a local caller: SYSTEM_ERR", local, loopbackIfindex, 40, 8801, replySystemErr, 1, 1, 1},
+		{"too large for a datagram, to a remote caller: dropped", remote, eth, 40, 8801, replyDrop, 1, 1, 2},
+		{"one of the host's addresses, sent on the host, is exempt", own, eth, 40, 8000, replySend, 1, 1, 2},
+		{"and gets SYSTEM_ERR when too large", own, eth, 40, 9000, replySystemErr, 1, 1, 3},
+		{"any source that arrived on loopback is exempt", remote, loopbackIfindex, 40, 8000, replySend, 1, 1, 3},
+		{"the host's address from an interface with accept_local is guarded", own, eth2, 40, 8000, replyDrop, 2, 1, 3},
+		{"the host's address on an unknown interface is guarded", own, 0, 40, 8000, replyDrop, 3, 1, 3},
 	} {
-		ok, _ := s.allowReply(tt.to, tt.req, tt.reply)
-		if ok != tt.want {
-			t.Errorf("%s: allowed = %v", tt.name, ok)
+		v, _ := s.allowReply(tt.to, tt.ifindex, tt.req, tt.reply)
+		if v != tt.want {
+			t.Errorf("%s: verdict %v, want %v", tt.name, v, tt.want)
 		}
 		if s.Counters.Amplification.Load() != tt.amp || s.Counters.RateLimited.Load() != tt.rate || s.Counters.TooLarge.Load() != tt.big {
 			t.Errorf("%s: counters amp=%d rate=%d big=%d", tt.name, s.Counters.Amplification.Load(),

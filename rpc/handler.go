@@ -3,6 +3,8 @@ package rpc
 import (
 	"errors"
 	"net/netip"
+
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // Transport names (netids, RFC 5665) of the transports a Server serves.
@@ -53,6 +55,8 @@ type Call struct {
 	udp     *udpSocket
 	// garbage is set when the message was not a decodable call.
 	garbage bool
+	// padded is set when the call carried padding that was not zero.
+	padded bool
 	// reqLen is the size of the datagram that carried the call.
 	reqLen int
 	// replyFrom is the address a datagram reply leaves from; it differs
@@ -60,6 +64,16 @@ type Call struct {
 	replyFrom netip.Addr
 	ifindex   int
 }
+
+// NotePadding records that the decoder of the call's arguments read
+// padding that was not zero, so that the server counts the call; the
+// arguments are served as usual, as libtirpc serves them.
+func (c *Call) NotePadding(d *xdr.Decoder) {
+	c.padded = c.padded || d.NonZeroPadding()
+}
+
+// Padded reports whether the call carried padding that was not zero.
+func (c *Call) Padded() bool { return c.padded }
 
 // Responder sends a complete reply message to a caller after its handler
 // has returned. Implementations copy what they need.

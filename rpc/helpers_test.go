@@ -53,3 +53,17 @@ func getportCall(xid uint32) []byte {
 // authSysBody is a well-formed AUTH_SYS credential: stamp, machine name
 // "host", uid 1000, gid 100, groups 4 and 24.
 const authSysBody = "01020304 00000004 686f7374 000003e8 00000064 00000002 00000004 00000018"
+
+// sameButPadding reports whether enc, an encoding, equals in except where
+// in has non-zero padding that the encoder wrote as zeros.
+func sameButPadding(enc, in []byte) bool {
+	if len(enc) != len(in) {
+		return false
+	}
+	for i := range enc {
+		if enc[i] != in[i] && enc[i] != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -52,6 +52,8 @@ const (
 	AuthBadVerf      AuthStat = 3
 	AuthRejectedVerf AuthStat = 4
 	AuthTooWeak      AuthStat = 5
+	AuthInvalidResp  AuthStat = 6
+	AuthFailed       AuthStat = 7
 )
 
 // Authentication flavours.
@@ -59,6 +61,8 @@ const (
 	AuthNone  = 0
 	AuthSys   = 1
 	AuthShort = 2
+	AuthDH    = 3 // AUTH_DES
+	RPCSecGSS = 6
 )
 
 // Limits of RFC 5531: an opaque_auth body holds at most 400 bytes, and
@@ -166,37 +170,42 @@ type AuthSysParams struct {
 }
 
 // ParseAuthSys decodes an AUTH_SYS credential body, enforcing the limits of
-// RFC 5531 and requiring the body to hold exactly the credential.
+// RFC 5531 and checking every length against the bytes of the body. Bytes
+// after the groups are ignored, and padding is not looked at, as libtirpc's
+// _svcauth_unix does: clients that send either get their answer from
+// rpcbind.
 func ParseAuthSys(body []byte) (AuthSysParams, error) {
-	var p AuthSysParams
+	p, _, err := parseAuthSys(body)
+	return p, err
+}
+
+// parseAuthSys is ParseAuthSys that also reports padding that was not zero.
+func parseAuthSys(body []byte) (p AuthSysParams, padded bool, err error) {
 	d := xdr.NewDecoder(body)
-	var err error
+	defer func() { padded = d.NonZeroPadding() }()
 	if p.Stamp, err = d.Uint32(); err != nil {
-		return p, ErrAuthSys
+		return p, false, ErrAuthSys
 	}
 	if p.MachineName, err = d.Opaque(MaxMachineName); err != nil {
-		return p, ErrAuthSys
+		return p, false, ErrAuthSys
 	}
 	if p.UID, err = d.Uint32(); err != nil {
-		return p, ErrAuthSys
+		return p, false, ErrAuthSys
 	}
 	if p.GID, err = d.Uint32(); err != nil {
-		return p, ErrAuthSys
+		return p, false, ErrAuthSys
 	}
 	n, err := d.Uint32()
 	if err != nil || n > MaxGroups {
-		return p, ErrAuthSys
+		return p, false, ErrAuthSys
 	}
 	p.NGIDs = int(n)
 	for i := range p.NGIDs {
 		if p.GIDs[i], err = d.Uint32(); err != nil {
-			return p, ErrAuthSys
+			return p, false, ErrAuthSys
 		}
 	}
-	if d.Len() != 0 {
-		return p, ErrAuthSys
-	}
-	return p, nil
+	return p, false, nil
 }
 
 // AppendAuthSys encodes an AUTH_SYS credential body.
@@ -276,9 +285,9 @@ var headerFieldNames = [numHeaderFields]string{"xid", "msg_type", "rpcvers", "pr
 
 // headerErrors holds every error ParseCall can return, wrapped with the
 // field's name in advance: a flood of garbage datagrams must not allocate.
-var headerErrors = func() (t [numHeaderFields][3]error) {
+var headerErrors = func() (t [numHeaderFields][2]error) {
 	for f, name := range headerFieldNames {
-		for k, err := range []error{xdr.ErrShort, xdr.ErrTooLong, xdr.ErrPadding} {
+		for k, err := range []error{xdr.ErrShort, xdr.ErrTooLong} {
 			t[f][k] = fmt.Errorf("decode %s: %w", name, err)
 		}
 	}
@@ -291,8 +300,6 @@ func headerError(field int, err error) error {
 		return headerErrors[field][0]
 	case xdr.ErrTooLong:
 		return headerErrors[field][1]
-	case xdr.ErrPadding:
-		return headerErrors[field][2]
 	}
 	return fmt.Errorf("decode %s: %w", headerFieldNames[field], err)
 }

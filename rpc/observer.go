@@ -13,6 +13,12 @@ type Observer interface {
 	ConnClosed(netid string)
 }
 
+// PaddingObserver is an Observer that also counts calls whose padding was
+// not zero; the server serves them and tells it.
+type PaddingObserver interface {
+	NonZeroPadding()
+}
+
 // Outcomes of a call, as an Observer sees them. AUTH_ERROR covers refusals
 // (AUTH_TOOWEAK for a SET from a host that may not make it); no_reply is
 // an answer of silence (a failed CALLIT or BCAST, a remote call over a

@@ -1,10 +1,11 @@
 package rpc
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
+	"syscall"
 )
 
 // Record marking (RFC 5531, section 11): on a stream each message is sent
@@ -13,10 +14,9 @@ import (
 
 const (
 	lastFragment = 1 << 31
-	// readChunk is the first step by which the buffer grows ahead of the
-	// bytes that actually arrived; each later step is at most what has
-	// arrived so far. A header claiming 2 GB allocates nothing until the
-	// data comes, and a large record still takes few reads.
+	// readChunk is the size of one read from the stream. A header claiming
+	// 2 GB allocates nothing until the data comes: a record's buffer grows
+	// only by the bytes that arrived (append's doubling of them at most).
 	readChunk = 4096
 	// DefaultKeep is the largest buffer a RecordReader keeps between
 	// records, so an idle connection does not pin the memory of one large
@@ -28,11 +28,14 @@ const (
 var (
 	ErrRecordTooLarge = errors.New("rpc: record exceeds maximum size")
 	ErrTooManyFrags   = errors.New("rpc: record has too many fragments")
+	// ErrRecordEvicted: the bytes held for unfinished records across all
+	// connections reached their cap, and this record was the oldest.
+	ErrRecordEvicted = errors.New("rpc: unfinished record evicted")
 )
 
 // RecordReader reassembles records from a stream under a total size cap.
 type RecordReader struct {
-	r   *bufio.Reader
+	r   io.Reader
 	max int
 	// MaxFragments bounds the fragments of one record, so that a peer
 	// cannot keep the reader busy with empty fragments.
@@ -45,27 +48,45 @@ type RecordReader struct {
 	// Keep is the largest buffer kept for the next record (DefaultKeep):
 	// a client that reads large replies in a loop keeps more.
 	Keep int
-	buf  []byte
-	hdr  [4]byte
+
+	// ahead holds bytes read from the stream, ahead[off:end] not consumed
+	// yet. On a server's connection it comes from a pool and goes back as
+	// soon as it is consumed, so an idle or stalled connection holds no
+	// read buffer at all.
+	ahead    []byte
+	off, end int
+	raw      *rawSource
+	// buf is the record being reassembled, when it does not lie whole in
+	// ahead (several fragments, or more than one read).
+	buf []byte
+	hdr [4]byte
+	// budget, if set, accounts for buf while its record is unfinished;
+	// seen is the size last reported to it (this goroutine's own), held
+	// and queued are the budget's (under its lock).
+	budget *recordBudget
+	seen   int
+	held   int
+	queued bool
+	// evict closes the connection when budget evicts this record.
+	evict func()
 }
 
 // NewRecordReader reads records of at most max bytes from r.
 func NewRecordReader(r io.Reader, max int) *RecordReader {
-	return &RecordReader{r: bufio.NewReaderSize(r, readChunk), max: max, MaxFragments: 1024, Keep: DefaultKeep}
+	return &RecordReader{r: r, max: max, MaxFragments: 1024, Keep: DefaultKeep}
 }
 
 // Buffered reports whether bytes of a further record are already buffered.
-func (rr *RecordReader) Buffered() bool { return rr.r.Buffered() > 0 }
+func (rr *RecordReader) Buffered() bool { return rr.end > rr.off }
 
 // Ready reports whether a whole single-fragment record is buffered, so
 // that the next Next cannot block.
 func (rr *RecordReader) Ready() bool {
-	n := rr.r.Buffered()
+	n := rr.end - rr.off
 	if n < 4 {
 		return false
 	}
-	h, _ := rr.r.Peek(4)
-	v := binary.BigEndian.Uint32(h)
+	v := binary.BigEndian.Uint32(rr.ahead[rr.off:])
 	return v&lastFragment != 0 && int(v&^lastFragment) <= n-4
 }
 
@@ -77,47 +98,261 @@ func (rr *RecordReader) Next() ([]byte, error) {
 		rr.buf = nil
 	}
 	rr.buf = rr.buf[:0]
+	rec, err := rr.next()
+	rr.finished()
+	return rec, err
+}
+
+func (rr *RecordReader) next() ([]byte, error) {
 	for frag := 0; ; frag++ {
 		if frag >= rr.MaxFragments {
 			return nil, ErrTooManyFrags
 		}
-		if _, err := io.ReadFull(rr.r, rr.hdr[:]); err != nil {
-			if frag > 0 && err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
+		if err := rr.header(frag); err != nil {
 			return nil, err
 		}
 		h := binary.BigEndian.Uint32(rr.hdr[:])
 		n := int(h &^ lastFragment)
-		if frag == 0 && rr.Started != nil && (h&lastFragment == 0 || rr.r.Buffered() < n) {
+		last := h&lastFragment != 0
+		if frag == 0 && rr.Started != nil && (!last || rr.end-rr.off < n) {
 			rr.Started()
 		}
 		if n > rr.max-len(rr.buf) {
 			return nil, ErrRecordTooLarge
 		}
-		for n > 0 {
-			chunk := min(n, max(readChunk, len(rr.buf)))
-			start := len(rr.buf)
-			if cap(rr.buf)-start < chunk {
-				// Exactly this much: append's growth would round
-				// past what the arrivals justify.
-				grown := make([]byte, start, start+chunk)
-				copy(grown, rr.buf)
-				rr.buf = grown
-			}
-			rr.buf = rr.buf[:start+chunk]
-			if _, err := io.ReadFull(rr.r, rr.buf[start:]); err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return nil, err
-			}
-			n -= chunk
+		if frag == 0 && last && rr.end-rr.off >= n {
+			// The whole record is in the buffer: no copy.
+			rec := rr.ahead[rr.off : rr.off+n : rr.off+n]
+			rr.off += n
+			return rec, nil
 		}
-		if h&lastFragment != 0 {
+		for n > 0 {
+			if rr.off == rr.end {
+				if err := rr.fill(); err != nil {
+					if err == io.EOF {
+						err = io.ErrUnexpectedEOF
+					}
+					return nil, err
+				}
+			}
+			k := min(n, rr.end-rr.off)
+			rr.buf = append(rr.buf, rr.ahead[rr.off:rr.off+k]...)
+			rr.off += k
+			n -= k
+			if !rr.account() {
+				return nil, ErrRecordEvicted
+			}
+		}
+		if last {
 			return rr.buf, nil
 		}
 	}
+}
+
+// header reads a fragment header, which may arrive split over reads.
+func (rr *RecordReader) header(frag int) error {
+	for got := 0; got < len(rr.hdr); {
+		if rr.off == rr.end {
+			if err := rr.fill(); err != nil {
+				if err == io.EOF && (frag > 0 || got > 0) {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+		}
+		k := copy(rr.hdr[got:], rr.ahead[rr.off:rr.end])
+		rr.off += k
+		got += k
+	}
+	return nil
+}
+
+// fill reads more of the stream once ahead is consumed.
+func (rr *RecordReader) fill() error {
+	if rr.raw != nil {
+		rr.releaseAhead()
+		b, n, err := rr.raw.read()
+		if err != nil {
+			return err
+		}
+		rr.ahead, rr.off, rr.end = b, 0, n
+		return nil
+	}
+	if rr.ahead == nil {
+		rr.ahead = make([]byte, readChunk)
+	}
+	for {
+		n, err := rr.r.Read(rr.ahead)
+		if n > 0 {
+			rr.off, rr.end = 0, n
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// releaseAhead gives a consumed pooled buffer back.
+func (rr *RecordReader) releaseAhead() {
+	if rr.raw != nil && rr.ahead != nil && rr.off == rr.end {
+		aheadPool.Put((*[readChunk]byte)(rr.ahead[:readChunk]))
+		rr.ahead, rr.off, rr.end = nil, 0, 0
+	}
+}
+
+// account counts the growth of an unfinished record against the budget,
+// reporting false when the record was evicted to make room.
+func (rr *RecordReader) account() bool {
+	if rr.budget == nil || cap(rr.buf) == rr.seen {
+		return true
+	}
+	rr.seen = cap(rr.buf)
+	return rr.budget.grow(rr, rr.seen)
+}
+
+// finished ends the record's accounting. (A consumed read buffer goes
+// back to the pool before the next wait for bytes: the record returned
+// may lie in it.)
+func (rr *RecordReader) finished() {
+	if rr.budget != nil && rr.seen > 0 {
+		rr.seen = 0
+		rr.budget.done(rr)
+	}
+}
+
+// Close releases what the reader holds; it must not be used afterwards.
+func (rr *RecordReader) Close() {
+	rr.finished()
+	if rr.raw != nil && rr.ahead != nil {
+		rr.off = rr.end
+		rr.releaseAhead()
+	}
+	rr.buf = nil
+}
+
+// aheadPool holds the read buffers of server connections, each used only
+// while bytes that arrived wait in it.
+var aheadPool = sync.Pool{New: func() any { return new([readChunk]byte) }}
+
+// rawSource reads a connection through its RawConn, so that a wait for
+// bytes needs no buffer: one is taken from the pool only once the kernel
+// has bytes to give. Its function is made once, so a read allocates
+// nothing.
+type rawSource struct {
+	rc     syscall.RawConn
+	buf    *[readChunk]byte
+	n      int
+	err    error
+	readFn func(fd uintptr) bool
+}
+
+func newRawSource(rc syscall.RawConn) *rawSource {
+	s := &rawSource{rc: rc}
+	s.readFn = func(fd uintptr) bool {
+		b := aheadPool.Get().(*[readChunk]byte)
+		for {
+			s.n, s.err = syscall.Read(int(fd), b[:])
+			if s.err != syscall.EINTR {
+				break
+			}
+		}
+		if s.err == syscall.EAGAIN {
+			aheadPool.Put(b)
+			return false
+		}
+		s.buf = b
+		return true
+	}
+	return s
+}
+
+// read waits for bytes and returns a pooled buffer holding n of them.
+func (s *rawSource) read() ([]byte, int, error) {
+	if err := s.rc.Read(s.readFn); err != nil {
+		return nil, 0, err
+	}
+	b, n, err := s.buf, s.n, s.err
+	s.buf = nil
+	if err == nil && n == 0 {
+		err = io.EOF
+	}
+	if err != nil {
+		aheadPool.Put(b)
+		return nil, 0, err
+	}
+	return b[:], n, nil
+}
+
+// recordBudget caps the bytes held for unfinished records across all the
+// connections of a server. When a record's growth would pass the cap, the
+// record that started longest ago is evicted (its connection closed) until
+// the rest fit: a crowd of slow or hostile senders cannot hold more than
+// the cap, and a sender that finishes its records promptly is never the
+// oldest for long.
+type recordBudget struct {
+	max int
+
+	mu      sync.Mutex
+	used    int
+	order   []*RecordReader // unfinished records, oldest first
+	evicted uint64
+	onEvict func()
+}
+
+// grow sets the bytes of rr's unfinished record to size, evicting the
+// oldest records while the total is over the cap. It reports false when
+// rr itself was evicted.
+func (b *recordBudget) grow(rr *RecordReader, size int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !rr.queued {
+		rr.queued = true
+		b.order = append(b.order, rr)
+	}
+	b.used += size - rr.held
+	rr.held = size
+	self := true
+	for b.used > b.max && len(b.order) > 0 {
+		victim := b.order[0]
+		b.order[0] = nil
+		b.order = b.order[1:]
+		b.used -= victim.held
+		victim.held, victim.queued = 0, false
+		b.evicted++
+		if b.onEvict != nil {
+			b.onEvict()
+		}
+		if victim == rr {
+			self = false
+			continue
+		}
+		if victim.evict != nil {
+			victim.evict()
+		}
+	}
+	if len(b.order) == 0 {
+		b.order = nil // let the array go
+	}
+	return self
+}
+
+// done ends rr's unfinished record, if it was counted.
+func (b *recordBudget) done(rr *RecordReader) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !rr.queued {
+		rr.held = 0
+		return
+	}
+	for i, o := range b.order {
+		if o == rr {
+			b.order = append(b.order[:i], b.order[i+1:]...)
+			break
+		}
+	}
+	b.used -= rr.held
+	rr.held, rr.queued = 0, false
 }
 
 // RecordHeaderLen is the room a stream reply reserves in front of the

@@ -16,7 +16,14 @@ import (
 
 // Defaults for the Server's limits.
 const (
-	DefaultMaxRecord   = 64 << 10
+	// DefaultMaxRecord is the largest portmapper call: rpcbind caps a
+	// record at RPC_MAXDATASIZE (9,000 bytes), what a CALLIT with its
+	// largest arguments needs, and closes the connection past it.
+	DefaultMaxRecord = 9000
+	// DefaultMaxPartial caps the bytes held for unfinished records across
+	// all connections: about 29 records of the largest size at once, which
+	// a legitimate client holds unfinished only while its segments travel.
+	DefaultMaxPartial  = 256 << 10
 	DefaultMaxUDPReply = 8800 // UDPMSGSIZE: what libtirpc clients receive
 	DefaultIdleTimeout = 2 * time.Minute
 	DefaultReadTimeout = 10 * time.Second
@@ -30,8 +37,13 @@ type Server struct {
 	Log     *zap.Logger
 	// LogCalls logs every call at info level (the logger samples).
 	LogCalls bool
-	// MaxRecord bounds one call on a stream, all fragments together.
+	// MaxRecord bounds one call on a stream, all fragments together; a
+	// connection that sends more is closed.
 	MaxRecord int
+	// MaxPartial bounds the bytes held for unfinished records across all
+	// connections; past it the record that started first is evicted and
+	// its connection closed.
+	MaxPartial int
 	// MaxUDPReply bounds a datagram reply; a larger one is not sent and
 	// the client is expected to retry over a stream.
 	MaxUDPReply int
@@ -64,6 +76,8 @@ type Server struct {
 	packets   map[net.PacketConn]struct{}
 	conns     map[net.Conn]*connState
 	perHost   map[netip.Addr]int
+	hosts     hostAddrs
+	budget    recordBudget
 	wg        sync.WaitGroup
 	once      sync.Once
 }
@@ -82,6 +96,14 @@ func (s *Server) init() {
 		}
 		if s.MaxRecord <= 0 {
 			s.MaxRecord = DefaultMaxRecord
+		}
+		if s.MaxPartial <= 0 {
+			s.MaxPartial = DefaultMaxPartial
+		}
+		s.budget.max = s.MaxPartial
+		s.budget.onEvict = func() {
+			s.Counters.RecordsEvicted.Add(1)
+			s.observeReject(RefusedEvicted)
 		}
 		if s.MaxUDPReply <= 0 {
 			s.MaxUDPReply = DefaultMaxUDPReply
@@ -136,7 +158,7 @@ func (s *Server) isClosing() bool { return s.closing.Load() }
 // dispatch decodes one message and appends its reply to out. It reports
 // false when nothing is to be sent: a message whose header does not parse
 // gets no reply, since any answer to garbage can be used to amplify, and
-// marks c as garbage so that a stream can be closed as rpcbind closes it.
+// is marked in c as garbage.
 func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	var d xdr.Decoder
 	d.Reset(msg)
@@ -164,26 +186,37 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		return AppendRPCMismatch(out, h.XID, Version, Version), true
 	}
 	c.AuthSys = nil
+	c.padded = d.NonZeroPadding()
 	switch h.Cred.Flavor {
 	case AuthNone:
 	case AuthSys:
-		p, err := ParseAuthSys(h.Cred.Body)
+		p, padded, err := parseAuthSys(h.Cred.Body)
 		if err != nil {
 			s.observeCall(c, OutcomeAuthError)
 			s.logRefused(c, "bad AUTH_SYS credential")
+			if c.padded {
+				s.countPadding()
+			}
 			return AppendAuthError(out, h.XID, AuthBadCred), true
 		}
+		c.padded = c.padded || padded
 		c.authSys = p
 		c.AuthSys = &c.authSys
 	default:
 		s.observeCall(c, OutcomeAuthError)
 		s.logRefused(c, "unsupported credential flavour")
-		return AppendAuthError(out, h.XID, AuthRejectedCred), true
+		if c.padded {
+			s.countPadding()
+		}
+		return AppendAuthError(out, h.XID, unsupportedFlavor(h.Cred.Flavor)), true
 	}
 	c.Args = d.Rest()
 	c.ReplyAfter = nil
 	start := len(out)
 	res, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
+	if c.padded {
+		s.countPadding()
+	}
 	if err == nil && c.ReplyAfter != nil {
 		wait := c.ReplyAfter
 		c.ReplyAfter = nil
@@ -212,6 +245,29 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	reply, send, outcome := s.errorReply(out, c, err)
 	s.observeCall(c, outcome)
 	return reply, send
+}
+
+// unsupportedFlavor is the AUTH_ERROR status rpcbind 1.2.6 (libtirpc's
+// _authenticate) answers a credential flavour it does not serve with:
+// AUTH_DH fails in libtirpc's DES stub and RPCSEC_GSS in its GSS code,
+// which take any such credential as bad; every other flavour, AUTH_SHORT
+// in a call included, is rejected. Clients print and retry on these.
+func unsupportedFlavor(flavor uint32) AuthStat {
+	switch flavor {
+	case AuthDH:
+		return AuthFailed
+	case RPCSecGSS:
+		return AuthBadCred
+	}
+	return AuthRejectedCred
+}
+
+// countPadding counts a call that carried padding that was not zero.
+func (s *Server) countPadding() {
+	s.Counters.NonZeroPadding.Add(1)
+	if po, ok := s.Observer.(PaddingObserver); ok {
+		po.NonZeroPadding()
+	}
 }
 
 // replyLater sends a datagram's reply once wait returns, or SYSTEM_ERR if

@@ -385,8 +385,17 @@ func TestServerAnswers(t *testing.T) {
 			AppendAuthError(nil, x, AuthBadCred)},
 		{"AUTH_SHORT is AUTH_REJECTEDCRED", AppendCall(nil, x, testProg, 1, 0, OpaqueAuth{AuthShort, []byte{1, 2, 3, 4}}),
 			AppendAuthError(nil, x, AuthRejectedCred)},
-		{"RPCSEC_GSS is AUTH_REJECTEDCRED", AppendCall(nil, x, testProg, 1, 0, OpaqueAuth{6, make([]byte, 20)}),
+		{"RPCSEC_GSS is AUTH_BADCRED, as from rpcbind", AppendCall(nil, x, testProg, 1, 0, OpaqueAuth{RPCSecGSS, make([]byte, 20)}),
+			AppendAuthError(nil, x, AuthBadCred)},
+		{"AUTH_DH is AUTH_FAILED, as from rpcbind", AppendCall(nil, x, testProg, 1, 0, OpaqueAuth{AuthDH, make([]byte, 8)}),
+			AppendAuthError(nil, x, AuthFailed)},
+		{"AUTH_TLS is AUTH_REJECTEDCRED", AppendCall(nil, x, testProg, 1, 0, OpaqueAuth{7, nil}),
 			AppendAuthError(nil, x, AuthRejectedCred)},
+		{"an unknown flavour is AUTH_REJECTEDCRED", AppendCall(nil, x, testProg, 1, 0, OpaqueAuth{0xffffffff, nil}),
+			AppendAuthError(nil, x, AuthRejectedCred)},
+		{"an AUTH_SYS body longer than its fields is accepted",
+			append(AppendCall(nil, x, testProg, 1, procAdd, OpaqueAuth{AuthSys, append(authSys, 1, 2, 3, 4, 5)}), words(40, 2)...),
+			xdr.AppendUint32(AppendSuccess(nil, x), 42)},
 		{"a handler's refusal is AUTH_TOOWEAK", testCall(x, 1, procTooWeak), AppendAuthError(nil, x, AuthTooWeak)},
 		{"a wrapped refusal is AUTH_TOOWEAK", testCall(x, 1, procWrapAuth), AppendAuthError(nil, x, AuthTooWeak)},
 		{"an unexpected handler error is SYSTEM_ERR without partial results", testCall(x, 1, procFail),
@@ -398,8 +407,9 @@ func TestServerAnswers(t *testing.T) {
 		{"an empty message gets no reply", []byte{}, nil},
 		{"a handler returning ErrNoReply is silent", testCall(x, 1, procNoReply), nil},
 	}
-	// Messages that are not decodable calls: a stream that carries one is
-	// closed, as rpcbind closes it, since it is out of step or hostile.
+	// Messages that are not decodable calls: a stream that carries one
+	// gets no reply and stays open, its framing being sound (rpcbind
+	// closes it): the call after it is answered.
 	garbage := map[string]bool{
 		"a REPLY gets no reply":                                 true,
 		"a message shorter than a call header gets no reply":    true,
@@ -418,7 +428,8 @@ func TestServerAnswers(t *testing.T) {
 						}
 						sc := dialStream(t, network, addr)
 						sc.send(t, tt.msg)
-						sc.expectClosed(t, replyWait)
+						sc.send(t, testCall(x+1, 1, procNull))
+						expectReply(t, sc, AppendSuccess(nil, x+1))
 						return
 					}
 					if tt.want == nil {
@@ -476,10 +487,15 @@ func TestServerCallerIdentity(t *testing.T) {
 	}
 }
 
+// A reply too large for a datagram is not sent; a local caller, who is owed
+// an answer and whose reply cannot be reflected, gets SYSTEM_ERR instead,
+// as from rpcbind (rpcinfo -m over UDP then fails at once rather than
+// waiting out its timeout).
 func TestServerUDPReplyTooLarge(t *testing.T) {
 	ts := startServer(t, &Server{MaxUDPReply: 8800})
 	u := dialUDP(t, ts.udp.LocalAddr())
-	expectSilence(t, u, testCall(1, 1, procBig))
+	u.send(t, testCall(1, 1, procBig))
+	expectReply(t, u, AppendAccepted(nil, 1, SystemErr))
 
 	// The same call over a stream is answered in full.
 	s := dialStream(t, "tcp", ts.tcp.Addr().String())

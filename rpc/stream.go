@@ -166,13 +166,14 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	c.unmapDualStack()
 	base := c
 
-	rr := NewRecordReader(conn, s.MaxRecord)
+	rr := s.newConnReader(conn)
+	defer rr.Close()
 	reads := lazyDeadline{set: conn.SetReadDeadline}
 	writes := lazyDeadline{set: conn.SetWriteDeadline}
 	rr.Started = func() { reads.extend(s, time.Now(), s.ReadTimeout) }
 	batch := &streamBatch{rr: rr}
 	base.batch = batch
-	out := make([]byte, RecordHeaderLen, 4096)
+	var out []byte // made with the first call: a connection that sends none holds none
 	now := time.Now()
 	for {
 		if s.isClosing() {
@@ -193,14 +194,17 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		}
 		c = base
 		st.busy.Store(true)
+		if out == nil {
+			out = make([]byte, RecordHeaderLen, 4096)
+		}
 		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
 		now = time.Now()
 		if !ok {
-			if c.garbage {
-				// A stream that carried something other than a call is
-				// out of step or hostile; rpcbind closes it too.
-				return
-			}
+			// No reply: a call answered with silence, or a record that is
+			// not a call. Its framing was sound, so the stream is still in
+			// step and the calls after it are served (rpcbind closes the
+			// stream for the latter). Only framing that cannot be trusted
+			// ends a stream: Next's errors above.
 			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue
@@ -224,6 +228,22 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 			out = reply
 		}
 	}
+}
+
+// newConnReader reads the records of a server's connection: no read
+// buffer while it waits, unfinished records counted against the server's
+// cap on such bytes, and closed if its record is evicted.
+func (s *Server) newConnReader(conn net.Conn) *RecordReader {
+	rr := NewRecordReader(conn, s.MaxRecord)
+	rr.Keep = 0
+	rr.budget = &s.budget
+	rr.evict = func() { conn.Close() }
+	if sc, ok := conn.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rr.raw = newRawSource(rc)
+		}
+	}
+	return rr
 }
 
 // lazyDeadline keeps one of a connection's deadlines at a span from now

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"net/netip"
@@ -53,13 +54,17 @@ func (s *Server) ServeUDP(conn *net.UDPConn, netid string) error {
 	}
 	local, _ := netip.ParseAddrPort(conn.LocalAddr().String())
 	sock.port = local.Port()
-	if local.Addr().IsUnspecified() {
-		if err := enablePacketInfo(conn, sock.family == syscall.AF_INET6); err != nil {
+	// Every socket learns the interface of each datagram, which tells a
+	// local caller from a remote one; a wildcard socket also replies from
+	// the address each call arrived at.
+	if err := enablePacketInfo(conn, sock.family == syscall.AF_INET6); err != nil {
+		if local.Addr().IsUnspecified() {
 			s.Log.Warn("cannot learn datagram destination addresses; replies may leave from another address",
 				zap.String("netid", netid), zap.Error(err))
-		} else {
-			sock.pktinfo = true
 		}
+	} else {
+		sock.ifinfo = true
+		sock.pktinfo = local.Addr().IsUnspecified()
 	}
 	return s.readUDP(newUDPReader(sock, raw))
 }
@@ -70,7 +75,8 @@ type udpSocket struct {
 	netid   string
 	family  int // AF_INET or AF_INET6
 	port    uint16
-	pktinfo bool
+	pktinfo bool // replies leave from the address each call arrived at
+	ifinfo  bool // the kernel reports each datagram's interface
 }
 
 // udpReader is the one reader of a datagram socket. Its system calls go
@@ -139,11 +145,14 @@ func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
 	b, sock := r.batch, r.sock
 	msg, from, oob := b.datagram(i)
 	*c = Call{Netid: sock.netid, Remote: from, UID: -1, udp: sock, reqLen: len(msg)}
-	if sock.pktinfo {
-		var dst netip.Addr
-		dst, c.replyFrom, c.ifindex = parsePacketInfo(oob)
-		if dst.IsValid() {
-			c.Local = netip.AddrPortFrom(dst, sock.port)
+	if sock.ifinfo {
+		dst, replyFrom, ifindex := parsePacketInfo(oob)
+		c.ifindex = ifindex
+		if sock.pktinfo {
+			c.replyFrom = replyFrom
+			if dst.IsValid() {
+				c.Local = netip.AddrPortFrom(dst, sock.port)
+			}
 		}
 	}
 	c.unmapDualStack()
@@ -152,15 +161,17 @@ func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
 	if !ok {
 		return
 	}
-	if len(reply)+len(c.Tail) > maxDatagram {
-		// No datagram carries it (and the room left for it is exceeded).
-		s.Counters.TooLarge.Add(1)
-		s.observeReject(RefusedTooLarge)
-		return
+	size := len(reply) + len(c.Tail)
+	if size <= maxDatagram {
+		// Otherwise no datagram carries it (and the room left for it is
+		// exceeded): the guards below refuse it whole.
+		reply = append(reply, c.Tail...)
 	}
-	reply = append(reply, c.Tail...)
-	if !s.replyAllowed(sock, from, len(msg), len(reply)) {
+	switch s.replyAllowed(sock, from, c.ifindex, len(msg), size) {
+	case replyDrop:
 		return
+	case replySystemErr:
+		reply = AppendAccepted(b.outBuf[start:start], c.XID, SystemErr)
 	}
 	// room() left maxDatagram bytes, so the reply is still in outBuf.
 	b.outBuf = b.outBuf[:start+len(reply)]
@@ -190,22 +201,25 @@ func (s *Server) flushUDP(r *udpReader) {
 
 // replyAllowed applies the guards against reflection to a reply of
 // replyLen bytes to a request of reqLen, logging (sampled) what it refuses.
-func (s *Server) replyAllowed(sock *udpSocket, to netip.AddrPort, reqLen, replyLen int) bool {
-	ok, why := s.allowReply(to, reqLen, replyLen)
-	if !ok {
+func (s *Server) replyAllowed(sock *udpSocket, to netip.AddrPort, ifindex, reqLen, replyLen int) replyVerdict {
+	v, why := s.allowReply(to, ifindex, reqLen, replyLen)
+	if v != replySend {
 		if ce := s.Log.Check(zap.InfoLevel, why); ce != nil {
 			ce.Write(zap.String("netid", sock.netid), zap.Stringer("remote", to),
 				zap.Int("request", reqLen), zap.Int("reply", replyLen))
 		}
 	}
-	return ok
+	return v
 }
 
 // sendUDP sends one late reply to a request of reqLen bytes, unless the
 // guards against reflection refuse it.
 func (s *Server) sendUDP(sock *udpSocket, reply []byte, reqLen int, to netip.AddrPort, from netip.Addr, ifindex int) {
-	if !s.replyAllowed(sock, to, reqLen, len(reply)) {
+	switch s.replyAllowed(sock, to, ifindex, reqLen, len(reply)) {
+	case replyDrop:
 		return
+	case replySystemErr:
+		reply = AppendAccepted(nil, binary.BigEndian.Uint32(reply), SystemErr)
 	}
 	var oob []byte
 	if sock.pktinfo && from.IsValid() {

@@ -11,8 +11,6 @@ var (
 	ErrShort = errors.New("xdr: input too short")
 	// ErrTooLong means a length prefix exceeds the field's maximum.
 	ErrTooLong = errors.New("xdr: length exceeds maximum")
-	// ErrPadding means the bytes padding a value to four bytes were not zero.
-	ErrPadding = errors.New("xdr: non-zero padding")
 	// ErrBool means a boolean was neither 0 nor 1.
 	ErrBool = errors.New("xdr: boolean not 0 or 1")
 )
@@ -21,16 +19,25 @@ var (
 // empty input; Reset points it at another one. Slices it returns alias the
 // input. A read that fails consumes nothing, so Offset then tells where the
 // bad field starts.
+//
+// Padding that is not zero is read past, as libtirpc reads it (RFC 4506
+// asks senders to zero it, and older or embedded clients do not), and
+// noted: NonZeroPadding reports it, so that servers can count such calls.
 type Decoder struct {
 	buf []byte
 	off int
+	pad bool
 }
 
 // NewDecoder returns a Decoder over b.
 func NewDecoder(b []byte) *Decoder { return &Decoder{buf: b} }
 
 // Reset makes d decode b from its start.
-func (d *Decoder) Reset(b []byte) { d.buf, d.off = b, 0 }
+func (d *Decoder) Reset(b []byte) { d.buf, d.off, d.pad = b, 0, false }
+
+// NonZeroPadding reports whether a value read since the last Reset was
+// padded with bytes that were not zero.
+func (d *Decoder) NonZeroPadding() bool { return d.pad }
 
 // Len reports how many bytes are left.
 func (d *Decoder) Len() int { return len(d.buf) - d.off }
@@ -83,7 +90,7 @@ func (d *Decoder) Bool() (bool, error) {
 	return false, ErrBool
 }
 
-// FixedOpaque reads n bytes and their padding.
+// FixedOpaque reads n bytes and their padding, whatever the padding holds.
 func (d *Decoder) FixedOpaque(n int) ([]byte, error) {
 	if n < 0 {
 		return nil, ErrTooLong
@@ -96,9 +103,7 @@ func (d *Decoder) FixedOpaque(n int) ([]byte, error) {
 	padded := n + Pad(n)
 	b := d.buf[d.off : d.off+n : d.off+n]
 	for _, c := range d.buf[d.off+n : d.off+padded] {
-		if c != 0 {
-			return nil, ErrPadding
-		}
+		d.pad = d.pad || c != 0
 	}
 	d.off += padded
 	return b, nil

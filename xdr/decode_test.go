@@ -173,9 +173,9 @@ func TestFixedOpaque(t *testing.T) {
 		{"one byte is padded to four", 1, "01000000", "01", nil},
 		{"three bytes are padded to four", 3, "01020300", "010203", nil},
 		{"five bytes are padded to eight", 5, "01020304 05000000", "0102030405", nil},
-		{"padding must be zero (first pad byte)", 1, "01010000", "", xdr.ErrPadding},
-		{"padding must be zero (last pad byte)", 1, "01000001", "", xdr.ErrPadding},
-		{"padding must be zero (single pad byte)", 3, "010203ff", "", xdr.ErrPadding},
+		{"padding that is not zero is read past (first pad byte)", 1, "01010000", "01", nil},
+		{"padding that is not zero is read past (last pad byte)", 1, "01000001", "01", nil},
+		{"padding that is not zero is read past (single pad byte)", 3, "010203ff", "010203", nil},
 		{"data cut short", 4, "010203", "", xdr.ErrShort},
 		{"padding cut short", 3, "010203", "", xdr.ErrShort},
 		{"padding partly present", 1, "0100", "", xdr.ErrShort},
@@ -202,6 +202,7 @@ func TestFixedOpaque(t *testing.T) {
 			if d.Len() != 0 {
 				t.Errorf("%d bytes left, want the padding consumed too", d.Len())
 			}
+			checkPaddingNoted(t, d, in, tt.n)
 			if cap(got) != len(got) {
 				t.Errorf("cap %d > len %d: an append by the caller would overwrite the input", cap(got), len(got))
 			}
@@ -231,8 +232,8 @@ func TestVariableLength(t *testing.T) {
 		{"a length of 2 GB under no maximum is short", math.MaxInt, "80000000 00000000", "", xdr.ErrShort},
 		{"a negative maximum admits nothing", -1, "00000004 61626364", "", xdr.ErrTooLong},
 		{"a negative maximum admits not even the empty value", -1, "00000000", "", xdr.ErrTooLong},
-		{"padding must be zero", 8, "00000001 61000100", "", xdr.ErrPadding},
-		{"padding must be zero (last byte)", 8, "00000002 61620001", "", xdr.ErrPadding},
+		{"padding that is not zero is read past", 8, "00000001 61000100", "61", nil},
+		{"padding that is not zero is read past (last byte)", 8, "00000002 61620001", "6162", nil},
 		{"data cut short", 8, "00000004 616263", "", xdr.ErrShort},
 		{"padding cut short", 8, "00000003 616263", "", xdr.ErrShort},
 		{"length cut short", 8, "000000", "", xdr.ErrShort},
@@ -270,8 +271,23 @@ func TestVariableLength(t *testing.T) {
 				if d.Len() != 0 {
 					t.Errorf("%d bytes left, want the padding consumed too", d.Len())
 				}
+				checkPaddingNoted(t, d, in[4:], len(got))
 			})
 		}
+	}
+}
+
+// checkPaddingNoted checks that NonZeroPadding tells whether the padding
+// after the n bytes of data at the start of in held anything but zeros.
+func checkPaddingNoted(t *testing.T, d *xdr.Decoder, in []byte, n int) {
+	t.Helper()
+	want := !bytes.Equal(in[n:n+xdr.Pad(n)], make([]byte, xdr.Pad(n)))
+	if d.NonZeroPadding() != want {
+		t.Errorf("NonZeroPadding() = %v, want %v", d.NonZeroPadding(), want)
+	}
+	d.Reset(in)
+	if d.NonZeroPadding() {
+		t.Error("Reset kept the note of non-zero padding")
 	}
 }
 

@@ -4,7 +4,9 @@
 // variable-length read takes a maximum and checks it, and the bytes
 // actually present, before slicing, so a length prefix that claims a
 // gigabyte costs nothing (CVE-2017-8779, "rpcbomb"). Results point into the
-// input instead of being copied, and padding must be zero.
+// input instead of being copied. Padding is written as zeros and, as
+// libtirpc does, read past whatever it holds; the Decoder notes padding
+// that was not zero so that a server can count such calls.
 //
 // Encoding appends to the caller's buffer (AppendUint32 and friends), so a
 // reply can be built in a pooled buffer without allocating.

@@ -87,6 +87,7 @@ level; SIGUSR1 writes the registration table to the log.`,
 	f.IntVar(&cfg.PruneFailures, "prune-failures", 3, "failed probes in a row after which --prune-dead drops a mapping")
 	f.IntVar(&cfg.MaxConns, "max-conns", rpc.DefaultMaxConns, "open TCP and local connections at most; at the cap the longest idle one is closed")
 	f.IntVar(&cfg.MaxConnsPerHost, "max-conns-per-host", 64, "connections from one remote address at most (0: no limit)")
+	f.IntVar(&cfg.MaxRecord, "max-record", rpc.DefaultMaxRecord, "bytes of one call on a stream at most, as rpcbind's 9000; a connection that sends more is closed")
 	f.Float64Var(&cfg.MaxAmplification, "max-amplification", 4, "drop a UDP reply to a non-loopback source more than this many times its request (0: off)")
 	f.Float64Var(&cfg.UDPRate, "udp-rate", 200, "UDP replies per second to one non-loopback source, an IPv4 address or IPv6 /64 (0: no limit)")
 	f.Float64Var(&cfg.UDPBurst, "udp-burst", 400, "burst of UDP replies allowed to one non-loopback source")

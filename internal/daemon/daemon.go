@@ -64,6 +64,7 @@ type Config struct {
 	// the defaults.
 	MaxConns         int
 	MaxConnsPerHost  int
+	MaxRecord        int
 	MaxAmplification float64
 	// UDPRate and UDPBurst bound datagram replies per non-loopback source.
 	UDPRate, UDPBurst float64
@@ -184,7 +185,8 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	mux := rpc.NewMux()
 	d.Service.Register(mux)
 	d.Server = &rpc.Server{Handler: mux, Log: log.Named("rpc"), LogCalls: cfg.LogCalls,
-		MaxConns: cfg.MaxConns, MaxConnsPerHost: cfg.MaxConnsPerHost, MaxAmplification: cfg.MaxAmplification}
+		MaxConns: cfg.MaxConns, MaxConnsPerHost: cfg.MaxConnsPerHost, MaxAmplification: cfg.MaxAmplification,
+		MaxRecord: cfg.MaxRecord}
 	if cfg.UDPRate > 0 {
 		d.Server.ReplyLimiter = rpc.NewSourceLimiter(cfg.UDPRate, max(cfg.UDPBurst, 1))
 	}

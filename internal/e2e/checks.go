@@ -72,3 +72,60 @@ func IsNoReply(_, got string) error {
 	}
 	return fmt.Errorf("want noreply, got %q", got)
 }
+
+// junkRecord documents a deliberate difference: rpcbind closes a stream
+// that carries a record that is not a call; portmapd drops the record and
+// serves the stream on, since its framing is sound.
+const junkRecord = "rpcbind closes a stream that carries a record that is not a call; " +
+	"portmapd drops the record and keeps serving the stream, whose framing is sound"
+
+// IsKeptOpen accepts a raw line where the reference closed the stream and
+// the second daemon answered nothing and kept it open (with SameOr, for
+// scenarios that also run rpcbind against itself).
+func IsKeptOpen(ref, got string) error {
+	op, r, _ := strings.Cut(ref, ": ")
+	if r == "closed" && got == op+": noreply" {
+		return nil
+	}
+	return fmt.Errorf("want %q, got %q", op+": noreply", got)
+}
+
+// KeptOpen checks, line by line, that where the reference closed the
+// stream the second daemon answered nothing and kept it open, and that
+// every other line is the same: unlike SameOr, closing as the reference
+// did fails.
+func KeptOpen(ref, got Output) error {
+	if ref.Status() != got.Status() || ref.Stderr != got.Stderr {
+		return fmt.Errorf("status or stderr differs: %s vs %s", ref.Status(), got.Status())
+	}
+	rl, gl := splitLines(ref.Stdout), splitLines(got.Stdout)
+	if len(rl) != len(gl) {
+		return fmt.Errorf("%d lines instead of %d", len(gl), len(rl))
+	}
+	for i := range rl {
+		want := rl[i]
+		if op, r, _ := strings.Cut(rl[i], ": "); r == "closed" {
+			want = op + ": noreply"
+		}
+		if gl[i] != want {
+			return fmt.Errorf("line %d: want %q, got %q", i+1, want, gl[i])
+		}
+	}
+	return nil
+}
+
+// Exactly accepts only the given stdout from the second daemon (with the
+// reference's status and stderr): for a deliberate difference that must
+// hold.
+func Exactly(lines ...string) func(ref, got Output) error {
+	want := strings.Join(lines, "\n") + "\n"
+	return func(ref, got Output) error {
+		if ref.Status() != got.Status() || ref.Stderr != got.Stderr {
+			return fmt.Errorf("status or stderr differs: %s vs %s", ref.Status(), got.Status())
+		}
+		if got.Stdout != want {
+			return fmt.Errorf("stdout is not the expected one:\n%s", lineDiff("expected", want, "got", got.Stdout))
+		}
+		return nil
+	}
+}

@@ -47,6 +47,7 @@ const (
 	AuthRejectedCred = 2
 	AuthBadVerf      = 3
 	AuthTooWeak      = 5
+	AuthFailed       = 7
 )
 
 // AcceptedReply is a MSG_ACCEPTED reply with an AUTH_NONE verifier, the

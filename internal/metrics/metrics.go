@@ -101,6 +101,7 @@ type Metrics struct {
 	rejections    [nReasons]atomic.Uint64
 	conns         [nTransports]atomic.Int64
 	forwards      atomic.Int64
+	padded        atomic.Uint64
 	registrations atomic.Int64
 	regFunc       func() int
 	stateFailures func() uint64
@@ -145,6 +146,16 @@ func (m *Metrics) Reject(reason string) {
 		return
 	}
 	m.rejections[reasonIndex(reason)].Add(1)
+}
+
+// The server tells Metrics about padding through this interface.
+var _ rpc.PaddingObserver = (*Metrics)(nil)
+
+// NonZeroPadding counts a call served although its padding was not zero.
+func (m *Metrics) NonZeroPadding() {
+	if m != nil {
+		m.padded.Add(1)
+	}
 }
 
 // ConnOpened and ConnClosed track the open connections of a stream
@@ -293,6 +304,9 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 		header(w, failures, "counter", "Warm-start writes that failed (disk full, I/O error, read-only); their changes were taken back and answered SYSTEM_ERR.")
 		fmt.Fprintf(w, "%s %d\n", failures, m.stateFailures())
 	}
+	const padded = "portmapd_nonzero_padding_calls_total"
+	header(w, padded, "counter", "Calls whose XDR padding was not zero, served as libtirpc serves them.")
+	vm.WriteCounterUint64(w, padded, m.padded.Load())
 	header(w, "portmapd_forwards_in_flight", "gauge", "Remote calls (CALLIT, BCAST, INDIRECT) forwarded and awaiting an answer.")
 	vm.WriteGaugeUint64(w, "portmapd_forwards_in_flight", uint64(max(m.forwards.Load(), 0)))
 	const conns = "portmapd_open_connections"

@@ -118,7 +118,12 @@ func TestRejectionsAndGauges(t *testing.T) {
 	m.ForwardStarted()
 	m.ForwardStarted()
 	m.ForwardDone()
+	m.NonZeroPadding()
+	m.NonZeroPadding()
 
+	if v := values(t, m, "portmapd_nonzero_padding_calls_total")[""]; v != 2 {
+		t.Errorf("calls with non-zero padding = %v, want 2", v)
+	}
 	rej := values(t, m, "portmapd_rejections_total")
 	if len(rej) != nReasons {
 		t.Errorf("%d rejection series, want one per reason (%d): all exist from the start", len(rej), nReasons)

@@ -110,9 +110,11 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 // flagOutsideRange names, on stderr, a registration whose port is
 // outside --port-range: the firewall that opens 111 and that range will
 // not let its clients through. Nothing is said without --port-range, so
-// rpcinfo's output stays rpcinfo's.
+// rpcinfo's output stays rpcinfo's. The portmapper's own rows are left
+// out: its port is the administrator's rule for 111, not a service's, and
+// flagging it on every line would bury the registrations that are outside.
 func (r *runner) flagOutsideRange(prog, vers uint32, netid string, port uint32) {
-	if r.portRange == nil || r.portRange.Contains(port) {
+	if r.portRange == nil || r.portRange.Contains(port) || prog == pmap.Program {
 		return
 	}
 	r.eprintf("rpcinfo: program %d version %d on %s uses port %d, outside the port range %d-%d\n",

@@ -158,9 +158,12 @@ func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
 }
 
 // --port-range names the registrations a firewall opening 111 and that
-// range would cut off, on stderr, leaving rpcinfo's output as it is.
+// range would cut off, on stderr, leaving rpcinfo's output as it is. The
+// portmapper's own rows (here on a port outside the range) are not named.
 func TestPortRangeNamesRegistrationsOutside(t *testing.T) {
-	_, socket := daemontest.Start(t)
+	port, socket := daemontest.Start(t)
+	// The kernel's ephemeral ports (32768 and up) are outside 1-30000.
+	ownOutside := port > 30000
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, "unix", socket)
@@ -180,7 +183,7 @@ func TestPortRangeNamesRegistrationsOutside(t *testing.T) {
 	for _, args := range [][]string{{"-p"}, {}} {
 		out, errs, code := run(t, socket, append([]string{"--port-range", "1-30000"}, args...)...)
 		if code != 0 || !strings.Contains(errs, "program 400801 version 1 on tcp uses port 40000, outside the port range 1-30000") ||
-			strings.Contains(errs, "400800") {
+			strings.Contains(errs, "400800") || (ownOutside && strings.Contains(errs, "program 100000")) {
 			t.Errorf("%v: exit %d, stderr:\n%s", args, code, errs)
 		}
 		if len(args) == 1 && out != plainOut {

@@ -81,6 +81,9 @@
  *                  " closed"). T defaults to SRC unpriv.
  *   rawrec T HEX   stream only: send HEX as-is, print every byte received up
  *                  to the end of the first complete record, EOF or -w ms.
+ *   rawpipe T N HEX
+ *                  rawrec for N pipelined calls: read up to the end of the
+ *                  N-th complete record (max 64), EOF or -w ms.
  *   flood T COUNT HEX [RATE]
  *                  datagram only: send HEX COUNT times (max 100000) from one
  *                  socket, the xid (first 4 bytes) one higher each time, at
@@ -1171,7 +1174,7 @@ static ssize_t readsome(int fd, unsigned char *buf, size_t max, long long deadli
 	return r;
 }
 
-static void do_raw(char **w, int n, int asis)
+static void do_raw(char **w, int n, int asis, int records)
 {
 	static unsigned char out[MAXBYTES + 4], in[4 * MAXBYTES];
 	struct transport t;
@@ -1181,6 +1184,16 @@ static void do_raw(char **w, int n, int asis)
 	long long deadline;
 	int fd, eof = 0;
 
+	if (records > 1) {
+		/* rawpipe T N HEX: drop N, read N records. */
+		if (n != 4)
+			usage("rawpipe needs a transport, a count and hex bytes");
+		records = atoi(w[2]);
+		if (records < 1 || records > 64)
+			usage("rawpipe reads 1 to 64 records");
+		w[2] = w[3];
+		n = 3;
+	}
 	if (n != 3)
 		usage("raw needs a transport and hex bytes");
 	t = parse_transport(w[1], SRC_UNPRIV);
@@ -1231,7 +1244,7 @@ static void do_raw(char **w, int n, int asis)
 	 * arrived, the peer closes, or the wait ends. */
 	for (;;) {
 		size_t off = 0;
-		int complete = 0;
+		int complete = 0, seen = 0;
 
 		while (off + 4 <= got) {
 			uint32_t m;
@@ -1241,7 +1254,7 @@ static void do_raw(char **w, int n, int asis)
 			if (off + 4 + (m & 0x7fffffffu) > got)
 				break;
 			off += 4 + (m & 0x7fffffffu);
-			if (m & 0x80000000u) {
+			if ((m & 0x80000000u) && ++seen == records) {
 				complete = 1;
 				break;
 			}
@@ -1494,7 +1507,9 @@ static void run(char *line)
 	if (strcmp(w[0], "lib") == 0 && n >= 2) {
 		do_lib(w + 1, n - 1);
 	} else if (strcmp(w[0], "raw") == 0 || strcmp(w[0], "rawrec") == 0) {
-		do_raw(w, n, w[0][3] == 'r');
+		do_raw(w, n, w[0][3] == 'r', 1);
+	} else if (strcmp(w[0], "rawpipe") == 0) {
+		do_raw(w, n, 1, 2);
 	} else if (strcmp(w[0], "flood") == 0) {
 		do_flood(w, n);
 	} else if ((strcmp(w[0], "v2") == 0 || strcmp(w[0], "v3") == 0 ||
