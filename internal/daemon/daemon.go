@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -489,6 +490,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.stopRemoteCalls() // after the server's shutdown: no call is forwarded then
 	defer d.releaseLock()
 	d.sys.errc = make(chan error, 1)
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGUSR1)
 	d.sys.mu.Lock()
 	for _, u := range d.udp {
 		d.serveUDP(u)
@@ -497,8 +500,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.serveStream(s)
 	}
 	d.sys.mu.Unlock()
-	stopping, err := d.startSystem(ctx)
+	stopping, err := d.startSystem(ctx, signals)
 	if err != nil {
+		signal.Stop(signals)
 		d.Server.Shutdown(context.Background())
 		d.stopNFTSet()
 		return err

@@ -173,7 +173,11 @@ func (d *Daemon) adopt() (map[string]string, error) {
 // startSystem starts what runs beside serving: metrics, the watchdog,
 // signals and the address watcher. It returns a function that reports
 // the shutdown to systemd.
-func (d *Daemon) startSystem(ctx context.Context) (stopping func(), err error) {
+//
+// signals has been subscribed to SIGHUP and SIGUSR1 before the first call
+// was served: a signal that came earlier would otherwise have had Go's
+// default action, which for both is to end the process.
+func (d *Daemon) startSystem(ctx context.Context, signals chan os.Signal) (stopping func(), err error) {
 	if d.cfg.MetricsAddr != "" {
 		l, err := metrics.Listen(d.cfg.MetricsAddr, d.cfg.MetricsAnyAddr)
 		if err != nil {
@@ -190,8 +194,6 @@ func (d *Daemon) startSystem(ctx context.Context) (stopping func(), err error) {
 	if iv, err := activation.WatchdogInterval(true); err == nil && iv > 0 && n != nil {
 		go n.RunWatchdog(ctx, iv, d.healthy)
 	}
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGUSR1)
 	go func() {
 		defer signal.Stop(signals)
 		for {
