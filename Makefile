@@ -17,7 +17,7 @@ TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
 LDFLAGS  := -X github.com/portmapd/portmapd/internal/cli.Version=$(VERSION)
 
-.PHONY: build run test deps vet bench gobench loadbench fuzz lint install clean
+.PHONY: build run test deps vet bench gobench loadbench fuzz lint install deb clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/portmapd
@@ -93,5 +93,12 @@ install: build
 	install -m 0644 cmd/portmapd/portmapd.default $(DESTDIR)$(PREFIX)/share/doc/portmapd/portmapd.default
 	$(GO) run ./internal/genman --dir $(DESTDIR)$(PREFIX)/share/man/man8
 
+# deb builds dist/portmapd_VERSION_ARCH.deb, a package that replaces
+# Debian's rpcbind (Provides/Conflicts/Replaces rpcbind): install it with
+# apt-get install ./dist/portmapd_*.deb. It needs Go and dpkg-dev only;
+# the packaging is in cmd/portmapd/debian.
+deb:
+	GO='$(GO)' VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' sh cmd/portmapd/debian/build.sh dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
