@@ -10,8 +10,12 @@ BIN      := bin/portmapd
 FUZZTIME ?= 30s
 # Packages the tests drive: the real rpcbind and rpcinfo as the oracle,
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
-# for namespaces, nftables for the firewalls of probe's topologies.
-TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
+# for namespaces, nftables for the firewalls of probe's topologies;
+# dpkg-dev and lintian build and check the package, systemd-container and
+# nfs-ganesha(-vfs) run it under systemd with the NFS stack (e2e's
+# TestDebPackageUnderSystemd).
+TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables \
+	dpkg-dev lintian systemd-container nfs-ganesha nfs-ganesha-vfs
 # VERSION is what `portmapd --version` prints and the package's version:
 # a Debian-valid string from the commit count and hash of this checkout.
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
@@ -42,7 +46,8 @@ deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
 			[ $$own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; \
 			if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
-				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service >/dev/null 2>&1 || true; fi; \
+				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service \
+					nfs-ganesha.service nfs-ganesha-lock.service >/dev/null 2>&1 || true; fi; \
 			[ $$rc = 0 ] || exit $$rc; \
 		fi; \
 	else echo "not root or no apt-get: tests that need rpcbind, libtirpc or namespaces will skip"; fi
@@ -93,12 +98,13 @@ install: build
 	install -m 0644 cmd/portmapd/portmapd.default $(DESTDIR)$(PREFIX)/share/doc/portmapd/portmapd.default
 	$(GO) run ./internal/genman --dir $(DESTDIR)$(PREFIX)/share/man/man8
 
-# deb builds dist/portmapd_VERSION_ARCH.deb, a package that replaces
+# deb builds $(DIST)/portmapd_VERSION_ARCH.deb, a package that replaces
 # Debian's rpcbind (Provides/Conflicts/Replaces rpcbind): install it with
 # apt-get install ./dist/portmapd_*.deb. It needs Go and dpkg-dev only;
 # the packaging is in cmd/portmapd/debian.
+DIST ?= dist
 deb:
-	GO='$(GO)' VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' sh cmd/portmapd/debian/build.sh dist
+	GO='$(GO)' VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' sh cmd/portmapd/debian/build.sh $(DIST)
 
 clean:
 	rm -rf bin dist
