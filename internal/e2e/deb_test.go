@@ -190,6 +190,36 @@ func TestDebPackageUnderSystemd(t *testing.T) {
 	}
 	showmount("after the daemon was killed")
 
+	// Purging rpcbind's leftovers (config-files state since the install)
+	// runs its postrm, which disables the units named rpcbind.* and
+	// deletes /run/rpcbind.sock, portmapd's now; reinstalling portmapd (an
+	// upgrade, as dpkg runs it) and restarting the units, as the README
+	// says, repairs that, keeping the registrations (but statd's, see
+	// below) and the options file.
+	c.must(60*time.Second, "dpkg", "--purge", "rpcbind")
+	c.sh(120*time.Second, "cd /var/tmp/pm && apt-get install -y --reinstall ./"+filepath.Base(deb))
+	c.must(60*time.Second, "systemctl", "restart", "rpcbind.socket", "rpcbind.service")
+	if got := strings.TrimSpace(c.must(10*time.Second, "systemctl", "is-enabled", "rpcbind.socket")); got != "enabled" {
+		t.Errorf("after purging rpcbind and reinstalling portmapd, rpcbind.socket is %s", got)
+	}
+	if _, err := c.run(10*time.Second, "test", "-S", "/run/rpcbind.sock"); err != nil {
+		t.Errorf("/run/rpcbind.sock missing after the repair")
+	}
+	if out, err := c.run(10*time.Second, "grep", "-q", "^OPTIONS=\"-w\"", "/etc/default/rpcbind"); err != nil {
+		t.Errorf("/etc/default/rpcbind lost warm start: %v %s", err, out)
+	}
+	// Restarting rpcbind.socket restarts rpc-statd.service too (it
+	// requires the socket), which registers again on new ports; ganesha
+	// only wants the service and keeps its registrations.
+	notStatd := func(l string) bool { return strings.Contains(l, " 100024 ") }
+	after := table()
+	if !registered(strings.Join(after, "\n"), "100024") {
+		t.Errorf("rpc.statd did not register again after the repair:\n%s", strings.Join(after, "\n"))
+	}
+	if b, a := slices.DeleteFunc(slices.Clone(before), notStatd), slices.DeleteFunc(after, notStatd); !slices.Equal(b, a) {
+		t.Errorf("the repair changed the table:\nbefore:\n%s\nafter:\n%s", strings.Join(b, "\n"), strings.Join(a, "\n"))
+	}
+
 	// The journal: the daemon's lines, under its unit, carry their fields.
 	checkJournal(t, c)
 
