@@ -27,17 +27,38 @@ EXPORT {
 }
 `
 
+// abstractNull makes a NULL call to RPCBIND v3 over the abstract socket
+// (python3 is in the container: nfs-common depends on it) and prints ok
+// for an accepted, successful reply with the call's xid.
+const abstractNull = `import socket, struct
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect("\0/run/rpcbind.sock")
+call = struct.pack(">10I", 0x1d2c3b4a, 0, 2, 100000, 3, 0, 0, 0, 0, 0)
+s.sendall(struct.pack(">I", 0x80000000 | len(call)) + call)
+reply = b""
+while len(reply) < 28:
+    chunk = s.recv(64)
+    if not chunk:
+        break
+    reply += chunk
+mark, xid, mtype, stat, flavor, vlen, accept = struct.unpack(">7I", reply[:28])
+print("ok" if (xid, mtype, stat, accept) == (0x1d2c3b4a, 1, 0, 0) else "bad reply %r" % reply)
+`
+
 // TestDebPackageUnderSystemd: the package built by make deb replaces
 // Debian's rpcbind on a machine running the NFS stack under a real
 // systemd (a throw-away container over this machine's root), and:
 // apt-get removes rpcbind and keeps nfs-common and nfs-ganesha; the
 // services registered with rpcbind stay registered across the swap; the
-// first call socket-activates the daemon, which reports ready and runs as
-// _rpc; rpc-statd.service and nfs-ganesha register and showmount lists
-// the export; a restart and a kill -9 keep every registration; the
-// journal has the daemon's structured lines; systemd-analyze verify finds
-// nothing in the units; a stop is clean; apt-get installing rpcbind swaps
-// back, and purging portmapd then leaves rpcbind's files and units alone.
+// first call socket-activates the daemon, which reports ready, runs as
+// _rpc and serves the abstract socket too; rpc-statd.service and
+// nfs-ganesha register and showmount lists the export; a restart, a
+// kill -9 and a reinstall (after purging rpcbind's leftovers, the
+// README's repair) keep the registrations; the journal has the daemon's
+// structured lines; systemd-analyze verify finds nothing in the units; a
+// stop is clean; apt-get installing rpcbind swaps back, and purging
+// portmapd then leaves rpcbind's files and units alone.
 func TestDebPackageUnderSystemd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a container: not in -short")
@@ -131,6 +152,11 @@ func TestDebPackageUnderSystemd(t *testing.T) {
 	}
 	if uid := c.sh(10*time.Second, "awk '/^Uid:/ {print $2}' /proc/"+pid+"/status"); strings.TrimSpace(uid) != strings.TrimSpace(c.must(10*time.Second, "id", "-u", "_rpc")) {
 		t.Errorf("the daemon runs as uid %s, not _rpc", uid)
+	}
+
+	// The abstract socket is served too: a NULL call to RPCBIND v3 over it.
+	if out, err := c.run(30*time.Second, "python3", "-c", abstractNull); err != nil || strings.TrimSpace(out) != "ok" {
+		t.Errorf("NULL call over @/run/rpcbind.sock: %v\n%s", err, out)
 	}
 
 	// rpc-statd.service (nfs-common) starts and registers.
