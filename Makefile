@@ -10,12 +10,8 @@ BIN      := bin/portmapd
 FUZZTIME ?= 30s
 # Packages the tests drive: the real rpcbind and rpcinfo as the oracle,
 # libtirpc for C clients, nfs-common for rpc.statd, iproute2/util-linux
-# for namespaces, nftables for the firewalls of probe's topologies;
-# dpkg-dev and lintian build and check the package, systemd-container and
-# nfs-ganesha(-vfs) run it under systemd with the NFS stack (e2e's
-# TestDebPackageUnderSystemd).
-TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables \
-	dpkg-dev lintian systemd-container nfs-ganesha nfs-ganesha-vfs
+# for namespaces, nftables for the firewalls of probe's topologies.
+TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables
 # VERSION is what `portmapd --version` prints and the package's version:
 # a Debian-valid string from the commit count and hash of this checkout.
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
@@ -103,6 +99,10 @@ install: build
 # apt-get install ./dist/portmapd_*.deb. It needs Go and dpkg-dev only;
 # the packaging is in cmd/portmapd/debian.
 DIST ?= dist
+# The package's test (internal/e2e TestDebPackageUnderSystemd): dpkg-dev
+# and lintian build and check it; systemd-container and nfs-ganesha(-vfs)
+# run it under systemd with an NFS server in a throw-away container.
+TEST_DEBS += dpkg-dev lintian systemd-container nfs-ganesha nfs-ganesha-vfs
 deb:
 	GO='$(GO)' VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' sh cmd/portmapd/debian/build.sh $(DIST)
 
