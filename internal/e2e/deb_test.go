@@ -216,6 +216,16 @@ func TestDebPackageUnderSystemd(t *testing.T) {
 	}
 	showmount("after the daemon was killed")
 
+	// A -h in /etc/default/rpcbind (Debian's file suggests one) leaves the
+	// addresses rpcbind.socket's, as it does for rpcbind under socket
+	// activation, rather than failing on ports systemd holds.
+	c.sh(10*time.Second, `echo 'OPTIONS="$OPTIONS -h 127.0.0.1"' >> /etc/default/rpcbind`)
+	c.must(60*time.Second, "systemctl", "restart", "rpcbind.service")
+	if after := table(); !slices.Equal(before, after) {
+		t.Errorf("with -h in /etc/default/rpcbind the table changed:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+	}
+	c.sh(10*time.Second, `sed -i '/ -h 127.0.0.1"$/d' /etc/default/rpcbind`)
+
 	// Purging rpcbind's leftovers (config-files state since the install)
 	// runs its postrm, which disables the units named rpcbind.* and
 	// deletes /run/rpcbind.sock, portmapd's now; reinstalling portmapd (an
