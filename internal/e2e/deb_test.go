@@ -260,6 +260,9 @@ func TestDebPackageUnderSystemd(t *testing.T) {
 	checkJournal(t, c)
 
 	// The installed units as systemd reads them.
+	if id := c.show("portmap.service", "Id"); id != "rpcbind.service" {
+		t.Errorf("portmap.service is %q, want the alias of rpcbind.service", id)
+	}
 	if out, err := c.run(60*time.Second, "systemd-analyze", "verify", "/lib/systemd/system/rpcbind.socket",
 		"/lib/systemd/system/rpcbind.service"); err != nil || strings.TrimSpace(out) != "" {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)

@@ -44,6 +44,8 @@ ln -s portmapd "$root/usr/sbin/rpcinfo"
 ln -s ../sbin/portmapd "$root/usr/bin/rpcinfo"
 
 install -m 0644 $src/rpcbind.socket $src/rpcbind.service "$root/lib/systemd/system/"
+# portmap.service: the old name, an alias as Debian's rpcbind ships it.
+ln -s rpcbind.service "$root/lib/systemd/system/portmap.service"
 install -m 0644 $src/tmpfiles.conf "$root/usr/lib/tmpfiles.d/portmapd.conf"
 install -m 0644 $src/rpcbind.default "$root/etc/default/rpcbind"
 
