@@ -102,6 +102,9 @@ func bootContainer(t testing.TB, name string, files []string, extra ...string) *
 		"FILES="+strings.Join(files, " "), "NSPAWN_ARGS="+strings.Join(extra, " "))
 	cmd.Stdout, cmd.Stderr = console, console
 	cmd.Stdin = nil
+	// Its own process group: a signal meant for the test's group (a ^C)
+	// reaches nspawn only through shutdown.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting systemd-nspawn: %v", err)
 	}
@@ -173,6 +176,9 @@ func (c *container) run(timeout time.Duration, argv ...string) (string, error) {
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8",
 		"DEBIAN_FRONTEND=noninteractive", "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"}
 	cmd.WaitDelay = 5 * time.Second
+	// Its own process group, so that nothing run in the container (a kill
+	// of a pid that turned out 0) can signal the test binary's group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%q timed out after %v", strings.Join(argv, " "), timeout)

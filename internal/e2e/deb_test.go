@@ -203,6 +203,9 @@ func TestDebPackageUnderSystemd(t *testing.T) {
 		t.Errorf("systemctl restart changed the table:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
 	}
 	pid = c.show("rpcbind.service", "MainPID")
+	if n, err := strconv.Atoi(pid); err != nil || n <= 1 {
+		t.Fatalf("rpcbind.service MainPID %q before the kill", pid)
+	}
 	c.must(10*time.Second, "kill", "-9", pid)
 	c.waitFor(30*time.Second, "systemd restarts the killed daemon", func() (bool, string) {
 		state := c.show("rpcbind.service", "ActiveState") + " " + c.show("rpcbind.service", "MainPID")
