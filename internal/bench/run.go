@@ -132,6 +132,8 @@ type Result struct {
 	Phases    []Phase     `json:"phases"`
 	Fresh     *LoadResult `json:"fresh,omitempty"`
 	Warm      *WarmStart  `json:"warm,omitempty"`
+	// Storm holds the new-connection-per-call loads (RunStorm).
+	Storm *StormRun `json:"storm,omitempty"`
 	// Notes records what went wrong without stopping the run.
 	Notes []string `json:"notes,omitempty"`
 	// LoadAvg samples the machine's one-minute load average at the start
@@ -152,6 +154,9 @@ func (r *Result) Merge(o *Result) {
 	}
 	if o.Warm != nil {
 		r.Warm = o.Warm
+	}
+	if o.Storm != nil {
+		r.Storm = o.Storm
 	}
 }
 
