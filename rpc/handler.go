@@ -55,6 +55,9 @@ type Call struct {
 	// from Local when the call was broadcast.
 	replyFrom netip.Addr
 	ifindex   int
+	// fast, on a stream call answered by the fast accept path, sends a
+	// deferred reply.
+	fast *fastResponder
 }
 
 // Responder sends a complete reply message to a caller after its handler

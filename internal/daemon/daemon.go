@@ -357,7 +357,7 @@ func (d *Daemon) listenIP(network, netid string, ap netip.AddrPort) (io.Closer, 
 		d.udp = append(d.udp, udpSock{pc.(*net.UDPConn), netid})
 		return pc, nil
 	default:
-		l, err := net.Listen(network, addr)
+		l, err := rpc.ListenStream(network, addr)
 		if err != nil {
 			return nil, bindError(netid, ap, err)
 		}
