@@ -443,6 +443,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		go c.Run(ctx)
 	}
 	d.log.Info("serving", zap.Strings("transports", d.transports()), zap.Int("registrations", d.Registry.Len()))
+	trimFootprint()
 	select {
 	case <-ctx.Done():
 	case err = <-d.sys.errc:
