@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,16 +23,18 @@ import (
 // that finds nothing yet, and the wake-ups of a goroutine parked on it),
 // and on a virtual machine a system call is most of the price of a call.
 //
-// So the accepting goroutine, when the call has already arrived (the
-// daemon's TCP listeners defer accepting until it has, TCP_DEFER_ACCEPT,
-// and turn keep-alive off, see ListenStream), reads it, answers it and
-// writes the reply on the spot, through the descriptor, before any timer,
-// buffer or goroutine exists for the connection. The connection then waits
-// for the client's next move in a tail: one epoll set per listener, watched
-// by one goroutine, with the idle timeout kept as a queue (every
-// connection in it has the same span). When the client closes, as nearly
-// all do, the tail closes the connection, and no goroutine was woken for
-// it. A connection that sends another call, or whose first call
+// So each such listener gets an event loop of its own (a tail): one
+// goroutine on one epoll set that holds the listener and the connections
+// waiting for their client. It accepts with accept4 and, when the call has
+// already arrived (the daemon's TCP listeners defer accepting until it
+// has, TCP_DEFER_ACCEPT, see ListenStream), reads it, answers it and writes
+// the reply on the spot, through the descriptor, before any timer, buffer,
+// poller registration or goroutine exists for the connection. The
+// connection then waits in the tail's epoll set for the client's next
+// move, with the idle timeout kept as a queue (every connection in it has
+// the same span). When the client closes, as nearly all do, the tail
+// closes the descriptor: six system calls for the connection, and no
+// goroutine woken for it. A connection that sends another call, or whose first call
 // is not simply there, is handed to the ordinary per-connection goroutine
 // (serveConn) with what was read, and from then on is served as before.
 
@@ -48,38 +51,117 @@ func fastListener(l net.Listener) bool {
 // itself; a larger one goes to the connection's goroutine.
 const firstReadSize = 2048
 
-// serveFast is ServeStream's accept loop for the listeners fastListener
-// knows.
+// serveFast serves the connections of l, one of the listeners
+// fastListener knows, from a tail: ServeStream's goroutine becomes its
+// event loop.
 func (s *Server) serveFast(l net.Listener, netid string) error {
-	tail, err := newTail(s)
+	raw, err := l.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return err
 	}
-	defer tail.stop()
-	a := &acceptor{worker: worker{s: s, tail: tail}, netid: netid}
-	var backoff time.Duration
-	for {
-		conn, err := l.Accept()
-		if err != nil {
-			if s.isClosing() || errors.Is(err, net.ErrClosed) {
-				return ErrServerClosed
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if ce := s.Log.Check(zap.WarnLevel, "accept failed; backing off"); ce != nil {
-				ce.Write(zap.String("netid", netid), zap.Duration("backoff", backoff), zap.Error(err))
-			}
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		a.serve(conn)
+	lfd := -1
+	raw.Control(func(fd uintptr) { lfd = int(fd) })
+	t, err := newTail(s)
+	if err != nil {
+		return err
 	}
+	defer t.close()
+	t.listener = raw
+	a := &acceptor{worker: worker{s: s, tail: t}, netid: netid}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		// Bound to one address: every connection arrives there, and
+		// getsockname need not say so each time.
+		a.local = ta.AddrPort()
+	}
+	t.acceptor = a
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventID(&ev, listenID)
+	if err := unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	// Shutdown closes the listeners it holds: this one must stop the
+	// tail as well.
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.listeners[&tailListener{Listener: l, t: t}] = struct{}{}
+	closing := s.isClosing()
+	s.mu.Unlock()
+	if closing {
+		return ErrServerClosed
+	}
+	t.run()
+	return ErrServerClosed
+}
+
+// accepted is a connection accept4 returned.
+type accepted struct {
+	fd int
+	sa unix.Sockaddr
+}
+
+// tailListener is a fast listener as Shutdown sees it: closing it stops
+// its tail too.
+type tailListener struct {
+	net.Listener
+	t *tail
+}
+
+func (l *tailListener) Close() error {
+	l.t.stop()
+	return l.Listener.Close()
+}
+
+// acceptBatch accepts the connections waiting on the listener, a bounded
+// number at a time so that the tail's other connections are not starved.
+// It reports false once the listener is closed.
+func (t *tail) acceptBatch() bool {
+	var aerr error
+	// Control holds the listener open while it runs, and Close waits for
+	// it: the connections are served after it returns, since serving may
+	// wait for Shutdown, which may be closing the listener.
+	batch := t.batch[:0]
+	err := t.listener.Control(func(fd uintptr) {
+		for len(batch) < cap(batch) {
+			nfd, sa, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			switch err {
+			case nil:
+				batch = append(batch, accepted{nfd, sa})
+				continue
+			case unix.EAGAIN:
+				return
+			case unix.ECONNABORTED, unix.EINTR:
+				continue // the client gave up before it was accepted
+			}
+			aerr = err
+			return
+		}
+	})
+	for i, c := range batch {
+		t.acceptor.serve(c.fd, c.sa)
+		batch[i] = accepted{}
+	}
+	if err != nil {
+		return false
+	}
+	if aerr != nil {
+		// Out of descriptors (EMFILE, ENFILE) or a transient error: wait
+		// a little, growing, instead of spinning on the listener.
+		t.backoff = min(max(2*t.backoff, 5*time.Millisecond), time.Second)
+		if ce := t.s.Log.Check(zap.WarnLevel, "accept failed; backing off"); ce != nil {
+			ce.Write(zap.String("netid", t.acceptor.netid), zap.Duration("backoff", t.backoff), zap.Error(aerr))
+		}
+		time.Sleep(t.backoff)
+	} else {
+		t.backoff = 0
+	}
+	return true
 }
 
 // acceptor is the accepting goroutine's state.
 type acceptor struct {
 	worker
 	netid string
+	local netip.AddrPort // the listener's address, if it has one
 	in    [firstReadSize]byte
 }
 
@@ -92,35 +174,24 @@ type worker struct {
 }
 
 // serve takes a newly accepted connection through its first call.
-func (a *acceptor) serve(conn net.Conn) {
+func (a *acceptor) serve(fd int, sa unix.Sockaddr) {
 	s := a.s
-	rc := &rawConn{Conn: conn, fd: -1, netid: a.netid, uid: -1}
-	var sc syscall.Conn
-	switch conn := conn.(type) {
-	case *net.TCPConn:
-		rc.remote = conn.RemoteAddr().(*net.TCPAddr).AddrPort()
-		rc.local = conn.LocalAddr().(*net.TCPAddr).AddrPort()
-		sc = conn
-	case *net.UnixConn:
-		rc.uid = peerUID(conn)
-		sc = conn
-	}
-	if raw, err := sc.SyscallConn(); err == nil {
-		// The descriptor stays valid until the connection is closed,
-		// which only its owner does.
-		raw.Control(func(fd uintptr) { rc.fd = int(fd) })
+	rc := &rawConn{fd: fd, netid: a.netid, uid: -1, remote: sockaddrPort(sa)}
+	if a.netid == NetidLocal {
+		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			rc.uid = int(cred.Uid)
+		}
+	} else if rc.local = a.local; !rc.local.IsValid() {
+		if lsa, err := unix.Getsockname(fd); err == nil {
+			rc.local = sockaddrPort(lsa)
+		}
 	}
 	st, ok := s.trackState(rc, true)
 	if !ok {
 		if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
 			ce.Write(zap.String("netid", a.netid), zap.Stringer("remote", rc.remote))
 		}
-		conn.Close()
-		return
-	}
-	fd := rc.fd
-	if fd < 0 {
-		a.promote(rc, st, nil, nil, nil)
+		unix.Close(fd)
 		return
 	}
 	if s.Observer != nil {
@@ -209,6 +280,8 @@ func (r *fastResponder) Respond(reply []byte) error {
 		return err
 	}
 	r.w.toTail(r.rc, r.st, false)
+	// The tail may be asleep without a timeout: its queue changed.
+	r.w.tail.signal()
 	return nil
 }
 
@@ -227,6 +300,16 @@ func (rc *rawConn) writeRecord(reply []byte) error {
 		err = errors.New("reply did not fit the socket buffer")
 	}
 	return err
+}
+
+func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
 }
 
 // singleRecord returns the message of b if b is exactly one record of one
@@ -287,23 +370,22 @@ func (w *worker) promote(rc *rawConn, st *connState, pending, reply, tail []byte
 	}()
 }
 
-// rawConn is an accepted connection that the fast path serves through
-// its descriptor until it is promoted to a goroutine of its own; then it
-// is the net.Conn serveConn sees, handing out first what the fast path
-// read.
+// rawConn is an accepted connection that the fast path serves by its
+// descriptor until it is promoted: then an *os.File, registered with the
+// runtime's poller, carries it, with deadlines, and rawConn is the net.Conn
+// serveConn sees.
 type rawConn struct {
-	net.Conn
-	fd     int // -1 if the connection has none
+	fd     int
 	netid  string
 	remote netip.AddrPort
 	local  netip.AddrPort
 	uid    int
 
-	mu       sync.Mutex
-	closed   bool
-	promoted bool
+	mu     sync.Mutex
+	closed bool
+	file   atomic.Pointer[os.File] // set once promoted
 	// pending is what the fast path read before promoting; Read returns
-	// it first. Only the connection's goroutine touches it then.
+	// it first. Only the connection's goroutine touches it.
 	pending []byte
 	// tail is the tail that watches the connection, nil outside it.
 	tail *tail
@@ -317,15 +399,24 @@ func (rc *rawConn) call() Call {
 	return c
 }
 
-// promoteLocked readies a connection for serveConn, with rc.mu held.
+// promoteLocked registers the descriptor with the runtime's poller, with
+// rc.mu held. TCP gets no-delay as the net package would set it: a
+// connection that carries more than one call may pipeline them.
 func (rc *rawConn) promoteLocked(pending []byte) error {
 	if rc.closed {
 		return net.ErrClosed
 	}
+	if rc.netid != NetidLocal {
+		unix.SetsockoptInt(rc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	f := os.NewFile(uintptr(rc.fd), "")
+	if f == nil {
+		return errors.New("bad descriptor")
+	}
 	if len(pending) > 0 {
 		rc.pending = append([]byte(nil), pending...)
 	}
-	rc.promoted = true
+	rc.file.Store(f)
 	return nil
 }
 
@@ -335,7 +426,34 @@ func (rc *rawConn) Read(b []byte) (int, error) {
 		rc.pending = rc.pending[n:]
 		return n, nil
 	}
-	return rc.Conn.Read(b)
+	f := rc.file.Load()
+	if f == nil {
+		return 0, net.ErrClosed
+	}
+	n, err := f.Read(b)
+	return n, fileErr(err)
+}
+
+func (rc *rawConn) Write(b []byte) (int, error) {
+	f := rc.file.Load()
+	if f == nil {
+		return 0, net.ErrClosed
+	}
+	n, err := f.Write(b)
+	return n, fileErr(err)
+}
+
+// fileErr gives an os.File's errors the meaning a net.Conn's have for
+// serveConn: a closed connection is net.ErrClosed.
+func fileErr(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return net.ErrClosed
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Close closes the connection wherever it is: in the tail it also tells
@@ -349,7 +467,12 @@ func (rc *rawConn) Close() error {
 	rc.closed = true
 	t := rc.tail
 	rc.tail = nil
-	err := rc.Conn.Close()
+	var err error
+	if f := rc.file.Load(); f != nil {
+		err = f.Close()
+	} else {
+		err = unix.Close(rc.fd)
+	}
 	rc.mu.Unlock()
 	if t != nil {
 		t.closedOutside(rc)
@@ -357,28 +480,61 @@ func (rc *rawConn) Close() error {
 	return err
 }
 
-// SetDeadline acts on a promoted connection. One in the tail has no
-// deadline to move: Shutdown's deadline in the past closes it.
+// SetDeadline and the others act on a promoted connection. One in the
+// tail has no deadline to move: Shutdown's deadline in the past closes it.
 func (rc *rawConn) SetDeadline(d time.Time) error {
-	rc.mu.Lock()
-	inTail := rc.tail != nil
-	rc.mu.Unlock()
-	if inTail {
-		if !d.After(pastDeadline) {
+	if f := rc.file.Load(); f != nil {
+		return f.SetDeadline(d)
+	}
+	if !d.After(pastDeadline) {
+		rc.mu.Lock()
+		inTail := rc.tail != nil
+		rc.mu.Unlock()
+		if inTail {
 			rc.Close()
 		}
-		return nil
 	}
-	return rc.Conn.SetDeadline(d)
+	return nil
+}
+
+func (rc *rawConn) SetReadDeadline(d time.Time) error {
+	if f := rc.file.Load(); f != nil {
+		return f.SetReadDeadline(d)
+	}
+	return nil
+}
+
+func (rc *rawConn) SetWriteDeadline(d time.Time) error {
+	if f := rc.file.Load(); f != nil {
+		return f.SetWriteDeadline(d)
+	}
+	return nil
+}
+
+func (rc *rawConn) LocalAddr() net.Addr {
+	if rc.netid == NetidLocal {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return net.TCPAddrFromAddrPort(rc.local)
+}
+
+func (rc *rawConn) RemoteAddr() net.Addr {
+	if rc.netid == NetidLocal {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return net.TCPAddrFromAddrPort(rc.remote)
 }
 
 // tail watches answered connections for their client's next move. Lock
 // order: tail.mu before rawConn.mu.
 type tail struct {
-	s    *Server
-	ep   int
-	wake int // eventfd: closedOutside and stop
-	done chan struct{}
+	s        *Server
+	ep       int
+	wake     int             // eventfd: closedOutside, stop, a late reply
+	listener syscall.RawConn // accepted from on the loop's own thread
+	acceptor *acceptor
+	backoff  time.Duration
+	batch    []accepted
 
 	mu      sync.Mutex
 	conns   map[uint64]*tailEntry
@@ -399,8 +555,16 @@ type tailDeadline struct {
 	at int64 // UnixNano
 }
 
-// wakeID marks the eventfd's events.
-const wakeID = 0
+// IDs of the epoll events that are not connections.
+const (
+	wakeID   = 0 // the eventfd
+	listenID = 1 // the listener
+)
+
+// listenerCheck is how often an idle tail checks that its listener is
+// still open: the daemon closes a listener of an address that went away
+// itself, which an epoll set does not report.
+const listenerCheck = 10 * time.Second
 
 func newTail(s *Server) (*tail, error) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -419,9 +583,8 @@ func newTail(s *Server) (*tail, error) {
 		unix.Close(wake)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	t := &tail{s: s, ep: ep, wake: wake, done: make(chan struct{}), conns: make(map[uint64]*tailEntry), nextID: wakeID + 1}
-	go t.run()
-	return t, nil
+	return &tail{s: s, ep: ep, wake: wake, conns: make(map[uint64]*tailEntry), nextID: listenID + 1,
+		batch: make([]accepted, 0, 64)}, nil
 }
 
 func setEventID(ev *unix.EpollEvent, id uint64) {
@@ -457,9 +620,18 @@ func (t *tail) add(rc *rawConn, st *connState, first bool) bool {
 	rc.mu.Unlock()
 	t.nextID++
 	t.conns[id] = &tailEntry{rc: rc, st: st, first: first}
-	if len(t.queue) == 0 {
-		// The tail sleeps without a timeout while it holds nothing.
-		t.signal()
+	if len(t.queue) > 2*len(t.conns)+1024 {
+		// Connections leave long before their idle deadline: drop the
+		// queue's entries of those gone, so that it stays the size of
+		// what the tail holds.
+		live := t.queue[:0]
+		for _, d := range t.queue {
+			if t.conns[d.id] != nil {
+				live = append(live, d)
+			}
+		}
+		clear(t.queue[len(live):])
+		t.queue = live
 	}
 	t.queue = append(t.queue, tailDeadline{id: id, at: time.Now().Add(t.s.IdleTimeout).UnixNano()})
 	return true
@@ -479,31 +651,38 @@ func (t *tail) signal() {
 	unix.Write(t.wake, one[:])
 }
 
-// stop closes every connection in the tail and waits for its goroutine.
+// stop makes the loop close every connection in the tail and return.
 func (t *tail) stop() {
 	t.mu.Lock()
 	t.stopped = true
 	t.mu.Unlock()
 	t.signal()
-	<-t.done
+}
+
+// close releases the epoll set and the eventfd once the loop has returned.
+func (t *tail) close() {
 	unix.Close(t.ep)
 	unix.Close(t.wake)
 }
 
+// run is the event loop. It returns once stopped and empty.
 func (t *tail) run() {
-	defer close(t.done)
-	w := &worker{s: t.s, tail: t}
+	w := &t.acceptor.worker
 	events := make([]unix.EpollEvent, 128)
 	var buf [firstReadSize]byte
+	delisted := false
 	for {
-		timeout := -1
+		timeout := int(listenerCheck / time.Millisecond)
 		t.mu.Lock()
 		if len(t.queue) > 0 {
 			ms := (t.queue[0].at-time.Now().UnixNano())/int64(time.Millisecond) + 1
-			timeout = int(max(ms, 0))
+			timeout = int(min(max(ms, 0), int64(timeout)))
 		}
 		t.mu.Unlock()
 		n, err := unix.EpollWait(t.ep, events, timeout)
+		if n == 0 && err == nil && t.listener.Control(func(uintptr) {}) != nil {
+			t.stop() // closed by its owner
+		}
 		if err != nil && err != unix.EINTR {
 			t.s.Log.Error("tail of stream connections: epoll_wait", zap.Error(err))
 			n = 0
@@ -511,18 +690,35 @@ func (t *tail) run() {
 		}
 		for i := range max(n, 0) {
 			id := eventID(&events[i])
-			if id == wakeID {
+			switch id {
+			case wakeID:
 				var b [8]byte
 				unix.Read(t.wake, b[:])
-				continue
+			case listenID:
+				if !t.stopping() && !t.acceptBatch() {
+					t.stop()
+				}
+			default:
+				t.ready(w, id, buf[:])
 			}
-			t.ready(w, id, buf[:])
 		}
 		t.expire(w)
+		if t.stopping() && !delisted {
+			// Level-triggered, a listener with connections waiting
+			// would wake the loop at once, every time.
+			t.listener.Control(func(fd uintptr) { unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
+			delisted = true
+		}
 		if t.reap(w) {
 			return
 		}
 	}
+}
+
+func (t *tail) stopping() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopped
 }
 
 // ready handles a connection whose client did something: closed it, as
@@ -550,7 +746,7 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	closed := err != nil || n == 0
 	if closed {
 		rc.closed = true
-		rc.Conn.Close() // which also takes it out of the epoll set
+		unix.Close(rc.fd) // which also takes it out of the epoll set
 	} else {
 		unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	}
@@ -587,7 +783,7 @@ func (t *tail) release(w *worker, id uint64) {
 	}
 	rc.tail = nil
 	rc.closed = true
-	rc.Conn.Close()
+	unix.Close(rc.fd)
 	rc.mu.Unlock()
 	t.mu.Lock()
 	delete(t.conns, id)
