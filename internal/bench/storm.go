@@ -252,17 +252,19 @@ func checkStormReply(msg []byte, xid uint32, spec stormSpec) error {
 // TIME_WAIT piles up and the storm never runs out of ports.
 func storm(ctx context.Context, cfg *StormConfig, spec stormSpec, load string, clients int, d time.Duration, pid int) (StormResult, error) {
 	res := StormResult{LoadResult: LoadResult{Name: load, Registrations: cfg.Registrations, Clients: clients}}
-	var sa unix.Sockaddr
-	if spec.unix {
-		sa = &unix.SockaddrUnix{Name: cfg.Socket}
-	} else {
+	// Each loop gets its own: a unix.Sockaddr keeps its encoded form in
+	// itself, written on every connect.
+	newSockaddr := func() unix.Sockaddr { return &unix.SockaddrUnix{Name: cfg.Socket} }
+	if !spec.unix {
 		ta, err := net.ResolveTCPAddr("tcp4", cfg.Address)
 		if err != nil {
 			return res, err
 		}
-		a := &unix.SockaddrInet4{Port: ta.Port}
-		copy(a.Addr[:], ta.IP.To4())
-		sa = a
+		newSockaddr = func() unix.Sockaddr {
+			a := &unix.SockaddrInet4{Port: ta.Port}
+			copy(a.Addr[:], ta.IP.To4())
+			return a
+		}
 	}
 	loops := min(runtime.NumCPU(), clients)
 	ls := make([]*stormLoop, loops)
@@ -272,7 +274,7 @@ func storm(ctx context.Context, cfg *StormConfig, spec stormSpec, load string, c
 		if i < clients%loops {
 			n++
 		}
-		ls[i] = &stormLoop{spec: spec, sa: sa, timeout: cfg.Timeout, max: perLoop,
+		ls[i] = &stormLoop{spec: spec, sa: newSockaddr(), timeout: cfg.Timeout, max: perLoop,
 			slots: make([]stormSlot, n), lat: make([]time.Duration, 0, perLoop),
 			call: stormCall(spec.vers), xid: uint32(i) << 28}
 	}

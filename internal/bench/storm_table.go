@@ -36,14 +36,16 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 	if a == nil || a.Storm == nil {
 		return nil
 	}
-	if b == nil {
-		b = &Result{}
-	}
+	// Columns: a's alone, beside b, and beside the limit as well.
+	cols := 9
 	if limit == nil {
-		limit = &Result{}
+		cols, limit = 7, &Result{}
+	}
+	if b == nil {
+		cols, b = 4, &Result{}
 	}
 	head := []string{"storm", "clients", "metric", a.Name, b.Name, "ratio", "better", limit.Name, a.Name + "/" + limit.Name}
-	all := [][]string{head}
+	all := [][]string{head[:cols]}
 	addRow := func(load, clients string, f figure, av, bv, lv float64, hasA, hasB, hasL bool) {
 		r := row{what: load, regs: clients, figure: f, a: av, b: bv, hasA: hasA, hasB: hasB}
 		c := r.cells(a.Name, b.Name)
@@ -54,7 +56,7 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 				c[8] = formatRatio(av / lv)
 			}
 		}
-		all = append(all, c)
+		all = append(all, c[:cols])
 	}
 	for _, s := range a.Storm.Results {
 		for _, f := range stormFigures {
@@ -91,7 +93,7 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 	lv, hasL := idle(limit)
 	addRow("idle", "0", figure{"RSS MiB", 1, false}, av, bv, lv, hasA, hasB, hasL)
 
-	width := make([]int, len(head))
+	width := make([]int, cols)
 	for _, c := range all {
 		for i, s := range c {
 			width[i] = max(width[i], len([]rune(s)))
