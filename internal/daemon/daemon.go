@@ -417,6 +417,11 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.stopRemoteCalls() // after the server's shutdown: no call is forwarded then
 	defer d.releaseLock()
 	d.sys.errc = make(chan error, 1)
+	// Start-up's pages go before the first answer, and what starting the
+	// system side touched a moment later.
+	trimFootprint()
+	trimLater := time.AfterFunc(time.Second, trimFootprint)
+	defer trimLater.Stop()
 	d.sys.mu.Lock()
 	for _, u := range d.udp {
 		d.serveUDP(u)
@@ -443,7 +448,6 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		go c.Run(ctx)
 	}
 	d.log.Info("serving", zap.Strings("transports", d.transports()), zap.Int("registrations", d.Registry.Len()))
-	trimFootprint()
 	select {
 	case <-ctx.Done():
 	case err = <-d.sys.errc:
