@@ -456,6 +456,47 @@ func fileErr(err error) error {
 	return err
 }
 
+// writeBuffers writes reply and then tail in one writev where the
+// socket takes them, waiting for it in the runtime's poller otherwise, as
+// a net.Conn writes net.Buffers: two writes would cost a system call and a
+// segment more for every DUMP.
+func (rc *rawConn) writeBuffers(reply, tail []byte) error {
+	f := rc.file.Load()
+	if f == nil {
+		return net.ErrClosed
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	iov := [][]byte{reply, tail}
+	var werr error
+	err = raw.Write(func(fd uintptr) bool {
+		for len(iov) > 0 {
+			n, err := unix.Writev(int(fd), iov)
+			if err == unix.EAGAIN {
+				return false
+			}
+			if err != nil {
+				werr = err
+				return true
+			}
+			for n > 0 && len(iov) > 0 {
+				k := min(n, len(iov[0]))
+				iov[0], n = iov[0][k:], n-k
+				if len(iov[0]) == 0 {
+					iov = iov[1:]
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fileErr(err)
+	}
+	return werr
+}
+
 // Close closes the connection wherever it is: in the tail it also tells
 // the tail, which untracks it.
 func (rc *rawConn) Close() error {
@@ -852,9 +893,11 @@ func (t *tail) reap(w *worker) bool {
 const deferAcceptSeconds = 5
 
 // ListenStream listens on a TCP address as a portmapper should for the
-// fast accept path: connections are accepted once their first call has
-// arrived, and without keep-alive probes, whose setup costs four system
-// calls a connection (IdleTimeout closes dead connections instead).
+// fast accept path: a connection is accepted once its first call has
+// arrived (TCP_DEFER_ACCEPT), so that the accepting loop reads it at once
+// instead of finding nothing and coming back. Keep-alive probes are off
+// for any connection accepted through the net package instead (IdleTimeout
+// closes dead connections).
 func ListenStream(network, addr string) (net.Listener, error) {
 	lc := net.ListenConfig{
 		KeepAlive: -1,

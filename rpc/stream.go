@@ -288,6 +288,9 @@ func writeReply(conn net.Conn, reply, tail []byte) error {
 		return err
 	}
 	binary.BigEndian.PutUint32(reply, lastFragment|uint32(len(reply)-RecordHeaderLen+len(tail)))
+	if rc, ok := conn.(*rawConn); ok {
+		return rc.writeBuffers(reply, tail)
+	}
 	bufs := net.Buffers{reply, tail}
 	_, err := bufs.WriteTo(conn)
 	return err

@@ -95,9 +95,10 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormRun, error) {
 	pid := p.pid()
 	run := &StormRun{Registrations: cfg.Registrations}
 	// The idle figure is taken after a moment's rest, as a daemon that
-	// started at boot would be found.
+	// started at boot would be found (portmapd trims its start-up pages a
+	// second after it starts serving).
 	select {
-	case <-time.After(500 * time.Millisecond):
+	case <-time.After(1500 * time.Millisecond):
 	case <-ctx.Done():
 		return run, ctx.Err()
 	}
