@@ -34,9 +34,11 @@ import (
 // move, with the idle timeout kept as a queue (every connection in it has
 // the same span). When the client closes, as nearly all do, the tail
 // closes the descriptor: six system calls for the connection, and no
-// goroutine woken for it. A connection that sends another call, or whose first call
-// is not simply there, is handed to the ordinary per-connection goroutine
-// (serveConn) with what was read, and from then on is served as before.
+// goroutine woken for it. A first call that has not arrived is waited for
+// in the tail too. A connection that sends another call, a first call in
+// fragments or larger than a small buffer, or that asks for a DUMP, is
+// handed to the ordinary per-connection goroutine (serveConn) with what
+// was read, and from then on is served as before.
 
 // fastListener reports whether the fast path knows l's connections.
 func fastListener(l net.Listener) bool {
