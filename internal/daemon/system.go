@@ -358,7 +358,7 @@ func (d *Daemon) bindHost(a netip.Addr) ([]io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen(tcpNet, ap.String())
+	l, err := rpc.ListenStream(tcpNet, ap.String())
 	if err != nil {
 		pc.Close()
 		return nil, err
