@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 )
 
 // stormFigures are printed for every storm load at every client count.
@@ -93,41 +92,14 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 	lv, hasL := idle(limit)
 	addRow("idle", "0", figure{"RSS MiB", 1, false}, av, bv, lv, hasA, hasB, hasL)
 
-	width := make([]int, cols)
-	for _, c := range all {
-		for i, s := range c {
-			width[i] = max(width[i], len([]rune(s)))
-		}
-	}
 	fmt.Fprintf(w, "\nstorms: every call on a new connection (connect, call, reply, close), %d registrations; "+
 		"%s is a minimal accept-read-write-close responder, the physical limit\n", a.Storm.Registrations, limit.Name)
 	for _, name := range StormLoads {
 		fmt.Fprintf(w, "  %-18s %s\n", name, loadDesc[name])
 	}
 	fmt.Fprintln(w)
-	prev := ""
-	for n, c := range all {
-		group := c[0] + "\x00" + c[1]
-		if n > 1 && group != prev {
-			fmt.Fprintln(w)
-		}
-		prev = group
-		var sb strings.Builder
-		for i, s := range c {
-			pad := strings.Repeat(" ", width[i]-len([]rune(s)))
-			switch i {
-			case 0, 2, 6:
-				sb.WriteString(s + pad)
-			default:
-				sb.WriteString(pad + s)
-			}
-			if i < len(c)-1 {
-				sb.WriteString("  ")
-			}
-		}
-		if _, err := fmt.Fprintln(w, strings.TrimRight(sb.String(), " ")); err != nil {
-			return err
-		}
+	if err := writeRows(w, all); err != nil {
+		return err
 	}
 	for _, r := range []*Result{a, b, limit} {
 		if r.Storm == nil {

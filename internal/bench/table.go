@@ -69,42 +69,20 @@ func formatRatio(x float64) string {
 	return strconv.FormatFloat(x, 'g', 2, 64)
 }
 
-// FormatTable prints a's results beside b's, with the ratio a/b and which
-// of the two is better on each figure. With b nil (no rpcbind to compare
-// with) it prints a's column alone.
-func FormatTable(w io.Writer, a, b *Result) error {
-	cols := 7
-	if b == nil {
-		cols = 4
-		b = &Result{}
-	}
-	rows := tableRows(a, b)
-	head := []string{"load", "regs", "metric", a.Name, b.Name, "ratio", "better"}[:cols]
-	all := [][]string{head}
-	for _, r := range rows {
-		all = append(all, r.cells(a.Name, b.Name)[:cols])
-	}
-	width := make([]int, cols)
+// writeRows prints a table's rows (the first its header) in aligned
+// columns: the load, the metric and the verdict (columns 0, 2 and 6) to
+// the left, figures to the right, and a blank line between groups of
+// rows of one load and size.
+func writeRows(w io.Writer, all [][]string) error {
+	var width []int
 	for _, c := range all {
 		for i, s := range c {
+			if i == len(width) {
+				width = append(width, 0)
+			}
 			width[i] = max(width[i], len([]rune(s)))
 		}
 	}
-	fmt.Fprintf(w, "%d closed-loop clients; each load runs %gs or %d requests, whichever ends first; "+
-		"%d%% of lookups ask about unregistered programs",
-		a.Clients, a.DurationSeconds, a.MaxRequests, a.UnregisteredPercent)
-	if cols > 4 {
-		fmt.Fprintf(w, "; ratio = %s/%s", a.Name, b.Name)
-	}
-	fmt.Fprintln(w)
-	for _, name := range append(loadNames(a, b), LoadFresh) {
-		fmt.Fprintf(w, "  %-13s %s\n", name, loadDesc[name])
-	}
-	if loads := append(slices.Clone(a.LoadAvg), b.LoadAvg...); len(loads) > 0 {
-		fmt.Fprintf(w, "machine: %d CPUs shared by daemon and clients; load average %.1f to %.1f during the runs\n",
-			runtime.NumCPU(), slices.Min(loads), slices.Max(loads))
-	}
-	fmt.Fprintln(w)
 	prev := ""
 	for n, c := range all {
 		group := c[0] + "\x00" + c[1]
@@ -128,6 +106,42 @@ func FormatTable(w io.Writer, a, b *Result) error {
 		if _, err := fmt.Fprintln(w, strings.TrimRight(sb.String(), " ")); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// FormatTable prints a's results beside b's, with the ratio a/b and which
+// of the two is better on each figure. With b nil (no rpcbind to compare
+// with) it prints a's column alone.
+func FormatTable(w io.Writer, a, b *Result) error {
+	cols := 7
+	if b == nil {
+		cols = 4
+		b = &Result{}
+	}
+	rows := tableRows(a, b)
+	head := []string{"load", "regs", "metric", a.Name, b.Name, "ratio", "better"}[:cols]
+	all := [][]string{head}
+	for _, r := range rows {
+		all = append(all, r.cells(a.Name, b.Name)[:cols])
+	}
+	fmt.Fprintf(w, "%d closed-loop clients; each load runs %gs or %d requests, whichever ends first; "+
+		"%d%% of lookups ask about unregistered programs",
+		a.Clients, a.DurationSeconds, a.MaxRequests, a.UnregisteredPercent)
+	if cols > 4 {
+		fmt.Fprintf(w, "; ratio = %s/%s", a.Name, b.Name)
+	}
+	fmt.Fprintln(w)
+	for _, name := range append(loadNames(a, b), LoadFresh) {
+		fmt.Fprintf(w, "  %-13s %s\n", name, loadDesc[name])
+	}
+	if loads := append(slices.Clone(a.LoadAvg), b.LoadAvg...); len(loads) > 0 {
+		fmt.Fprintf(w, "machine: %d CPUs shared by daemon and clients; load average %.1f to %.1f during the runs\n",
+			runtime.NumCPU(), slices.Min(loads), slices.Max(loads))
+	}
+	fmt.Fprintln(w)
+	if err := writeRows(w, all); err != nil {
+		return err
 	}
 	for _, r := range []*Result{a, b} {
 		for _, note := range r.Notes {
