@@ -121,6 +121,7 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 			return res, quiet(err, indirect)
 		}
 		if !s.mayForward(a.prog, a.proc) {
+			s.rejected(rpc.RefusedForwardDenied)
 			return res, rpc.ErrAuthTooWeak
 		}
 		m, found, exact := s.Registry.Lookup(a.prog, a.vers, c.Netid)
@@ -142,6 +143,7 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 			return res, quiet(rpc.ErrProgUnavail, indirect)
 		}
 		if s.Forwarder == nil {
+			s.rejected(rpc.RefusedForwardDisabled)
 			return res, quiet(rpc.ErrSystem, indirect)
 		}
 		return res, quiet(s.forward(c, a, m.Addr, merged, indirect), indirect)

@@ -114,7 +114,7 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	okTCP, okUDP, gen := s.Registry.unsetV2(p.prog, p.vers, owner)
 	ok := okTCP || okUDP
 	if !okTCP || !okUDP {
-		s.rejected(RejectNotOwner)
+		s.rejected(rpc.RefusedNotOwner)
 	}
 	s.Stats.Unset(StatV2, ok)
 	if gen != before {

@@ -12,11 +12,11 @@ type countingObserver struct {
 	padded int
 }
 
-func (o *countingObserver) Call(vers, proc uint32, netid, outcome string) {}
-func (o *countingObserver) Reject(reason string)                          {}
-func (o *countingObserver) ConnOpened(netid string)                       {}
-func (o *countingObserver) ConnClosed(netid string)                       {}
-func (o *countingObserver) NonZeroPadding()                               { o.padded++ }
+func (o *countingObserver) Call(vers, proc uint32, netid string, outcome Outcome) {}
+func (o *countingObserver) Reject(reason Reason)                                  {}
+func (o *countingObserver) ConnOpened(netid string)                               {}
+func (o *countingObserver) ConnClosed(netid string)                               {}
+func (o *countingObserver) NonZeroPadding()                                       { o.padded++ }
 
 // RFC 4506 asks senders to zero padding; libtirpc reads it without looking
 // at it, so rpcbind serves such calls. So does the server: a call with
