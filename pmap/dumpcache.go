@@ -39,7 +39,7 @@ func (dc *dumpCache) get(r *Registry, enc func([]byte, *Mapping) []byte) []byte 
 // encodePmapRow appends one PMAP v2 row (struct pmaplist); rows that v2
 // cannot express (other netids, addresses without a port) are skipped.
 func encodePmapRow(b []byte, m *Mapping) []byte {
-	prot := netidProt(m.Netid)
+	prot := NetidProto(m.Netid)
 	if prot == 0 {
 		return b
 	}

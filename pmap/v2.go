@@ -26,28 +26,6 @@ func decodePmap(args []byte) (pmapArgs, error) {
 	return p, nil
 }
 
-// protNetid maps a PMAP protocol number to its netid, "" for others.
-func protNetid(prot uint32) string {
-	switch prot {
-	case ProtoTCP:
-		return rpc.NetidTCP
-	case ProtoUDP:
-		return rpc.NetidUDP
-	}
-	return ""
-}
-
-// netidProt maps a netid to the PMAP protocol number, 0 for non-IP ones.
-func netidProt(netid string) uint32 {
-	switch netid {
-	case rpc.NetidTCP:
-		return ProtoTCP
-	case rpc.NetidUDP:
-		return ProtoUDP
-	}
-	return 0
-}
-
 func (s *Service) v2Procs() []rpc.Handler {
 	return []rpc.Handler{
 		ProcNull:    s.counted(StatV2, ProcNull, null),
@@ -81,7 +59,7 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 	if !s.mayChange(c) {
 		return res, rpc.ErrAuthTooWeak
 	}
-	netid := protNetid(p.prot)
+	netid, _ := ProtoNetid(p.prot)
 	ok := false
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
@@ -129,7 +107,7 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 		return res, err
 	}
 	var port uint32
-	netid := protNetid(p.prot)
+	netid, _ := ProtoNetid(p.prot)
 	if netid != "" {
 		port, _ = s.Registry.lookupV2(p.prog, p.vers, netid)
 		if s.serves(netid) {

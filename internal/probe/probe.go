@@ -334,9 +334,9 @@ func (p *prober) registrations(ctx context.Context, c *client.Client, proto stri
 	}
 	rows, _ := c.DumpPorts(ctx)
 	for _, r := range rows {
-		netid := "udp"
-		if r.Prot == pmap.ProtoTCP {
-			netid = "tcp"
+		netid, ok := pmap.ProtoNetid(r.Prot)
+		if !ok {
+			netid = rpc.NetidUDP // only the netids matter here; PMAP rows are udp or tcp
 		}
 		ms = append(ms, pmap.Mapping{Prog: r.Prog, Vers: r.Vers, Netid: netid})
 	}

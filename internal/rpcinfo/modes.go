@@ -129,14 +129,11 @@ func (r *runner) failed(c clnt) int {
 // pmapToRpcb is rpcinfo's conversion of a PMAP row for the listing.
 func pmapToRpcb(p PortRow) RpcbRow {
 	m := RpcbRow{Prog: p.Prog, Vers: p.Vers, Owner: "unknown"}
-	switch p.Prot {
-	case pmap.ProtoUDP:
-		m.Netid = "udp"
-	case pmap.ProtoTCP:
-		m.Netid = "tcp"
-	default:
-		m.Netid = fmt.Sprintf("%6d", p.Prot)
+	netid, ok := pmap.ProtoNetid(p.Prot)
+	if !ok {
+		netid = fmt.Sprintf("%6d", p.Prot)
 	}
+	m.Netid = netid
 	m.Addr = fmt.Sprintf("0.0.0.0.%d.%d", (p.Port>>8)&0xff, p.Port&0xff)
 	return m
 }
@@ -260,12 +257,9 @@ func (r *runner) pmapdump(args []string) int {
 	r.printf("   program vers proto   port  service\n")
 	for _, p := range rows {
 		r.printf("%10d%5d", p.Prog, p.Vers)
-		switch p.Prot {
-		case pmap.ProtoUDP:
-			r.printf("%6s", "udp")
-		case pmap.ProtoTCP:
-			r.printf("%6s", "tcp")
-		default:
+		if netid, ok := pmap.ProtoNetid(p.Prot); ok {
+			r.printf("%6s", netid)
+		} else {
 			r.printf("%6d", p.Prot)
 		}
 		r.printf("%7d", p.Port)
@@ -275,22 +269,12 @@ func (r *runner) pmapdump(args []string) int {
 		} else {
 			r.printf("\n")
 		}
-		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, protoName(p.Prot), p.Port, name})
+		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port, name})
 	}
 	for _, p := range rows {
-		r.flagOutsideRange(p.Prog, p.Vers, protoName(p.Prot), p.Port)
+		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
 	return 0
-}
-
-func protoName(p uint32) string {
-	switch p {
-	case pmap.ProtoUDP:
-		return "udp"
-	case pmap.ProtoTCP:
-		return "tcp"
-	}
-	return fmt.Sprint(p)
 }
 
 // pstatus prints the outcome of the last ping on c.
