@@ -56,7 +56,12 @@ func encodePmapRow(b []byte, m *Mapping) []byte {
 
 // encodeRpcbRow appends one RPCBIND row (struct rpcblist).
 func encodeRpcbRow(b []byte, m *Mapping) []byte {
-	b = xdr.AppendBool(b, true)
+	return AppendRpcb(xdr.AppendBool(b, true), m)
+}
+
+// AppendRpcb appends m as RFC 1833's struct rpcb: the argument of SET,
+// UNSET, GETADDR, GETVERSADDR and GETADDRLIST, and each row of a DUMP.
+func AppendRpcb(b []byte, m *Mapping) []byte {
 	b = xdr.AppendUint32(b, m.Prog)
 	b = xdr.AppendUint32(b, m.Vers)
 	b = xdr.AppendString(b, m.Netid)

@@ -289,10 +289,7 @@ func (p *prober) null(ctx context.Context, c *client.Client, vers uint32) error 
 // Small requests and answers on purpose: portmapd drops UDP answers much
 // larger than their question (a DUMP) to hosts that are not local.
 func (p *prober) lookup(ctx context.Context, c *client.Client, proto, netid string, vers uint32) (string, error) {
-	args := xdr.AppendUint32(xdr.AppendUint32(nil, p.cfg.Prog), vers)
-	args = xdr.AppendString(args, netid)
-	args = xdr.AppendString(args, "")
-	args = xdr.AppendString(args, "")
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: p.cfg.Prog, Vers: vers, Netid: netid})
 	var re *rpc.ReplyError
 	for _, v := range []uint32{pmap.VersRPCB4, pmap.VersRPCB3} {
 		var ua string

@@ -471,7 +471,7 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 	prog := uint32(r.getprognum(args[1]))
 	vers := uint32(r.getvers(args[2]))
 	res.Prog, res.Vers = prog, vers
-	args2 := appendRpcb(nil, prog, vers, c.netid(), target.uaddr(), "")
+	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
 	var entries []AddrEntry
 	if c.call(procGetaddrlist, args2, decodeEntryList(&entries), r.callTimeout(minuteTimeout)) != Success {
 		return r.failed(c)
@@ -546,7 +546,7 @@ func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
 		return err == nil && done
 	}
 	var done bool
-	args := appendRpcb(nil, prog, vers, netid, "", euidString())
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Owner: euidString()})
 	c.call(procUnset, args, func(d *xdrReader) bool { done = d.boolean(); return d.ok() }, r.callTimeout(minuteTimeout))
 	return done
 }

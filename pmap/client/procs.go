@@ -24,14 +24,6 @@ func appendPmap(b []byte, m PortMapping) []byte {
 	return xdr.AppendUint32(b, m.Port)
 }
 
-func appendRpcb(b []byte, m pmap.Mapping) []byte {
-	b = xdr.AppendUint32(b, m.Prog)
-	b = xdr.AppendUint32(b, m.Vers)
-	b = xdr.AppendString(b, m.Netid)
-	b = xdr.AppendString(b, m.Addr)
-	return xdr.AppendString(b, m.Owner)
-}
-
 func decodeBool(v *bool) func(*xdr.Decoder) error {
 	return func(d *xdr.Decoder) (err error) { *v, err = d.Bool(); return err }
 }
@@ -97,7 +89,7 @@ func (c *Client) DumpPorts(ctx context.Context) ([]PortMapping, error) {
 // as r_netid, which rpcbind ignores in favour of the arrival transport.
 func (c *Client) GetAddr(ctx context.Context, prog, vers uint32, netid string) (string, error) {
 	var addr string
-	args := appendRpcb(nil, pmap.Mapping{Prog: prog, Vers: vers, Netid: netid})
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid})
 	err := c.Call(ctx, pmap.VersRPCB4, pmap.ProcGetaddr, args, decodeString(&addr))
 	return addr, err
 }
@@ -105,14 +97,14 @@ func (c *Client) GetAddr(ctx context.Context, prog, vers uint32, netid string) (
 // Set registers m with RPCBIND v3; the daemon sets the owner itself.
 func (c *Client) Set(ctx context.Context, m pmap.Mapping) (bool, error) {
 	var ok bool
-	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcSet, appendRpcb(nil, m), decodeBool(&ok))
+	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcSet, pmap.AppendRpcb(nil, &m), decodeBool(&ok))
 	return ok, err
 }
 
 // Unset removes (prog, vers) on netid, or on every netid when it is "".
 func (c *Client) Unset(ctx context.Context, prog, vers uint32, netid string) (bool, error) {
 	var ok bool
-	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcUnset, appendRpcb(nil, pmap.Mapping{Prog: prog, Vers: vers, Netid: netid}), decodeBool(&ok))
+	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcUnset, pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid}), decodeBool(&ok))
 	return ok, err
 }
 
