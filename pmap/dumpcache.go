@@ -47,11 +47,7 @@ func encodePmapRow(b []byte, m *Mapping) []byte {
 	if !ok {
 		return b
 	}
-	b = xdr.AppendBool(b, true)
-	b = xdr.AppendUint32(b, m.Prog)
-	b = xdr.AppendUint32(b, m.Vers)
-	b = xdr.AppendUint32(b, prot)
-	return xdr.AppendUint32(b, port)
+	return AppendPortMapping(xdr.AppendBool(b, true), &PortMapping{Prog: m.Prog, Vers: m.Vers, Prot: prot, Port: port})
 }
 
 // encodeRpcbRow appends one RPCBIND row (struct rpcblist).

@@ -11,17 +11,37 @@ import (
 // registry: the mappings on netids "udp" and "tcp", with the port taken
 // from the universal address.
 
-// pmapArgs is struct pmap: the argument of SET, UNSET and GETPORT.
-type pmapArgs struct{ prog, vers, prot, port uint32 }
+// PortMapping is struct pmap: a row of PMAP's DUMP and the argument of
+// its SET, UNSET and GETPORT, a program on an IP protocol (ProtoTCP or
+// ProtoUDP) at a port.
+type PortMapping struct {
+	Prog, Vers, Prot, Port uint32
+}
 
-func decodePmap(args []byte) (pmapArgs, error) {
-	d := xdr.NewDecoder(args)
-	var p pmapArgs
+// AppendPortMapping appends m as XDR.
+func AppendPortMapping(b []byte, m *PortMapping) []byte {
+	b = xdr.AppendUint32(b, m.Prog)
+	b = xdr.AppendUint32(b, m.Vers)
+	b = xdr.AppendUint32(b, m.Prot)
+	return xdr.AppendUint32(b, m.Port)
+}
+
+// DecodePortMapping decodes a struct pmap.
+func DecodePortMapping(d *xdr.Decoder) (PortMapping, error) {
+	var m PortMapping
 	var err error
-	for _, f := range []*uint32{&p.prog, &p.vers, &p.prot, &p.port} {
+	for _, f := range []*uint32{&m.Prog, &m.Vers, &m.Prot, &m.Port} {
 		if *f, err = d.Uint32(); err != nil {
-			return p, rpc.ErrGarbageArgs
+			return m, err
 		}
+	}
+	return m, nil
+}
+
+func decodePmap(args []byte) (PortMapping, error) {
+	p, err := DecodePortMapping(xdr.NewDecoder(args))
+	if err != nil {
+		return p, rpc.ErrGarbageArgs
 	}
 	return p, nil
 }
@@ -59,12 +79,12 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 	if !s.mayChange(c) {
 		return res, rpc.ErrAuthTooWeak
 	}
-	netid, _ := ProtoNetid(p.prot)
+	netid, _ := ProtoNetid(p.Prot)
 	ok := false
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
-		addr := "0.0.0.0." + strconv.Itoa(int(p.port>>8&0xff)) + "." + strconv.Itoa(int(p.port&0xff))
-		m := Mapping{Prog: p.prog, Vers: p.vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
+		addr := "0.0.0.0." + strconv.Itoa(int(p.Port>>8&0xff)) + "." + strconv.Itoa(int(p.Port&0xff))
+		m := Mapping{Prog: p.Prog, Vers: p.Vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
 		var gen uint64
 		if s.admit(c, m) {
 			ok, gen = s.Registry.SetAt(m)
@@ -89,7 +109,7 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	// the IPv6 and local rows of the program stay.
 	owner := ownerOf(c)
 	before := s.Registry.Generation()
-	okTCP, okUDP, gen := s.Registry.unsetV2(p.prog, p.vers, owner)
+	okTCP, okUDP, gen := s.Registry.unsetV2(p.Prog, p.Vers, owner)
 	ok := okTCP || okUDP
 	if !okTCP || !okUDP {
 		s.rejected(rpc.RefusedNotOwner)
@@ -107,11 +127,11 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 		return res, err
 	}
 	var port uint32
-	netid, _ := ProtoNetid(p.prot)
+	netid, _ := ProtoNetid(p.Prot)
 	if netid != "" {
-		port, _ = s.Registry.lookupV2(p.prog, p.vers, netid)
+		port, _ = s.Registry.lookupV2(p.Prog, p.Vers, netid)
 		if s.serves(netid) {
-			s.Stats.Lookup(StatV2, p.prog, p.vers, netid, port != 0)
+			s.Stats.Lookup(StatV2, p.Prog, p.Vers, netid, port != 0)
 		}
 	}
 	return xdr.AppendUint32(res, port), nil

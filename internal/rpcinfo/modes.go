@@ -55,7 +55,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 		return 1
 	}
 	defer c.close()
-	var rows []RpcbRow
+	var rows []pmap.Mapping
 	timeout := r.callTimeout(minuteTimeout)
 	st := c.call(procDump, nil, decodeRpcbList(&rows), timeout)
 	if st != Success {
@@ -71,7 +71,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 				return r.failed(c)
 			}
 		case e.high() == pmap.VersPMAP:
-			var ports []PortRow
+			var ports []pmap.PortMapping
 			c.setVers(pmap.VersPMAP)
 			if c.call(procDump, nil, decodePmapList(&ports), timeout) != Success {
 				return r.failed(c)
@@ -127,8 +127,8 @@ func (r *runner) failed(c clnt) int {
 }
 
 // pmapToRpcb is rpcinfo's conversion of a PMAP row for the listing.
-func pmapToRpcb(p PortRow) RpcbRow {
-	m := RpcbRow{Prog: p.Prog, Vers: p.Vers, Owner: "unknown"}
+func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
+	m := pmap.Mapping{Prog: p.Prog, Vers: p.Vers, Owner: "unknown"}
 	netid, ok := pmap.ProtoNetid(p.Prot)
 	if !ok {
 		netid = fmt.Sprintf("%6d", p.Prot)
@@ -142,7 +142,7 @@ func pmapToRpcb(p PortRow) RpcbRow {
 // order rpcinfo builds its lists (each new one in front). The lookups
 // use maps: a hostile list of 65536 programs must not take quadratic
 // time.
-func (r *runner) printShort(rows []RpcbRow, res *DumpResult) {
+func (r *runner) printShort(rows []pmap.Mapping, res *DumpResult) {
 	type prog struct {
 		prog   uint32
 		owner  string
@@ -239,7 +239,7 @@ func (r *runner) pmapdump(args []string) int {
 		}
 	}
 	defer c.close()
-	var rows []PortRow
+	var rows []pmap.PortMapping
 	if st := c.call(procDump, nil, decodePmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
 		if st == ProgVersMismatch || st == ProgUnavail {
 			if c.geterr().low() > pmap.VersPMAP {
