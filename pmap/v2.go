@@ -1,7 +1,7 @@
 package pmap
 
 import (
-	"strconv"
+	"net/netip"
 
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
@@ -83,7 +83,7 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 	ok := false
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
-		addr := "0.0.0.0." + strconv.Itoa(int(p.Port>>8&0xff)) + "." + strconv.Itoa(int(p.Port&0xff))
+		addr := FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port)))
 		m := Mapping{Prog: p.Prog, Vers: p.Vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
 		var gen uint64
 		if s.admit(c, m) {

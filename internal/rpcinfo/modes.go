@@ -2,6 +2,7 @@ package rpcinfo
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -134,7 +135,7 @@ func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
 		netid = fmt.Sprintf("%6d", p.Prot)
 	}
 	m.Netid = netid
-	m.Addr = fmt.Sprintf("0.0.0.0.%d.%d", (p.Port>>8)&0xff, p.Port&0xff)
+	m.Addr = pmap.FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port)))
 	return m
 }
 
