@@ -17,10 +17,13 @@ TEST_DEBS := rpcbind nfs-common libtirpc-dev gcc iproute2 util-linux nftables e2
 VERSION  ?= $(shell n=$$(git rev-list --count HEAD 2>/dev/null) && h=$$(git rev-parse --short HEAD) && echo 0.9.0+git$$n.$$h || echo 0.9.0)
 LDFLAGS  := -X github.com/portmapd/portmapd/internal/cli.Version=$(VERSION)
 
-.PHONY: build run test deps vet bench gobench loadbench fuzz lint install clean
+.PHONY: build run test deps vet bench gobench loadbench fuzz lint install deb clean
 
+# The daemon is built without cgo: a static binary maps no libc and no
+# dynamic loader, 1.4 MB less resident memory; nothing in it needs cgo
+# (users and hosts resolve through Go's own /etc files readers).
 build:
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/portmapd
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/portmapd
 
 run: build
 	$(abspath $(BIN)) serve
@@ -47,7 +50,8 @@ deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
 			[ $$own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; \
 			if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then \
-				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service nfs-server.service nfs-mountd.service >/dev/null 2>&1 || true; fi; \
+				systemctl disable --now rpcbind.socket rpcbind.service rpc-statd.service \
+					nfs-server.service nfs-mountd.service nfs-ganesha.service nfs-ganesha-lock.service >/dev/null 2>&1 || true; fi; \
 			[ $$rc = 0 ] || exit $$rc; \
 		fi; \
 	else echo "not root or no apt-get: tests that need rpcbind, libtirpc or namespaces will skip"; fi
@@ -61,7 +65,8 @@ vet:
 # installed, Debian's rpcbind, each the port-111 portmapper of a private
 # namespace, through the same loads (portmapd bench compare -h). It needs
 # root and takes about five minutes on two cores, most of it rpcbind taking
-# 100,000 registrations. BENCH_ARGS overrides the comparison's settings,
+# 100,000 registrations; the storms (a new connection per call, 64 and 512
+# clients, beside a minimal responder) take about a minute and a half of it. BENCH_ARGS overrides the comparison's settings,
 # e.g. BENCH_ARGS="--registrations 10,10000 --duration 5s". A portmapd
 # whose serve lacks --warm-start gets a note instead of a warm-start row.
 BENCH_ARGS ?= --duration 2s --fresh-duration 3s --portmapd-warm-args=--warm-start
@@ -98,5 +103,17 @@ install: build
 	install -m 0644 cmd/portmapd/portmapd.default $(DESTDIR)$(PREFIX)/share/doc/portmapd/portmapd.default
 	$(GO) run ./internal/genman --dir $(DESTDIR)$(PREFIX)/share/man/man8
 
+# deb builds $(DIST)/portmapd_VERSION_ARCH.deb, a package that replaces
+# Debian's rpcbind (Provides/Conflicts/Replaces rpcbind): install it with
+# apt-get install ./dist/portmapd_*.deb. It needs Go and dpkg-dev only;
+# the packaging is in cmd/portmapd/debian.
+DIST ?= dist
+# The package's test (internal/e2e TestDebPackageUnderSystemd): dpkg-dev
+# and lintian build and check it; systemd-container and nfs-ganesha(-vfs)
+# run it under systemd with an NFS server in a throw-away container.
+TEST_DEBS += dpkg-dev lintian systemd-container nfs-ganesha nfs-ganesha-vfs
+deb:
+	GO='$(GO)' VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' sh cmd/portmapd/debian/build.sh $(DIST)
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

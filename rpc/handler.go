@@ -63,6 +63,9 @@ type Call struct {
 	// from Local when the call was broadcast.
 	replyFrom netip.Addr
 	ifindex   int
+	// fast, on a stream call answered by the fast accept path, sends a
+	// deferred reply.
+	fast *fastResponder
 }
 
 // NotePadding records that the decoder of the call's arguments read

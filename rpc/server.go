@@ -220,7 +220,7 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	if err == nil && c.ReplyAfter != nil {
 		wait := c.ReplyAfter
 		c.ReplyAfter = nil
-		if r := c.Defer(); r != nil {
+		if r := c.deferReply(); r != nil {
 			reply := make([]byte, 0, len(res)-start+len(c.Tail))
 			reply = append(append(reply, res[start:]...), c.Tail...)
 			s.replyLater(r, reply, c, wait)

@@ -29,6 +29,9 @@ func (s *Server) ServeStream(l net.Listener, netid string) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
+	if fastListener(l) {
+		return s.serveFast(l, netid)
+	}
 
 	var backoff time.Duration
 	for {
@@ -71,8 +74,12 @@ type connState struct {
 // closing the connection that has been idle the longest, so that a flood
 // of idle or stalled connections (CVE-2021-46828) cannot lock out
 // well-behaved clients; a host over MaxConnsPerHost is refused instead.
-func (s *Server) track(conn net.Conn) (*connState, bool) {
+func (s *Server) track(conn net.Conn) (*connState, bool) { return s.trackState(conn, false) }
+
+// trackState is track for a connection that starts busy or not.
+func (s *Server) trackState(conn net.Conn, busy bool) (*connState, bool) {
 	st := &connState{}
+	st.busy.Store(busy)
 	st.lastActive.Store(time.Now().UnixNano())
 	if tc, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		if a := tc.AddrPort().Addr().Unmap(); !a.IsLoopback() {
@@ -149,11 +156,15 @@ func (s *Server) untrack(conn net.Conn, st *connState) {
 func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	defer s.untrack(conn, st)
 	if s.Observer != nil {
-		s.Observer.ConnOpened(netid)
+		if _, fast := conn.(*rawConn); !fast { // counted when accepted
+			s.Observer.ConnOpened(netid)
+		}
 		defer s.Observer.ConnClosed(netid)
 	}
 	c := Call{Netid: netid, UID: -1}
 	switch conn := conn.(type) {
+	case *rawConn:
+		c = conn.call()
 	case *net.TCPConn:
 		c.Remote = conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 		c.Local = conn.LocalAddr().(*net.TCPAddr).AddrPort()
@@ -312,6 +323,9 @@ func writeReply(conn net.Conn, reply, tail []byte) error {
 		return err
 	}
 	binary.BigEndian.PutUint32(reply, lastFragment|uint32(len(reply)-RecordHeaderLen+len(tail)))
+	if rc, ok := conn.(*rawConn); ok {
+		return rc.writeBuffers(reply, tail)
+	}
 	bufs := net.Buffers{reply, tail}
 	_, err := bufs.WriteTo(conn)
 	return err

@@ -19,6 +19,8 @@
 // namespace where port 111 and /run/rpcbind.sock belong to the daemon under
 // test and never to the machine; SetupNamespace refuses to touch anything
 // outside such a namespace. FormatTable prints two daemons' results side by
-// side with their ratio. `portmapd bench compare` (internal/cli) strings
-// these together.
+// side with their ratio. RunStorm measures the storms, every call on a
+// connection of its own, from epoll-driven clients, beside Responder, the
+// least a Go program can do per connection; FormatStormTable prints them.
+// `portmapd bench compare` (internal/cli) strings these together.
 package bench

@@ -67,6 +67,14 @@ func SetupNamespace() error {
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
 	}
+	// The storms open tens of thousands of connections a second: every
+	// port for the clients, and TIME_WAIT ports reused (both are the
+	// namespace's own settings).
+	for file, v := range map[string]string{"ip_local_port_range": "1024 65535", "tcp_tw_reuse": "1"} {
+		if err := os.WriteFile("/proc/sys/net/ipv4/"+file, []byte(v), 0); err != nil {
+			return fmt.Errorf("sysctl %s: %w", file, err)
+		}
+	}
 	if err := syscall.Mount("tmpfs", "/run", "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755"); err != nil {
 		return fmt.Errorf("mount tmpfs on /run: %w", err)
 	}

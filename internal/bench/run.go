@@ -140,6 +140,8 @@ type Result struct {
 	Warm      *WarmStart  `json:"warm,omitempty"`
 	// Durable is what the durable-SET loads measured (durable.go).
 	Durable []LoadResult `json:"durable,omitempty"`
+	// Storm holds the new-connection-per-call loads (RunStorm).
+	Storm *StormRun `json:"storm,omitempty"`
 	// Notes records what went wrong without stopping the run.
 	Notes []string `json:"notes,omitempty"`
 	// LoadAvg samples the machine's one-minute load average at the start
@@ -161,6 +163,9 @@ func (r *Result) Merge(o *Result) {
 	}
 	if o.Warm != nil {
 		r.Warm = o.Warm
+	}
+	if o.Storm != nil {
+		r.Storm = o.Storm
 	}
 }
 

@@ -29,7 +29,7 @@ DUMP over TCP and SET/UNSET churn with closed-loop clients, each load bounded
 in time and count. "compare" runs portmapd and rpcbind through the same loads,
 each in a private namespace of its own, and prints one table.`,
 	}
-	cmd.AddCommand(newBenchRunCommand(), newBenchCompareCommand())
+	cmd.AddCommand(newBenchRunCommand(), newBenchCompareCommand(), newBenchStormCommand(), newBenchResponderCommand())
 	return cmd
 }
 
@@ -159,10 +159,11 @@ type benchCompareOptions struct {
 	portmapdDurableArgs string
 	jsonOut             string
 	total               time.Duration
+	storm               stormOptions
 }
 
 func newBenchCompareCommand() *cobra.Command {
-	o := &benchCompareOptions{benchLoadOptions: benchLoadOptions{cfg: bench.DefaultConfig()}}
+	o := &benchCompareOptions{benchLoadOptions: benchLoadOptions{cfg: bench.DefaultConfig()}, storm: defaultStormOptions()}
 	cmd := &cobra.Command{
 		Use:   "compare",
 		Short: "Run portmapd and rpcbind through the same loads and print one table",
@@ -196,6 +197,7 @@ portmapd/rpcbind. Needs root.`,
 		"further serve arguments that make portmapd's SETs durable, for the durable-SET loads")
 	f.StringVar(&o.jsonOut, "json", "", "also write both results as JSON to this file")
 	f.DurationVar(&o.total, "total-timeout", 60*time.Minute, "time bound of the whole comparison")
+	o.storm.addFlags(f)
 	return cmd
 }
 
@@ -276,6 +278,7 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 	if ours.res == nil {
 		return fmt.Errorf("portmapd: no results: %w", ours.err)
 	}
+	limit := o.runStorms(ctx, self, all, stderr)
 
 	var theirs *bench.Result
 	if len(all) > 1 {
@@ -284,6 +287,9 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 	out := cmd.OutOrStdout()
 	fmt.Fprintln(out)
 	if err := bench.FormatTable(out, ours.res, theirs); err != nil {
+		return err
+	}
+	if err := bench.FormatStormTable(out, ours.res, theirs, limit); err != nil {
 		return err
 	}
 	if o.jsonOut != "" {

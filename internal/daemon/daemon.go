@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -408,7 +409,7 @@ func (d *Daemon) listenIP(network, netid string, ap netip.AddrPort) (io.Closer, 
 		d.udp = append(d.udp, udpSock{pc.(*net.UDPConn), netid})
 		return pc, nil
 	default:
-		l, err := net.Listen(network, addr)
+		l, err := rpc.ListenStream(network, addr)
 		if err != nil {
 			return nil, bindError(netid, ap, err)
 		}
@@ -489,6 +490,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer d.stopRemoteCalls() // after the server's shutdown: no call is forwarded then
 	defer d.releaseLock()
 	d.sys.errc = make(chan error, 1)
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGUSR1)
+	// Start-up's pages go once it is over, off the path to the first
+	// answers: trimming before them delayed them by several milliseconds
+	// (reading smaps, then faulting the serving code back in).
+	trimLater := time.AfterFunc(time.Second, trimFootprint)
+	defer trimLater.Stop()
 	d.sys.mu.Lock()
 	for _, u := range d.udp {
 		d.serveUDP(u)
@@ -497,8 +505,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.serveStream(s)
 	}
 	d.sys.mu.Unlock()
-	stopping, err := d.startSystem(ctx)
+	stopping, err := d.startSystem(ctx, signals)
 	if err != nil {
+		signal.Stop(signals)
 		d.Server.Shutdown(context.Background())
 		d.stopNFTSet()
 		return err

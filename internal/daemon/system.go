@@ -114,9 +114,11 @@ func (d *Daemon) acquireRpcbindLock() error {
 	return nil
 }
 
-// adopt takes the sockets systemd passed. A socket that --host excludes
-// is closed and the configured addresses are bound instead, which rpcbind
-// does not do; a dual-stack IPv6 socket also serves its IPv4 netid. It
+// adopt takes the sockets systemd passed. A socket bound to an address
+// that --host excludes is closed and the configured addresses are bound
+// instead, which rpcbind does not do; a wildcard socket is kept, since
+// systemd's copy of it leaves no address of its port free to bind. A
+// dual-stack IPv6 socket also serves its IPv4 netid. It
 // returns the netids now served.
 func (d *Daemon) adopt() (map[string]string, error) {
 	socks, err := activation.Sockets(true)
@@ -138,9 +140,18 @@ func (d *Daemon) adopt() (map[string]string, error) {
 	served := map[string]string{}
 	for _, s := range socks {
 		if s.Netid != rpc.NetidLocal && len(d.cfg.Hosts) > 0 && !allowed[s.AddrPort().Addr().Unmap()] {
-			d.log.Warn("closing a passed socket that --host excludes", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr))
-			s.Close()
-			continue
+			// A wildcard socket cannot be narrowed: systemd keeps its own
+			// copy bound, so binding a --host address on the same port
+			// would fail (EADDRINUSE) and the service would crash-loop.
+			// The socket unit chooses the addresses then, as for rpcbind.
+			if s.AddrPort().Addr().IsUnspecified() {
+				d.log.Warn("--host does not narrow a wildcard socket passed by systemd; serving it as it is "+
+					"(choose the addresses in the socket unit)", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr))
+			} else {
+				d.log.Warn("closing a passed socket that --host excludes", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr))
+				s.Close()
+				continue
+			}
 		}
 		uaddr := s.Addr.String()
 		if s.Netid != rpc.NetidLocal {
@@ -173,7 +184,11 @@ func (d *Daemon) adopt() (map[string]string, error) {
 // startSystem starts what runs beside serving: metrics, the watchdog,
 // signals and the address watcher. It returns a function that reports
 // the shutdown to systemd.
-func (d *Daemon) startSystem(ctx context.Context) (stopping func(), err error) {
+//
+// signals has been subscribed to SIGHUP and SIGUSR1 before the first call
+// was served: a signal that came earlier would otherwise have had Go's
+// default action, which for both is to end the process.
+func (d *Daemon) startSystem(ctx context.Context, signals chan os.Signal) (stopping func(), err error) {
 	if d.cfg.MetricsAddr != "" {
 		l, err := metrics.Listen(d.cfg.MetricsAddr, d.cfg.MetricsAnyAddr)
 		if err != nil {
@@ -190,8 +205,6 @@ func (d *Daemon) startSystem(ctx context.Context) (stopping func(), err error) {
 	if iv, err := activation.WatchdogInterval(true); err == nil && iv > 0 && n != nil {
 		go n.RunWatchdog(ctx, iv, d.healthy)
 	}
-	signals := make(chan os.Signal, 4)
-	signal.Notify(signals, syscall.SIGHUP, syscall.SIGUSR1)
 	go func() {
 		defer signal.Stop(signals)
 		for {
@@ -345,7 +358,7 @@ func (d *Daemon) bindHost(a netip.Addr) ([]io.Closer, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen(tcpNet, ap.String())
+	l, err := rpc.ListenStream(tcpNet, ap.String())
 	if err != nil {
 		pc.Close()
 		return nil, err

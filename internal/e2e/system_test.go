@@ -337,6 +337,29 @@ func TestSocketActivationHonoursHost(t *testing.T) {
 	}
 }
 
+// TestSocketActivationKeepsAWildcardUnderHost: systemd keeps its own copy
+// of the sockets it passes, so with a wildcard socket (the socket unit's
+// 0.0.0.0:111) no other address of the port can be bound. A --host from
+// the options file (rpcbind's -h in /etc/default/rpcbind) must not make
+// the daemon close the wildcard and then fail to bind, which under
+// Restart= is a crash loop and no portmapper: the passed socket is served.
+func TestSocketActivationKeepsAWildcardUnderHost(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	passed, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer passed.Close() // systemd's copy stays open, as it does
+	cmd, stderr := startActivated(t, socketFiles(t, passed.(*net.TCPListener)), nil,
+		"--port", strconv.Itoa(port), "--host", "127.0.0.2", "--no-ipv6", "--socket", filepath.Join(dir, "s.sock"),
+		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
+	waitReady(t, port, cmd, stderr)
+	if !strings.Contains(stderr.String(), "--host does not narrow a wildcard socket") {
+		t.Errorf("no log line for the kept wildcard socket:\n%s", stderr.String())
+	}
+}
+
 // TestSocketActivationDualStack: systemd may pass one IPv6 socket that
 // also receives IPv4 (BindIPv6Only=both). IPv4 callers on it are served
 // as udp/tcp callers: GETADDR looks up the udp table and answers with an

@@ -1,0 +1,136 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portmapd/portmapd/pmap"
+)
+
+// A storm against a spawned portmapd: every load at a client count gets
+// answers (checked), no errors, the daemon's CPU time and peak RSS, and
+// the daemon holds no connection afterwards that the storm opened.
+func TestStormAgainstSpawnedDaemon(t *testing.T) {
+	port, sock := freePort(t), socketPath(t)
+	t.Setenv(daemonEnv, strconv.Itoa(port)+" "+sock)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	run, err := RunStorm(context.Background(), StormConfig{
+		Name: "spawned", Daemon: []string{self}, Address: "127.0.0.1:" + strconv.Itoa(port), Socket: sock,
+		Registrations: 20, Loads: StormLoads, Clients: []int{8}, Duration: 300 * time.Millisecond,
+		Timeout: time.Second, MaxRequests: 1_000_000,
+		Progress: func(format string, args ...any) { progress.WriteString(strings.TrimSpace(format) + "\n") },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.RSSIdleKB <= 0 {
+		t.Errorf("idle RSS %d kB", run.RSSIdleKB)
+	}
+	if len(run.Results) != len(StormLoads) {
+		t.Fatalf("%d results, want %d", len(run.Results), len(StormLoads))
+	}
+	for _, r := range run.Results {
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d calls, %d errors (%s)", r.Name, r.Requests, r.Errors, r.FirstError)
+		}
+		if r.DaemonCPUus <= 0 || r.PeakRSSKB <= 0 || r.P99us <= 0 {
+			t.Errorf("%s: CPU %.2f µs/call, peak RSS %d kB, p99 %.1f µs", r.Name, r.DaemonCPUus, r.PeakRSSKB, r.P99us)
+		}
+	}
+	if strings.Count(progress.String(), "\n") != len(StormLoads) {
+		t.Errorf("progress lines:\n%s", progress.String())
+	}
+}
+
+// The minimal responder answers every storm load as a portmapper would,
+// so the storm checks its answers exactly as it checks a daemon's.
+func TestStormAgainstResponder(t *testing.T) {
+	port, sock := freePort(t), socketPath(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Responder(ctx, addr, sock) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := waitReady(ctx, nil, time.Now(), addr); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &StormConfig{Address: addr, Socket: sock, Timeout: time.Second, MaxRequests: 1_000_000}
+	for _, load := range StormLoads {
+		r, err := storm(ctx, cfg, stormSpecs[load], load, 16, 200*time.Millisecond, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %d calls, %d errors (%s)", load, r.Requests, r.Errors, r.FirstError)
+		}
+	}
+}
+
+// A wrong answer, a reply to another call or a refusal is an error, never
+// a fast call.
+func TestStormChecksAnswers(t *testing.T) {
+	good := fixedReply(nil, 7, pmap.VersPMAP, pmap.ProcGetport, false)
+	if err := checkStormReply(good, 7, stormSpecs[StormGetportTCP]); err != nil {
+		t.Errorf("the expected answer: %v", err)
+	}
+	if err := checkStormReply(good, 8, stormSpecs[StormGetportTCP]); err == nil {
+		t.Error("a reply to another XID was taken")
+	}
+	wrongPort := fixedReply(nil, 7, pmap.VersPMAP, pmap.ProcNull, false)
+	if err := checkStormReply(append(wrongPort, 0, 0, 0, 9), 7, stormSpecs[StormGetportTCP]); err == nil {
+		t.Error("port 9 was taken for the registered port")
+	}
+	local := fixedReply(nil, 7, pmap.VersRPCB4, pmap.ProcGetaddr, true)
+	if err := checkStormReply(local, 7, stormSpecs[StormGetaddrUnix]); err != nil {
+		t.Errorf("the local entry's address: %v", err)
+	}
+	if err := checkStormReply(local, 7, stormSpecs[StormGetaddrTCP]); err == nil {
+		t.Error("a path was taken for a TCP address")
+	}
+}
+
+// The storm table puts each daemon beside the other and beside the
+// responder, and says which is better.
+func TestFormatStormTable(t *testing.T) {
+	mk := func(name string, calls, cpu float64, peak int64) *Result {
+		return &Result{Name: name, Storm: &StormRun{Registrations: 20, RSSIdleKB: 4096, Results: []StormResult{{
+			LoadResult: LoadResult{Name: StormGetportTCP, Clients: 64, PerSecond: calls, DaemonCPUus: cpu, RSSAfterKB: 1, P99us: 100},
+			PeakRSSKB:  peak,
+		}}}}
+	}
+	var b bytes.Buffer
+	if err := FormatStormTable(&b, mk("portmapd", 20000, 30, 8192), mk("rpcbind", 10000, 60, 6144), mk("responder", 25000, 20, 8192)); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	// Compared field by field: the columns' widths follow the longest cell.
+	var lines []string
+	for line := range strings.SplitSeq(out, "\n") {
+		lines = append(lines, strings.Join(strings.Fields(line), " "))
+	}
+	for _, want := range []string{
+		"storm-getport-tcp 64 calls/s 20000 10000 2.00 portmapd 25000 0.80",
+		"storm-getport-tcp 64 CPU µs/call 30.00 60.00 0.50 portmapd 20.00 1.50",
+		"storm-getport-tcp 64 peak RSS MiB 8.0 6.0 1.33 rpcbind 8.0 1.00",
+		"idle 0 RSS MiB 4.0 4.0 1.00 ≈ 4.0 1.00",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}

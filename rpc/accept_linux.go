@@ -1,0 +1,918 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// The fast accept path. Most stream connections to a portmapper carry one
+// call: mount.nfs, the kernel's rpcbind client, rpcinfo and libtirpc's
+// rpcb_getaddr connect, ask once, read the answer and close. Through the
+// net package each costs a score of system calls (accept4, getsockname,
+// five setsockopts for no-delay and keep-alive, epoll_ctl twice, a read
+// that finds nothing yet, and the wake-ups of a goroutine parked on it),
+// and on a virtual machine a system call is most of the price of a call.
+//
+// So each such listener gets an event loop of its own (a tail): one
+// goroutine on one epoll set that holds the listener and the connections
+// waiting for their client. It accepts with accept4 and, when the call has
+// already arrived (the daemon's TCP listeners defer accepting until it
+// has, TCP_DEFER_ACCEPT, see ListenStream), reads it, answers it and writes
+// the reply on the spot, through the descriptor, before any timer, buffer,
+// poller registration or goroutine exists for the connection. The
+// connection then waits in the tail's epoll set for the client's next
+// move, with the idle timeout kept as a queue (every connection in it has
+// the same span). When the client closes, as nearly all do, the tail
+// closes the descriptor: six system calls for the connection, and no
+// goroutine woken for it. A first call that has not arrived is waited for
+// in the tail too. A connection that sends another call, a first call in
+// fragments or larger than a small buffer, or that asks for a DUMP, is
+// handed to the ordinary per-connection goroutine (serveConn) with what
+// was read, and from then on is served as before.
+
+// fastListener reports whether the fast path knows l's connections.
+func fastListener(l net.Listener) bool {
+	switch l.(type) {
+	case *net.TCPListener, *net.UnixListener:
+		return true
+	}
+	return false
+}
+
+// firstReadSize bounds the first call the accepting goroutine answers
+// itself; a larger one goes to the connection's goroutine.
+const firstReadSize = 2048
+
+// serveFast serves the connections of l, one of the listeners
+// fastListener knows, from a tail: ServeStream's goroutine becomes its
+// event loop.
+func (s *Server) serveFast(l net.Listener, netid string) error {
+	raw, err := l.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	lfd := -1
+	raw.Control(func(fd uintptr) { lfd = int(fd) })
+	t, err := newTail(s)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	t.listener = raw
+	a := &acceptor{worker: worker{s: s, tail: t}, netid: netid}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
+		// Bound to one address: every connection arrives there, and
+		// getsockname need not say so each time.
+		a.local = ta.AddrPort()
+	}
+	t.acceptor = a
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventID(&ev, listenID)
+	if err := unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	// Shutdown closes the listeners it holds: this one must stop the
+	// tail as well.
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.listeners[&tailListener{Listener: l, t: t}] = struct{}{}
+	closing := s.isClosing()
+	s.mu.Unlock()
+	if closing {
+		return ErrServerClosed
+	}
+	t.run()
+	return ErrServerClosed
+}
+
+// accepted is a connection accept4 returned.
+type accepted struct {
+	fd int
+	sa unix.Sockaddr
+}
+
+// tailListener is a fast listener as Shutdown sees it: closing it stops
+// its tail too.
+type tailListener struct {
+	net.Listener
+	t *tail
+}
+
+func (l *tailListener) Close() error {
+	l.t.stop()
+	return l.Listener.Close()
+}
+
+// acceptBatch accepts the connections waiting on the listener, a bounded
+// number at a time so that the tail's other connections are not starved.
+// It reports false once the listener is closed.
+func (t *tail) acceptBatch() bool {
+	var aerr error
+	// Control holds the listener open while it runs, and Close waits for
+	// it: the connections are served after it returns, since serving may
+	// wait for Shutdown, which may be closing the listener.
+	batch := t.batch[:0]
+	err := t.listener.Control(func(fd uintptr) {
+		for len(batch) < cap(batch) {
+			nfd, sa, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+			switch err {
+			case nil:
+				batch = append(batch, accepted{nfd, sa})
+				continue
+			case unix.EAGAIN:
+				return
+			case unix.ECONNABORTED, unix.EINTR:
+				continue // the client gave up before it was accepted
+			}
+			aerr = err
+			return
+		}
+	})
+	for i, c := range batch {
+		t.acceptor.serve(c.fd, c.sa)
+		batch[i] = accepted{}
+	}
+	if err != nil {
+		return false
+	}
+	if aerr != nil {
+		// Out of descriptors (EMFILE, ENFILE) or a transient error: wait
+		// a little, growing, instead of spinning on the listener.
+		t.backoff = min(max(2*t.backoff, 5*time.Millisecond), time.Second)
+		if ce := t.s.Log.Check(zap.WarnLevel, "accept failed; backing off"); ce != nil {
+			ce.Write(zap.String("netid", t.acceptor.netid), zap.Duration("backoff", t.backoff), zap.Error(aerr))
+		}
+		time.Sleep(t.backoff)
+	} else {
+		t.backoff = 0
+	}
+	return true
+}
+
+// acceptor is the accepting goroutine's state.
+type acceptor struct {
+	worker
+	netid string
+	local netip.AddrPort // the listener's address, if it has one
+	in    [firstReadSize]byte
+}
+
+// worker answers a connection's first call in place, on the accepting
+// goroutine or on the tail's; out is its reply buffer, reused.
+type worker struct {
+	s    *Server
+	tail *tail
+	out  []byte
+}
+
+// serve takes a newly accepted connection through its first call.
+func (a *acceptor) serve(fd int, sa unix.Sockaddr) {
+	s := a.s
+	rc := &rawConn{fd: fd, netid: a.netid, uid: -1, remote: sockaddrPort(sa)}
+	if a.netid == NetidLocal {
+		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			rc.uid = int(cred.Uid)
+		}
+	} else if rc.local = a.local; !rc.local.IsValid() {
+		if lsa, err := unix.Getsockname(fd); err == nil {
+			rc.local = sockaddrPort(lsa)
+		}
+	}
+	st, ok := s.trackState(rc, true)
+	if !ok {
+		if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
+			ce.Write(zap.String("netid", a.netid), zap.Stringer("remote", rc.remote))
+		}
+		unix.Close(fd)
+		return
+	}
+	if s.Observer != nil {
+		s.Observer.ConnOpened(a.netid)
+	}
+	n, err := unix.Read(fd, a.in[:])
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		// Nothing yet (the local socket, or a TCP listener without
+		// deferred accept): the tail waits for it.
+		a.toTail(rc, st, true)
+	case err != nil || n == 0:
+		a.drop(rc, st)
+	default:
+		a.answer(rc, st, a.in[:n])
+	}
+}
+
+// answer serves the first call of a connection it owns (busy, in no
+// tail), data being all that has been read of it.
+func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
+	s := w.s
+	msg, whole := singleRecord(data)
+	if !whole || len(data) == firstReadSize {
+		// A call in fragments, larger than the buffer, not all there yet,
+		// or followed by more: the general reader takes it from here.
+		w.promote(rc, st, data, nil, nil)
+		return
+	}
+	c := rc.call()
+	fr := &fastResponder{w: w, rc: rc, st: st}
+	c.fast = fr
+	reply, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, &c)
+	if cap(reply) <= DefaultKeep {
+		w.out = reply[:0]
+	}
+	switch {
+	case fr.deferred:
+		// The reply is the responder's to send (a change waiting for
+		// the disk), on a goroutine of its own.
+	case !send:
+		// Silence, or a record that is not a call: its framing was
+		// sound, so the connection stays (serveConn does the same).
+		w.toTail(rc, st, false)
+	case len(c.Tail) > 0:
+		// A cached DUMP: written by the connection's goroutine, which
+		// may wait for a slow reader; this one may not.
+		w.promote(rc, st, nil, append([]byte(nil), reply...), c.Tail)
+	default:
+		if err := rc.writeRecord(reply); err != nil {
+			s.logStreamEnd(&c, err)
+			w.drop(rc, st)
+			return
+		}
+		w.toTail(rc, st, false)
+	}
+}
+
+// deferReply returns where a reply that must wait for ReplyAfter goes, if
+// not out in turn: a datagram's Responder, or the fast path's, so that the
+// accepting goroutine does not wait for the disk (and changes arriving on
+// many new connections still reach it together). Handlers asking Defer
+// themselves still learn that streams do not reply late.
+func (c *Call) deferReply() Responder {
+	if c.fast != nil {
+		c.fast.deferred = true
+		return c.fast
+	}
+	return c.Defer()
+}
+
+// fastResponder sends the deferred reply of a first call.
+type fastResponder struct {
+	w        *worker
+	rc       *rawConn
+	st       *connState
+	deferred bool
+}
+
+// Respond writes reply (without its record mark) and leaves the
+// connection to the tail. It runs on the goroutine dispatch started.
+func (r *fastResponder) Respond(reply []byte) error {
+	b := make([]byte, RecordHeaderLen, RecordHeaderLen+len(reply))
+	if err := r.rc.writeRecord(append(b, reply...)); err != nil {
+		r.w.drop(r.rc, r.st)
+		return err
+	}
+	r.w.toTail(r.rc, r.st, false)
+	// The tail may be asleep without a timeout: its queue changed.
+	r.w.tail.signal()
+	return nil
+}
+
+// writeRecord writes reply, whose first bytes are reserved for the
+// record mark, in one non-blocking write.
+func (rc *rawConn) writeRecord(reply []byte) error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.closed {
+		return net.ErrClosed
+	}
+	n, err := unix.Write(rc.fd, MarkRecord(reply))
+	if err == unix.EAGAIN || (err == nil && n < len(reply)) {
+		// A fresh socket's buffer holds any reply that is not a DUMP;
+		// a client whose socket does not take one is not waited for.
+		err = errors.New("reply did not fit the socket buffer")
+	}
+	return err
+}
+
+func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// singleRecord returns the message of b if b is exactly one record of one
+// (last) fragment.
+func singleRecord(b []byte) ([]byte, bool) {
+	if len(b) < RecordHeaderLen {
+		return nil, false
+	}
+	mark := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	if mark&lastFragment == 0 || int(mark&^lastFragment) != len(b)-RecordHeaderLen {
+		return nil, false
+	}
+	return b[RecordHeaderLen:], true
+}
+
+// drop closes and untracks a connection it owns.
+func (w *worker) drop(rc *rawConn, st *connState) {
+	if w.s.Observer != nil {
+		w.s.Observer.ConnClosed(rc.netid)
+	}
+	w.s.untrack(rc, st)
+}
+
+// toTail leaves a connection it owns to wait for its client, unless the
+// server is stopping; first says its first call has not come yet.
+func (w *worker) toTail(rc *rawConn, st *connState, first bool) {
+	st.lastActive.Store(time.Now().UnixNano())
+	st.busy.Store(false)
+	if w.s.isClosing() || !w.tail.add(rc, st, first) {
+		w.drop(rc, st)
+	}
+}
+
+// promote hands a connection it owns to a goroutine of its own, served by
+// serveConn: pending is what was read of it so far, reply and tail a reply
+// still to be written.
+func (w *worker) promote(rc *rawConn, st *connState, pending, reply, tail []byte) {
+	rc.mu.Lock()
+	err := rc.promoteLocked(pending)
+	rc.mu.Unlock()
+	if err != nil {
+		w.drop(rc, st)
+		return
+	}
+	s := w.s
+	go func() {
+		if reply != nil {
+			// Written as serveConn writes, with its write deadline.
+			rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout))
+			if err := writeReply(rc, reply, tail); err != nil {
+				w.drop(rc, st)
+				return
+			}
+		}
+		st.lastActive.Store(time.Now().UnixNano())
+		st.busy.Store(false)
+		s.serveConn(rc, st, rc.netid)
+	}()
+}
+
+// rawConn is an accepted connection that the fast path serves by its
+// descriptor until it is promoted: then an *os.File, registered with the
+// runtime's poller, carries it, with deadlines, and rawConn is the net.Conn
+// serveConn sees.
+type rawConn struct {
+	fd     int
+	netid  string
+	remote netip.AddrPort
+	local  netip.AddrPort
+	uid    int
+
+	mu     sync.Mutex
+	closed bool
+	file   atomic.Pointer[os.File] // set once promoted
+	// pending is what the fast path read before promoting; Read returns
+	// it first. Only the connection's goroutine touches it.
+	pending []byte
+	// tail is the tail that watches the connection, nil outside it.
+	tail *tail
+	id   uint64
+}
+
+// call returns the Call of a message on this connection, before decoding.
+func (rc *rawConn) call() Call {
+	c := Call{Netid: rc.netid, UID: rc.uid, Remote: rc.remote, Local: rc.local}
+	c.unmapDualStack()
+	return c
+}
+
+// promoteLocked registers the descriptor with the runtime's poller, with
+// rc.mu held. TCP gets no-delay as the net package would set it: a
+// connection that carries more than one call may pipeline them.
+func (rc *rawConn) promoteLocked(pending []byte) error {
+	if rc.closed {
+		return net.ErrClosed
+	}
+	if rc.netid != NetidLocal {
+		unix.SetsockoptInt(rc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	f := os.NewFile(uintptr(rc.fd), "")
+	if f == nil {
+		return errors.New("bad descriptor")
+	}
+	if len(pending) > 0 {
+		rc.pending = append([]byte(nil), pending...)
+	}
+	rc.file.Store(f)
+	return nil
+}
+
+func (rc *rawConn) Read(b []byte) (int, error) {
+	if len(rc.pending) > 0 {
+		n := copy(b, rc.pending)
+		rc.pending = rc.pending[n:]
+		return n, nil
+	}
+	f := rc.file.Load()
+	if f == nil {
+		return 0, net.ErrClosed
+	}
+	n, err := f.Read(b)
+	return n, fileErr(err)
+}
+
+func (rc *rawConn) Write(b []byte) (int, error) {
+	f := rc.file.Load()
+	if f == nil {
+		return 0, net.ErrClosed
+	}
+	n, err := f.Write(b)
+	return n, fileErr(err)
+}
+
+// fileErr gives an os.File's errors the meaning a net.Conn's have for
+// serveConn: a closed connection is net.ErrClosed.
+func fileErr(err error) error {
+	if errors.Is(err, os.ErrClosed) {
+		return net.ErrClosed
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// writeBuffers writes reply and then tail in one writev where the
+// socket takes them, waiting for it in the runtime's poller otherwise, as
+// a net.Conn writes net.Buffers: two writes would cost a system call and a
+// segment more for every DUMP.
+func (rc *rawConn) writeBuffers(reply, tail []byte) error {
+	f := rc.file.Load()
+	if f == nil {
+		return net.ErrClosed
+	}
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	iov := [][]byte{reply, tail}
+	var werr error
+	err = raw.Write(func(fd uintptr) bool {
+		for len(iov) > 0 {
+			n, err := unix.Writev(int(fd), iov)
+			if err == unix.EAGAIN {
+				return false
+			}
+			if err != nil {
+				werr = err
+				return true
+			}
+			for n > 0 && len(iov) > 0 {
+				k := min(n, len(iov[0]))
+				iov[0], n = iov[0][k:], n-k
+				if len(iov[0]) == 0 {
+					iov = iov[1:]
+				}
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return fileErr(err)
+	}
+	return werr
+}
+
+// Close closes the connection wherever it is: in the tail it also tells
+// the tail, which untracks it.
+func (rc *rawConn) Close() error {
+	rc.mu.Lock()
+	if rc.closed {
+		rc.mu.Unlock()
+		return nil
+	}
+	rc.closed = true
+	t := rc.tail
+	rc.tail = nil
+	var err error
+	if f := rc.file.Load(); f != nil {
+		err = f.Close()
+	} else {
+		err = unix.Close(rc.fd)
+	}
+	rc.mu.Unlock()
+	if t != nil {
+		t.closedOutside(rc)
+	}
+	return err
+}
+
+// SetDeadline and the others act on a promoted connection. One in the
+// tail has no deadline to move: Shutdown's deadline in the past closes it.
+func (rc *rawConn) SetDeadline(d time.Time) error {
+	if f := rc.file.Load(); f != nil {
+		return f.SetDeadline(d)
+	}
+	if !d.After(pastDeadline) {
+		rc.mu.Lock()
+		inTail := rc.tail != nil
+		rc.mu.Unlock()
+		if inTail {
+			rc.Close()
+		}
+	}
+	return nil
+}
+
+func (rc *rawConn) SetReadDeadline(d time.Time) error {
+	if f := rc.file.Load(); f != nil {
+		return f.SetReadDeadline(d)
+	}
+	return nil
+}
+
+func (rc *rawConn) SetWriteDeadline(d time.Time) error {
+	if f := rc.file.Load(); f != nil {
+		return f.SetWriteDeadline(d)
+	}
+	return nil
+}
+
+func (rc *rawConn) LocalAddr() net.Addr {
+	if rc.netid == NetidLocal {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return net.TCPAddrFromAddrPort(rc.local)
+}
+
+func (rc *rawConn) RemoteAddr() net.Addr {
+	if rc.netid == NetidLocal {
+		return &net.UnixAddr{Net: "unix"}
+	}
+	return net.TCPAddrFromAddrPort(rc.remote)
+}
+
+// tail watches answered connections for their client's next move. Lock
+// order: tail.mu before rawConn.mu.
+type tail struct {
+	s        *Server
+	ep       int
+	wake     int             // eventfd: closedOutside, stop, a late reply
+	listener syscall.RawConn // accepted from on the loop's own thread
+	acceptor *acceptor
+	backoff  time.Duration
+	batch    []accepted
+
+	mu      sync.Mutex
+	conns   map[uint64]*tailEntry
+	queue   []tailDeadline // in the order added, so in deadline order
+	closed  []*rawConn     // closed by someone else, to untrack
+	stopped bool
+	nextID  uint64
+}
+
+type tailEntry struct {
+	rc    *rawConn
+	st    *connState
+	first bool // its first call has not come yet
+}
+
+type tailDeadline struct {
+	id uint64
+	at int64 // UnixNano
+}
+
+// IDs of the epoll events that are not connections.
+const (
+	wakeID   = 0 // the eventfd
+	listenID = 1 // the listener
+)
+
+// listenerCheck is how often an idle tail checks that its listener is
+// still open: the daemon closes a listener of an address that went away
+// itself, which an epoll set does not report.
+const listenerCheck = 10 * time.Second
+
+func newTail(s *Server) (*tail, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(ep)
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventID(&ev, wakeID)
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+		unix.Close(ep)
+		unix.Close(wake)
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &tail{s: s, ep: ep, wake: wake, conns: make(map[uint64]*tailEntry), nextID: listenID + 1,
+		batch: make([]accepted, 0, 64)}, nil
+}
+
+func setEventID(ev *unix.EpollEvent, id uint64) {
+	ev.Fd, ev.Pad = int32(uint32(id)), int32(uint32(id>>32))
+}
+
+func eventID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+// add puts a connection in the tail. It reports false if the tail is
+// stopping or the descriptor cannot be watched; the caller still owns the
+// connection then.
+func (t *tail) add(rc *rawConn, st *connState, first bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return false
+	}
+	id := t.nextID
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP}
+	setEventID(&ev, id)
+	rc.mu.Lock()
+	if rc.closed {
+		rc.mu.Unlock()
+		return false
+	}
+	if err := unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, rc.fd, &ev); err != nil {
+		rc.mu.Unlock()
+		return false
+	}
+	rc.tail, rc.id = t, id
+	rc.mu.Unlock()
+	t.nextID++
+	t.conns[id] = &tailEntry{rc: rc, st: st, first: first}
+	if len(t.queue) > 2*len(t.conns)+1024 {
+		// Connections leave long before their idle deadline: drop the
+		// queue's entries of those gone, so that it stays the size of
+		// what the tail holds.
+		live := t.queue[:0]
+		for _, d := range t.queue {
+			if t.conns[d.id] != nil {
+				live = append(live, d)
+			}
+		}
+		clear(t.queue[len(live):])
+		t.queue = live
+	}
+	t.queue = append(t.queue, tailDeadline{id: id, at: time.Now().Add(t.s.IdleTimeout).UnixNano()})
+	return true
+}
+
+// closedOutside is told of a connection in the tail that Close closed
+// (an eviction, Shutdown): the tail untracks it.
+func (t *tail) closedOutside(rc *rawConn) {
+	t.mu.Lock()
+	t.closed = append(t.closed, rc)
+	t.mu.Unlock()
+	t.signal()
+}
+
+func (t *tail) signal() {
+	one := [8]byte{7: 1}
+	unix.Write(t.wake, one[:])
+}
+
+// stop makes the loop close every connection in the tail and return.
+func (t *tail) stop() {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
+	t.signal()
+}
+
+// close releases the epoll set and the eventfd once the loop has returned.
+func (t *tail) close() {
+	unix.Close(t.ep)
+	unix.Close(t.wake)
+}
+
+// run is the event loop. It returns once stopped and empty.
+func (t *tail) run() {
+	w := &t.acceptor.worker
+	events := make([]unix.EpollEvent, 128)
+	var buf [firstReadSize]byte
+	delisted := false
+	for {
+		timeout := int(listenerCheck / time.Millisecond)
+		t.mu.Lock()
+		if len(t.queue) > 0 {
+			ms := (t.queue[0].at-time.Now().UnixNano())/int64(time.Millisecond) + 1
+			timeout = int(min(max(ms, 0), int64(timeout)))
+		}
+		t.mu.Unlock()
+		n, err := unix.EpollWait(t.ep, events, timeout)
+		if n == 0 && err == nil && t.listener.Control(func(uintptr) {}) != nil {
+			t.stop() // closed by its owner
+		}
+		if err != nil && err != unix.EINTR {
+			t.s.Log.Error("tail of stream connections: epoll_wait", zap.Error(err))
+			n = 0
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i := range max(n, 0) {
+			id := eventID(&events[i])
+			switch id {
+			case wakeID:
+				var b [8]byte
+				unix.Read(t.wake, b[:])
+			case listenID:
+				if !t.stopping() && !t.acceptBatch() {
+					t.stop()
+				}
+			default:
+				t.ready(w, id, buf[:])
+			}
+		}
+		t.expire(w)
+		if t.stopping() && !delisted {
+			// Level-triggered, a listener with connections waiting
+			// would wake the loop at once, every time.
+			t.listener.Control(func(fd uintptr) { unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
+			delisted = true
+		}
+		if t.reap(w) {
+			return
+		}
+	}
+}
+
+func (t *tail) stopping() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopped
+}
+
+// ready handles a connection whose client did something: closed it, as
+// nearly all do, or sent a call.
+func (t *tail) ready(w *worker, id uint64, buf []byte) {
+	t.mu.Lock()
+	e := t.conns[id]
+	t.mu.Unlock()
+	if e == nil {
+		return
+	}
+	rc := e.rc
+	rc.mu.Lock()
+	if rc.closed || rc.tail != t || rc.id != id {
+		rc.mu.Unlock() // Close has told the tail, which reaps it
+		return
+	}
+	n, err := unix.Read(rc.fd, buf)
+	if err == unix.EAGAIN || err == unix.EINTR {
+		rc.mu.Unlock()
+		return
+	}
+	// The tail gives the connection up: closed, or a call to serve.
+	rc.tail = nil
+	closed := err != nil || n == 0
+	if closed {
+		rc.closed = true
+		unix.Close(rc.fd) // which also takes it out of the epoll set
+	} else {
+		unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
+	}
+	rc.mu.Unlock()
+	t.mu.Lock()
+	delete(t.conns, id)
+	t.mu.Unlock()
+	switch {
+	case closed:
+		w.drop(rc, e.st)
+	case e.first:
+		e.st.busy.Store(true)
+		w.answer(rc, e.st, buf[:n])
+	default:
+		e.st.busy.Store(true)
+		w.promote(rc, e.st, buf[:n], nil, nil)
+	}
+}
+
+// release takes connection id out of the tail and closes it, unless
+// someone else did.
+func (t *tail) release(w *worker, id uint64) {
+	t.mu.Lock()
+	e := t.conns[id]
+	t.mu.Unlock()
+	if e == nil {
+		return
+	}
+	rc := e.rc
+	rc.mu.Lock()
+	if rc.closed || rc.tail != t || rc.id != id {
+		rc.mu.Unlock()
+		return
+	}
+	rc.tail = nil
+	rc.closed = true
+	unix.Close(rc.fd)
+	rc.mu.Unlock()
+	t.mu.Lock()
+	delete(t.conns, id)
+	t.mu.Unlock()
+	w.drop(rc, e.st)
+}
+
+// expire closes the connections idle for IdleTimeout.
+func (t *tail) expire(w *worker) {
+	now := time.Now().UnixNano()
+	for {
+		t.mu.Lock()
+		if len(t.queue) == 0 || t.queue[0].at > now {
+			if len(t.queue) == 0 && cap(t.queue) > 1024 {
+				t.queue = nil // let a storm's backing array go
+			}
+			t.mu.Unlock()
+			return
+		}
+		id := t.queue[0].id
+		t.queue = t.queue[1:]
+		t.mu.Unlock()
+		t.release(w, id)
+	}
+}
+
+// reap untracks the connections closed from outside and, once the tail
+// is stopping, closes all the others; it reports whether the tail is done.
+func (t *tail) reap(w *worker) bool {
+	t.mu.Lock()
+	closed := t.closed
+	t.closed = nil
+	var entries []*tailEntry
+	for _, rc := range closed {
+		if e := t.conns[rc.id]; e != nil && e.rc == rc {
+			delete(t.conns, rc.id)
+			entries = append(entries, e)
+		}
+	}
+	stopped := t.stopped
+	var all []uint64
+	if stopped {
+		for id := range t.conns {
+			all = append(all, id)
+		}
+	}
+	t.mu.Unlock()
+	for _, e := range entries {
+		w.drop(e.rc, e.st)
+	}
+	for _, id := range all {
+		t.release(w, id)
+	}
+	// A connection closed from outside just now is still to be reaped:
+	// its closedOutside wakes the tail again.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return stopped && len(t.conns) == 0
+}
+
+// deferAcceptSeconds is how long a TCP connection may wait for its first
+// call before it is accepted all the same (TCP_DEFER_ACCEPT): every RPC
+// client speaks first, so a connection is normally accepted with its call
+// already there; one that stays silent is accepted after this and then
+// meets IdleTimeout.
+const deferAcceptSeconds = 5
+
+// ListenStream listens on a TCP address as a portmapper should for the
+// fast accept path: a connection is accepted once its first call has
+// arrived (TCP_DEFER_ACCEPT), so that the accepting loop reads it at once
+// instead of finding nothing and coming back. Keep-alive probes are off
+// for any connection accepted through the net package instead (IdleTimeout
+// closes dead connections).
+func ListenStream(network, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{
+		KeepAlive: -1,
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAcceptSeconds)
+			})
+			if err == nil {
+				err = serr
+			}
+			return os.NewSyscallError("setsockopt TCP_DEFER_ACCEPT", err)
+		},
+	}
+	return lc.Listen(context.Background(), network, addr)
+}
