@@ -82,28 +82,45 @@ const (
 	procYPAll     = 8
 )
 
-// rmtcallArgs is struct rpcb_rmtcallargs (and PMAP's rmtcallargs): the
-// call to forward. args aliases the call.
-type rmtcallArgs struct {
-	prog, vers, proc uint32
-	args             []byte
+// RmtcallArgs is struct rpcb_rmtcallargs (and PMAP's rmtcallargs), the
+// argument of CALLIT, BCAST and INDIRECT: the procedure to call and its
+// XDR-encoded arguments.
+type RmtcallArgs struct {
+	Prog, Vers, Proc uint32
+	Args             []byte
 }
 
-func decodeRmtcall(c *rpc.Call) (rmtcallArgs, error) {
+// AppendRmtcallArgs appends a as XDR.
+func AppendRmtcallArgs(b []byte, a *RmtcallArgs) []byte {
+	b = xdr.AppendUint32(b, a.Prog)
+	b = xdr.AppendUint32(b, a.Vers)
+	b = xdr.AppendUint32(b, a.Proc)
+	return xdr.AppendOpaque(b, a.Args)
+}
+
+// DecodeRmtcallArgs decodes remote-call arguments of at most maxArgs
+// bytes; Args aliases d's buffer.
+func DecodeRmtcallArgs(d *xdr.Decoder, maxArgs int) (RmtcallArgs, error) {
+	var a RmtcallArgs
+	var err error
+	if a.Prog, err = d.Uint32(); err != nil {
+		return a, err
+	}
+	if a.Vers, err = d.Uint32(); err != nil {
+		return a, err
+	}
+	if a.Proc, err = d.Uint32(); err != nil {
+		return a, err
+	}
+	a.Args, err = d.Opaque(maxArgs)
+	return a, err
+}
+
+func decodeRmtcall(c *rpc.Call) (RmtcallArgs, error) {
 	d := xdr.NewDecoder(c.Args)
 	defer c.NotePadding(d)
-	var a rmtcallArgs
-	var err error
-	if a.prog, err = d.Uint32(); err != nil {
-		return a, rpc.ErrGarbageArgs
-	}
-	if a.vers, err = d.Uint32(); err != nil {
-		return a, rpc.ErrGarbageArgs
-	}
-	if a.proc, err = d.Uint32(); err != nil {
-		return a, rpc.ErrGarbageArgs
-	}
-	if a.args, err = d.Opaque(maxRmtArgs); err != nil {
+	a, err := DecodeRmtcallArgs(d, maxRmtArgs)
+	if err != nil {
 		return a, rpc.ErrGarbageArgs
 	}
 	return a, nil
@@ -120,18 +137,19 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 		if err != nil {
 			return res, quiet(err, indirect)
 		}
-		if !s.mayForward(a.prog, a.proc) {
+		if !s.mayForward(a.Prog, a.Proc) {
+			s.rejected(rpc.RefusedForwardDenied)
 			return res, rpc.ErrAuthTooWeak
 		}
-		m, found, exact := s.Registry.Lookup(a.prog, a.vers, c.Netid)
+		m, found, exact := s.Registry.Lookup(a.Prog, a.Vers, c.Netid)
 		if s.serves(c.Netid) {
-			s.Stats.RemoteCall(sv, a.prog, a.vers, a.proc, c.Netid, exact, indirect)
+			s.Stats.RemoteCall(sv, a.Prog, a.Vers, a.Proc, c.Netid, exact, indirect)
 		}
 		switch {
 		case !found:
 			return res, quiet(rpc.ErrProgUnavail, indirect)
 		case !exact:
-			low, high := s.Registry.Versions(a.prog, c.Netid)
+			low, high := s.Registry.Versions(a.Prog, c.Netid)
 			return res, quiet(&rpc.ProgMismatchError{Low: low, High: high}, indirect)
 		}
 		// rpcbind merges for INDIRECT first and gives up with PROG_UNAVAIL;
@@ -142,6 +160,7 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 			return res, quiet(rpc.ErrProgUnavail, indirect)
 		}
 		if s.Forwarder == nil {
+			s.rejected(rpc.RefusedForwardDisabled)
 			return res, quiet(rpc.ErrSystem, indirect)
 		}
 		return res, quiet(s.forward(c, a, m.Addr, merged, indirect), indirect)
@@ -150,7 +169,7 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 
 // forward hands a remote call to the Forwarder; a nil error means the
 // Forwarder answers later, so the handler sends nothing now.
-func (s *Service) forward(c *rpc.Call, a rmtcallArgs, addr string, merged []byte, indirect bool) error {
+func (s *Service) forward(c *rpc.Call, a RmtcallArgs, addr string, merged []byte, indirect bool) error {
 	is6 := isIPv6Netid(c.Netid)
 	fam, loop := 4, netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	if is6 {
@@ -165,7 +184,7 @@ func (s *Service) forward(c *rpc.Call, a rmtcallArgs, addr string, merged []byte
 		return rpc.ErrSystem
 	}
 	r := RemoteCall{
-		Prog: a.prog, Vers: a.vers, Proc: a.proc, Args: a.args,
+		Prog: a.Prog, Vers: a.Vers, Proc: a.Proc, Args: a.Args,
 		Target: netip.AddrPortFrom(loop, ap.Port()),
 		Uaddr:  merged,
 		// The merged address keeps the registered port, which is what

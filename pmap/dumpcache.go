@@ -39,7 +39,7 @@ func (dc *dumpCache) get(r *Registry, enc func([]byte, *Mapping) []byte) []byte 
 // encodePmapRow appends one PMAP v2 row (struct pmaplist); rows that v2
 // cannot express (other netids, addresses without a port) are skipped.
 func encodePmapRow(b []byte, m *Mapping) []byte {
-	prot := netidProt(m.Netid)
+	prot := NetidProto(m.Netid)
 	if prot == 0 {
 		return b
 	}
@@ -47,16 +47,17 @@ func encodePmapRow(b []byte, m *Mapping) []byte {
 	if !ok {
 		return b
 	}
-	b = xdr.AppendBool(b, true)
-	b = xdr.AppendUint32(b, m.Prog)
-	b = xdr.AppendUint32(b, m.Vers)
-	b = xdr.AppendUint32(b, prot)
-	return xdr.AppendUint32(b, port)
+	return AppendPortMapping(xdr.AppendBool(b, true), &PortMapping{Prog: m.Prog, Vers: m.Vers, Prot: prot, Port: port})
 }
 
 // encodeRpcbRow appends one RPCBIND row (struct rpcblist).
 func encodeRpcbRow(b []byte, m *Mapping) []byte {
-	b = xdr.AppendBool(b, true)
+	return AppendRpcb(xdr.AppendBool(b, true), m)
+}
+
+// AppendRpcb appends m as RFC 1833's struct rpcb: the argument of SET,
+// UNSET, GETADDR, GETVERSADDR and GETADDRLIST, and each row of a DUMP.
+func AppendRpcb(b []byte, m *Mapping) []byte {
 	b = xdr.AppendUint32(b, m.Prog)
 	b = xdr.AppendUint32(b, m.Vers)
 	b = xdr.AppendString(b, m.Netid)

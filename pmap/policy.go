@@ -66,7 +66,7 @@ func (s *Service) admit(c *rpc.Call, m Mapping) bool {
 		return true
 	}
 	if !s.OpenPrivilegedPorts && privilegedPort(port) && ownerOf(c) != OwnerSuperuser {
-		s.rejected(RejectPrivilegedPort)
+		s.rejected(rpc.RefusedPrivilegedPort)
 		s.Log.Warn("refused a privileged port from an unprivileged caller",
 			zap.Uint32("prog", m.Prog), zap.Uint32("vers", m.Vers), zap.String("netid", m.Netid),
 			zap.String("addr", m.Addr), zap.String("caller", ownerOf(c)), zap.Stringer("remote", c.Remote))
@@ -77,7 +77,7 @@ func (s *Service) admit(c *rpc.Call, m Mapping) bool {
 		msg := "registration outside the port range"
 		if r.Refuse {
 			msg = "refused a registration outside the port range"
-			s.rejected(RejectPortRange)
+			s.rejected(rpc.RefusedPortRange)
 		}
 		log(msg, zap.Uint32("prog", m.Prog), zap.Uint32("vers", m.Vers), zap.String("netid", m.Netid),
 			zap.Uint32("port", port), zap.Uint32("low", r.Low), zap.Uint32("high", r.High))
@@ -95,6 +95,6 @@ func (s *Service) allowed(c *rpc.Call, proc uint32) bool {
 	if s.Access(c.Remote.Addr().Unmap()) {
 		return true
 	}
-	s.rejected(RejectAccess)
+	s.rejected(rpc.RefusedAccess)
 	return false
 }

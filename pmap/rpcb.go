@@ -111,7 +111,7 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	before := s.Registry.Generation()
 	ok, gen := s.Registry.UnsetAt(r.prog, r.vers, string(r.netid), ownerOf(c))
 	if !ok {
-		s.rejected(RejectNotOwner)
+		s.rejected(rpc.RefusedNotOwner)
 	}
 	s.Stats.Unset(sv, ok)
 	if gen != before {

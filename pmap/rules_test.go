@@ -708,7 +708,7 @@ func TestDumpListsOwnRowsThenRegistrationsInOrder(t *testing.T) {
 	}
 	var wantV2 []pmapRow
 	for _, m := range want {
-		if p := netidProt(m.Netid); p != 0 {
+		if p := NetidProto(m.Netid); p != 0 {
 			port, _ := UaddrPort(m.Addr)
 			wantV2 = append(wantV2, pmapRow{m.Prog, m.Vers, p, port})
 		}

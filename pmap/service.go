@@ -54,9 +54,9 @@ type Service struct {
 	// Access, if set, says whether a host may call anything but NULL;
 	// a refused call gets AUTH_TOOWEAK.
 	Access func(host netip.Addr) bool
-	// Reject, if set, is told each refusal's reason (Reject*), for
+	// Reject, if set, is told each refusal's reason (rpc.Refused*), for
 	// metrics.
-	Reject func(reason string)
+	Reject func(reason rpc.Reason)
 	Log    *zap.Logger
 	// Durable, if set, is called after a change to the table with the
 	// registry's generation right after it, and the caller is answered
@@ -128,20 +128,11 @@ func (s *Service) mayChange(c *rpc.Call) bool {
 	if s.Insecure || isLocalCaller(c) {
 		return true
 	}
-	s.rejected(RejectNotLocal)
+	s.rejected(rpc.RefusedNotLocal)
 	return false
 }
 
-// Reasons a Service refuses a call, as Reject reports them.
-const (
-	RejectNotLocal       = "not_local"
-	RejectNotOwner       = "not_owner"
-	RejectAccess         = "access_denied"
-	RejectPrivilegedPort = "privileged_port"
-	RejectPortRange      = "port_range"
-)
-
-func (s *Service) rejected(reason string) {
+func (s *Service) rejected(reason rpc.Reason) {
 	if s.Reject != nil {
 		s.Reject(reason)
 	}

@@ -1,7 +1,7 @@
 package pmap
 
 import (
-	"strconv"
+	"net/netip"
 
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
@@ -11,41 +11,39 @@ import (
 // registry: the mappings on netids "udp" and "tcp", with the port taken
 // from the universal address.
 
-// pmapArgs is struct pmap: the argument of SET, UNSET and GETPORT.
-type pmapArgs struct{ prog, vers, prot, port uint32 }
+// PortMapping is struct pmap: a row of PMAP's DUMP and the argument of
+// its SET, UNSET and GETPORT, a program on an IP protocol (ProtoTCP or
+// ProtoUDP) at a port.
+type PortMapping struct {
+	Prog, Vers, Prot, Port uint32
+}
 
-func decodePmap(args []byte) (pmapArgs, error) {
-	d := xdr.NewDecoder(args)
-	var p pmapArgs
+// AppendPortMapping appends m as XDR.
+func AppendPortMapping(b []byte, m *PortMapping) []byte {
+	b = xdr.AppendUint32(b, m.Prog)
+	b = xdr.AppendUint32(b, m.Vers)
+	b = xdr.AppendUint32(b, m.Prot)
+	return xdr.AppendUint32(b, m.Port)
+}
+
+// DecodePortMapping decodes a struct pmap.
+func DecodePortMapping(d *xdr.Decoder) (PortMapping, error) {
+	var m PortMapping
 	var err error
-	for _, f := range []*uint32{&p.prog, &p.vers, &p.prot, &p.port} {
+	for _, f := range []*uint32{&m.Prog, &m.Vers, &m.Prot, &m.Port} {
 		if *f, err = d.Uint32(); err != nil {
-			return p, rpc.ErrGarbageArgs
+			return m, err
 		}
 	}
+	return m, nil
+}
+
+func decodePmap(args []byte) (PortMapping, error) {
+	p, err := DecodePortMapping(xdr.NewDecoder(args))
+	if err != nil {
+		return p, rpc.ErrGarbageArgs
+	}
 	return p, nil
-}
-
-// protNetid maps a PMAP protocol number to its netid, "" for others.
-func protNetid(prot uint32) string {
-	switch prot {
-	case ProtoTCP:
-		return rpc.NetidTCP
-	case ProtoUDP:
-		return rpc.NetidUDP
-	}
-	return ""
-}
-
-// netidProt maps a netid to the PMAP protocol number, 0 for non-IP ones.
-func netidProt(netid string) uint32 {
-	switch netid {
-	case rpc.NetidTCP:
-		return ProtoTCP
-	case rpc.NetidUDP:
-		return ProtoUDP
-	}
-	return 0
 }
 
 func (s *Service) v2Procs() []rpc.Handler {
@@ -81,12 +79,12 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 	if !s.mayChange(c) {
 		return res, rpc.ErrAuthTooWeak
 	}
-	netid := protNetid(p.prot)
+	netid, _ := ProtoNetid(p.Prot)
 	ok := false
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
-		addr := "0.0.0.0." + strconv.Itoa(int(p.port>>8&0xff)) + "." + strconv.Itoa(int(p.port&0xff))
-		m := Mapping{Prog: p.prog, Vers: p.vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
+		addr := FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port)))
+		m := Mapping{Prog: p.Prog, Vers: p.Vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
 		var gen uint64
 		if s.admit(c, m) {
 			ok, gen = s.Registry.SetAt(m)
@@ -111,10 +109,10 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	// the IPv6 and local rows of the program stay.
 	owner := ownerOf(c)
 	before := s.Registry.Generation()
-	okTCP, okUDP, gen := s.Registry.unsetV2(p.prog, p.vers, owner)
+	okTCP, okUDP, gen := s.Registry.unsetV2(p.Prog, p.Vers, owner)
 	ok := okTCP || okUDP
 	if !okTCP || !okUDP {
-		s.rejected(RejectNotOwner)
+		s.rejected(rpc.RefusedNotOwner)
 	}
 	s.Stats.Unset(StatV2, ok)
 	if gen != before {
@@ -129,11 +127,11 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 		return res, err
 	}
 	var port uint32
-	netid := protNetid(p.prot)
+	netid, _ := ProtoNetid(p.Prot)
 	if netid != "" {
-		port, _ = s.Registry.lookupV2(p.prog, p.vers, netid)
+		port, _ = s.Registry.lookupV2(p.Prog, p.Vers, netid)
 		if s.serves(netid) {
-			s.Stats.Lookup(StatV2, p.prog, p.vers, netid, port != 0)
+			s.Stats.Lookup(StatV2, p.Prog, p.Vers, netid, port != 0)
 		}
 	}
 	return xdr.AppendUint32(res, port), nil

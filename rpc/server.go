@@ -289,7 +289,7 @@ func (s *Server) replyLater(r Responder, reply []byte, c *Call, wait func() erro
 }
 
 // errorReply builds the reply a handler's error asks for.
-func (s *Server) errorReply(out []byte, c *Call, err error) ([]byte, bool, string) {
+func (s *Server) errorReply(out []byte, c *Call, err error) ([]byte, bool, Outcome) {
 	h := &c.CallHeader
 	// errors.Is, not ==: handlers wrap the sentinels with context.
 	switch {

@@ -10,6 +10,7 @@ import (
 	"github.com/portmapd/portmapd/internal/lockfile"
 	"github.com/portmapd/portmapd/internal/metrics"
 	"github.com/portmapd/portmapd/internal/netwatch"
+	"github.com/portmapd/portmapd/rpc"
 )
 
 // Example shows a daemon's start-up with these packages: the lock first,
@@ -49,7 +50,7 @@ func Example() {
 	if l, err := metrics.Listen("127.0.0.1:9111", false); err == nil {
 		go m.Serve(ctx, l)
 	}
-	m.Call(2, 3, "udp", metrics.OutcomeSuccess) // in the RPC server, after each reply
+	m.Call(2, 3, "udp", rpc.OutcomeSuccess) // in the RPC server, after each reply
 
 	if w, err := netwatch.Watch(ctx); err == nil {
 		go func() {

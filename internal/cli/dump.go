@@ -84,7 +84,7 @@ func newDumpCommand() *cobra.Command {
 				return err
 			}
 			for _, r := range rows {
-				fmt.Fprintf(out, "%9d %4d %5s %6d\n", r.Prog, r.Vers, protoName(r.Prot), r.Port)
+				fmt.Fprintf(out, "%9d %4d %5s %6d\n", r.Prog, r.Vers, pmap.ProtoName(r.Prot), r.Port)
 			}
 			return nil
 		},
@@ -111,16 +111,6 @@ func writeJSON(w io.Writer, ms []pmap.Mapping) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
-}
-
-func protoName(p uint32) string {
-	switch p {
-	case pmap.ProtoTCP:
-		return "tcp"
-	case pmap.ProtoUDP:
-		return "udp"
-	}
-	return strconv.Itoa(int(p))
 }
 
 // newRestoreCommand registers what dump printed, as pmap_set did.

@@ -23,7 +23,11 @@ func (d *Daemon) startRemoteCalls() error {
 	if !d.cfg.RemoteCalls {
 		return nil
 	}
-	f, err := rmtcall.New(d.cfg.RemoteCallLimits, d.log.Named("rmtcall"))
+	cfg := d.cfg.RemoteCallLimits
+	if d.sys.metrics != nil {
+		cfg.Observer = d.sys.metrics
+	}
+	f, err := rmtcall.New(cfg, d.log.Named("rmtcall"))
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,10 @@
 // Recording is on the hot path of every call, so it costs an array index
 // and an atomic add, with no allocation and no lock: every counter exists
 // from the start, in fixed arrays indexed by the known label values
-// (anything unknown lands in "other"), read at scrape time. It reports every (version, procedure,
+// (anything unknown lands in "other"), read at scrape time. Outcomes and
+// reasons index their arrays by their own numbers (rpc.Outcome and
+// rpc.Reason, which the server, the portmapper service and the
+// remote-call forwarder report), so nothing maps names back. It reports every (version, procedure,
 // transport) success series from the start, so rates work from the first
 // scrape, and other outcomes once they occur, which keeps a scrape at a
 // few hundred series instead of the three thousand possible ones.

@@ -12,67 +12,10 @@ import (
 	"github.com/portmapd/portmapd/rpc"
 )
 
-// Outcomes of a call, for Call: the rpc server's own vocabulary, since it
-// is the rpc.Observer that reports them.
-const (
-	OutcomeSuccess      = rpc.OutcomeSuccess
-	OutcomeProgUnavail  = rpc.OutcomeProgUnavail
-	OutcomeProgMismatch = rpc.OutcomeProgMismatch
-	OutcomeProcUnavail  = rpc.OutcomeProcUnavail
-	OutcomeGarbageArgs  = rpc.OutcomeGarbageArgs
-	OutcomeSystemErr    = rpc.OutcomeSystemErr
-	OutcomeAuthError    = rpc.OutcomeAuthError
-	OutcomeRPCMismatch  = rpc.OutcomeRPCMismatch
-	OutcomeNoReply      = rpc.OutcomeNoReply
-)
-
-// Reasons for Reject: traffic refused or dropped before, or instead of, a
-// reply.
-const (
-	// RejectNotLocal: SET or UNSET from a host other than this one.
-	RejectNotLocal = "not_local"
-	// RejectNotOwner: UNSET of an entry another user registered.
-	RejectNotOwner = "not_owner"
-	// RejectUndecodable: a message that is not a decodable call, dropped
-	// without a reply (a reply to garbage could be used to amplify).
-	RejectUndecodable = "undecodable"
-	// RejectTooLarge: a record or argument over its size limit.
-	RejectTooLarge = "too_large"
-	// RejectRateLimited: a source over its rate.
-	RejectRateLimited = "rate_limited"
-	// RejectForwardDenied: a remote call to a program never forwarded
-	// (NFS, MOUNT, YP and the like).
-	RejectForwardDenied = "forward_denied"
-	// RejectForwardDisabled: a remote call while remote calls are off.
-	RejectForwardDisabled = "forward_disabled"
-	// RejectForwardsFull: the oldest forward dropped to make room.
-	RejectForwardsFull = "forwards_full"
-	// RejectTooManyConns: a connection refused at the connection limit.
-	RejectTooManyConns = "too_many_connections"
-	// RejectIdle: a connection closed for idling.
-	RejectIdle = "idle_timeout"
-	// RejectAmplification: a datagram reply to a non-local source larger
-	// than the allowed multiple of its request.
-	RejectAmplification = "amplification"
-	// RejectAccess: a host refused by the access lists.
-	RejectAccess = "access_denied"
-	// RejectEvicted: an idle connection closed to make room for a new one.
-	RejectEvicted = "evicted"
-	// RejectPrivilegedPort: a privileged port from an unprivileged caller.
-	RejectPrivilegedPort = "privileged_port"
-	// RejectPortRange: a registration outside the configured port range.
-	RejectPortRange = "port_range"
-)
-
 // Label values, indexed as the arrays below are. "other" is last in each.
 var (
 	versionLabels   = [...]string{"2", "3", "4", "other"}
 	transportLabels = [...]string{"udp", "tcp", "udp6", "tcp6", "local", "other"}
-	outcomeLabels   = [...]string{OutcomeSuccess, OutcomeProgUnavail, OutcomeProgMismatch, OutcomeProcUnavail,
-		OutcomeGarbageArgs, OutcomeSystemErr, OutcomeAuthError, OutcomeRPCMismatch, OutcomeNoReply, "other"}
-	reasonLabels = [...]string{RejectNotLocal, RejectNotOwner, RejectUndecodable, RejectTooLarge,
-		RejectRateLimited, RejectForwardDenied, RejectForwardDisabled, RejectForwardsFull, RejectTooManyConns,
-		RejectIdle, RejectAmplification, RejectAccess, RejectEvicted, RejectPrivilegedPort, RejectPortRange, "other"}
 	// procedureLabels per version (RFC 1833): PMAP v2, RPCBIND v3, v4.
 	procedureLabels = [3][]string{
 		{"null", "set", "unset", "getport", "dump", "callit"},
@@ -87,8 +30,10 @@ const (
 	nProcs      = 14 // v4's 13 procedures and "other"
 	otherProc   = nProcs - 1
 	nTransports = len(transportLabels)
-	nOutcomes   = len(outcomeLabels)
-	nReasons    = len(reasonLabels)
+	// Outcomes and reasons index their arrays by their own number; the
+	// last row, "other", is for a value beyond the known ones.
+	nOutcomes = int(rpc.NumOutcomes) + 1
+	nReasons  = int(rpc.NumReasons) + 1
 )
 
 // Metrics holds the counters. A nil *Metrics records nothing, so the
@@ -126,9 +71,9 @@ func New(opts Options) *Metrics {
 }
 
 // Call counts one call of procedure proc of version vers of the
-// portmapper, arriving on netid, that ended with outcome (Outcome*).
-// Unknown values are counted under "other".
-func (m *Metrics) Call(vers, proc uint32, netid, outcome string) {
+// portmapper, arriving on netid, that ended with outcome. Unknown values
+// are counted under "other".
+func (m *Metrics) Call(vers, proc uint32, netid string, outcome rpc.Outcome) {
 	if m == nil {
 		return
 	}
@@ -137,15 +82,15 @@ func (m *Metrics) Call(vers, proc uint32, netid, outcome string) {
 	if v < len(procedureLabels) && proc < uint32(len(procedureLabels[v])) {
 		p = int(proc)
 	}
-	m.calls[v][p][transportIndex(netid)][outcomeIndex(outcome)].Add(1)
+	m.calls[v][p][transportIndex(netid)][min(int(outcome), nOutcomes-1)].Add(1)
 }
 
-// Reject counts traffic refused for reason (Reject*).
-func (m *Metrics) Reject(reason string) {
+// Reject counts traffic refused for reason.
+func (m *Metrics) Reject(reason rpc.Reason) {
 	if m == nil {
 		return
 	}
-	m.rejections[reasonIndex(reason)].Add(1)
+	m.rejections[min(int(reason), nReasons-1)].Add(1)
 }
 
 // The server tells Metrics about padding through this interface.
@@ -212,7 +157,7 @@ func versionIndex(vers uint32) int {
 	return nVersions - 1
 }
 
-// transportIndex and the others compare strings with a switch, which the
+// transportIndex compares strings with a switch, which the
 // compiler turns into length and content checks: no hashing, no
 // allocation.
 func transportIndex(netid string) int {
@@ -229,39 +174,6 @@ func transportIndex(netid string) int {
 		return 4
 	}
 	return nTransports - 1
-}
-
-func outcomeIndex(o string) int {
-	switch o {
-	case OutcomeSuccess:
-		return 0
-	case OutcomeProgUnavail:
-		return 1
-	case OutcomeProgMismatch:
-		return 2
-	case OutcomeProcUnavail:
-		return 3
-	case OutcomeGarbageArgs:
-		return 4
-	case OutcomeSystemErr:
-		return 5
-	case OutcomeAuthError:
-		return 6
-	case OutcomeRPCMismatch:
-		return 7
-	case OutcomeNoReply:
-		return 8
-	}
-	return nOutcomes - 1
-}
-
-func reasonIndex(r string) int {
-	for i, l := range reasonLabels[:nReasons-1] {
-		if l == r {
-			return i
-		}
-	}
-	return nReasons - 1
 }
 
 // WritePrometheus writes every series in the Prometheus text format:
@@ -283,7 +195,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 						continue
 					}
 					fmt.Fprintf(w, "%s{outcome=%q,procedure=%q,transport=%q,version=%q} %d\n",
-						calls, outcomeLabels[o], proc, transportLabels[t], versionLabels[v], n)
+						calls, rpc.Outcome(o), proc, transportLabels[t], versionLabels[v], n)
 				}
 			}
 		}
@@ -297,7 +209,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	const rejections = "portmapd_rejections_total"
 	header(w, rejections, "counter", "Calls or traffic refused or dropped, by reason.")
 	for r := range nReasons {
-		fmt.Fprintf(w, "%s{reason=%q} %d\n", rejections, reasonLabels[r], m.rejections[r].Load())
+		fmt.Fprintf(w, "%s{reason=%q} %d\n", rejections, rpc.Reason(r), m.rejections[r].Load())
 	}
 	if m.stateFailures != nil {
 		const failures = "portmapd_state_write_failures_total"

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/rpc"
 )
 
 // values gathers metric name from m, keyed by its label values joined
@@ -49,22 +51,23 @@ func values(t *testing.T, m *Metrics, name string) map[string]float64 {
 
 func TestCallCountsUnderItsLabels(t *testing.T) {
 	tests := []struct {
-		name        string
-		vers, proc  uint32
-		netid, outc string
-		key         string // outcome/procedure/transport/version
+		name       string
+		vers, proc uint32
+		netid      string
+		outc       rpc.Outcome
+		key        string // outcome/procedure/transport/version
 	}{
-		{"v2 GETPORT over udp", 2, 3, "udp", OutcomeSuccess, "success/getport/udp/2"},
-		{"v3 GETADDR over the local socket", 3, 3, "local", OutcomeSuccess, "success/getaddr/local/3"},
-		{"netid unix is the local socket", 3, 1, "unix", OutcomeAuthError, "auth_error/set/local/3"},
-		{"v4 procedure 5 is BCAST", 4, 5, "udp6", OutcomeNoReply, "no_reply/bcast/udp6/4"},
-		{"v3 procedure 5 is CALLIT", 3, 5, "udp", OutcomeSuccess, "success/callit/udp/3"},
-		{"v4 GETSTAT", 4, 12, "tcp6", OutcomeSuccess, "success/getstat/tcp6/4"},
-		{"a v2 procedure beyond CALLIT", 2, 6, "tcp", OutcomeProcUnavail, "proc_unavail/other/tcp/2"},
-		{"a huge procedure number", 4, 1 << 31, "tcp", OutcomeProcUnavail, "proc_unavail/other/tcp/4"},
-		{"an unknown version", 7, 0, "udp", OutcomeProgMismatch, "prog_mismatch/other/udp/other"},
-		{"version 1 (portmap before RFC 1833) too", 1, 3, "udp", OutcomeProgMismatch, "prog_mismatch/other/udp/other"},
-		{"an unknown transport and outcome", 3, 0, "sctp", "weird", "other/null/other/3"},
+		{"v2 GETPORT over udp", 2, 3, "udp", rpc.OutcomeSuccess, "success/getport/udp/2"},
+		{"v3 GETADDR over the local socket", 3, 3, "local", rpc.OutcomeSuccess, "success/getaddr/local/3"},
+		{"netid unix is the local socket", 3, 1, "unix", rpc.OutcomeAuthError, "auth_error/set/local/3"},
+		{"v4 procedure 5 is BCAST", 4, 5, "udp6", rpc.OutcomeNoReply, "no_reply/bcast/udp6/4"},
+		{"v3 procedure 5 is CALLIT", 3, 5, "udp", rpc.OutcomeSuccess, "success/callit/udp/3"},
+		{"v4 GETSTAT", 4, 12, "tcp6", rpc.OutcomeSuccess, "success/getstat/tcp6/4"},
+		{"a v2 procedure beyond CALLIT", 2, 6, "tcp", rpc.OutcomeProcUnavail, "proc_unavail/other/tcp/2"},
+		{"a huge procedure number", 4, 1 << 31, "tcp", rpc.OutcomeProcUnavail, "proc_unavail/other/tcp/4"},
+		{"an unknown version", 7, 0, "udp", rpc.OutcomeProgMismatch, "prog_mismatch/other/udp/other"},
+		{"version 1 (portmap before RFC 1833) too", 1, 3, "udp", rpc.OutcomeProgMismatch, "prog_mismatch/other/udp/other"},
+		{"an unknown transport and outcome", 3, 0, "sctp", rpc.Outcome(200), "other/null/other/3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,10 +110,10 @@ func TestSuccessSeriesExistFromTheStart(t *testing.T) {
 func TestRejectionsAndGauges(t *testing.T) {
 	regs := 7
 	m := New(Options{NoRuntimeMetrics: true, Registrations: func() int { return regs }})
-	m.Reject(RejectNotLocal)
-	m.Reject(RejectNotLocal)
-	m.Reject(RejectForwardDenied)
-	m.Reject("cosmic_ray")
+	m.Reject(rpc.RefusedNotLocal)
+	m.Reject(rpc.RefusedNotLocal)
+	m.Reject(rpc.RefusedForwardDenied)
+	m.Reject(rpc.Reason(200))
 	m.ConnOpened("tcp")
 	m.ConnOpened("tcp")
 	m.ConnOpened("local")
@@ -128,7 +131,7 @@ func TestRejectionsAndGauges(t *testing.T) {
 	if len(rej) != nReasons {
 		t.Errorf("%d rejection series, want one per reason (%d): all exist from the start", len(rej), nReasons)
 	}
-	for reason, want := range map[string]float64{RejectNotLocal: 2, RejectForwardDenied: 1, "other": 1, RejectTooLarge: 0} {
+	for reason, want := range map[string]float64{rpc.RefusedNotLocal.String(): 2, rpc.RefusedForwardDenied.String(): 1, "other": 1, rpc.RefusedTooLarge.String(): 0} {
 		if rej[reason] != want {
 			t.Errorf("rejections %s = %v, want %v", reason, rej[reason], want)
 		}
@@ -162,8 +165,8 @@ func TestRejectionsAndGauges(t *testing.T) {
 
 func TestNilMetricsRecordNothing(t *testing.T) {
 	var m *Metrics
-	m.Call(2, 3, "udp", OutcomeSuccess)
-	m.Reject(RejectNotLocal)
+	m.Call(2, 3, "udp", rpc.OutcomeSuccess)
+	m.Reject(rpc.RefusedNotLocal)
 	m.ConnOpened("tcp")
 	m.ConnClosed("tcp")
 	m.ForwardStarted()
@@ -178,12 +181,12 @@ func TestRecordingDoesNotAllocate(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"Call", func() { m.Call(3, 3, "tcp6", OutcomeSuccess) }},
-		{"Call with unknown labels", func() { m.Call(9, 99, "sctp", "odd") }},
-		{"Reject", func() { m.Reject(RejectIdle) }},
+		{"Call", func() { m.Call(3, 3, "tcp6", rpc.OutcomeSuccess) }},
+		{"Call with unknown labels", func() { m.Call(9, 99, "sctp", rpc.Outcome(99)) }},
+		{"Reject", func() { m.Reject(rpc.RefusedForwardExpired) }},
 		{"ConnOpened", func() { m.ConnOpened("local") }},
 		{"ForwardStarted", func() { m.ForwardStarted() }},
-		{"Call on nil", func() { nilM.Call(2, 3, "udp", OutcomeSuccess) }},
+		{"Call on nil", func() { nilM.Call(2, 3, "udp", rpc.OutcomeSuccess) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(1000, tt.f); n != 0 {
@@ -199,7 +202,7 @@ func TestConcurrentRecordingAndScraping(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				m.Call(uint32(2+w%3), uint32(i%4), "udp", OutcomeSuccess)
+				m.Call(uint32(2+w%3), uint32(i%4), "udp", rpc.OutcomeSuccess)
 			}
 		})
 	}
@@ -283,10 +286,10 @@ func TestScrapeOverHTTP(t *testing.T) {
 	base := "http://" + l.Addr().String()
 
 	for range 3 {
-		m.Call(2, 3, "udp", OutcomeSuccess)
+		m.Call(2, 3, "udp", rpc.OutcomeSuccess)
 	}
-	m.Call(3, 1, "tcp", OutcomeAuthError)
-	m.Reject(RejectNotLocal)
+	m.Call(3, 1, "tcp", rpc.OutcomeAuthError)
+	m.Reject(rpc.RefusedNotLocal)
 	m.ConnOpened("tcp6")
 
 	code, body := get(t, base+"/metrics")
@@ -340,7 +343,7 @@ func BenchmarkCall(b *testing.B) {
 	m := New(Options{NoRuntimeMetrics: true})
 	b.ReportAllocs()
 	for b.Loop() {
-		m.Call(2, 3, "udp", OutcomeSuccess)
+		m.Call(2, 3, "udp", rpc.OutcomeSuccess)
 	}
 }
 
@@ -349,7 +352,7 @@ func BenchmarkCallParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			m.Call(4, 3, "tcp6", OutcomeSuccess)
+			m.Call(4, 3, "tcp6", rpc.OutcomeSuccess)
 		}
 	})
 }
@@ -358,7 +361,7 @@ func BenchmarkScrape(b *testing.B) {
 	m := New(Options{NoRuntimeMetrics: true})
 	for v := uint32(2); v <= 4; v++ {
 		for p := range uint32(13) {
-			m.Call(v, p, "udp", OutcomeProcUnavail)
+			m.Call(v, p, "udp", rpc.OutcomeProcUnavail)
 		}
 	}
 	b.ReportAllocs()

@@ -289,10 +289,7 @@ func (p *prober) null(ctx context.Context, c *client.Client, vers uint32) error 
 // Small requests and answers on purpose: portmapd drops UDP answers much
 // larger than their question (a DUMP) to hosts that are not local.
 func (p *prober) lookup(ctx context.Context, c *client.Client, proto, netid string, vers uint32) (string, error) {
-	args := xdr.AppendUint32(xdr.AppendUint32(nil, p.cfg.Prog), vers)
-	args = xdr.AppendString(args, netid)
-	args = xdr.AppendString(args, "")
-	args = xdr.AppendString(args, "")
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: p.cfg.Prog, Vers: vers, Netid: netid})
 	var re *rpc.ReplyError
 	for _, v := range []uint32{pmap.VersRPCB4, pmap.VersRPCB3} {
 		var ua string
@@ -334,9 +331,9 @@ func (p *prober) registrations(ctx context.Context, c *client.Client, proto stri
 	}
 	rows, _ := c.DumpPorts(ctx)
 	for _, r := range rows {
-		netid := "udp"
-		if r.Prot == pmap.ProtoTCP {
-			netid = "tcp"
+		netid, ok := pmap.ProtoNetid(r.Prot)
+		if !ok {
+			netid = rpc.NetidUDP // only the netids matter here; PMAP rows are udp or tcp
 		}
 		ms = append(ms, pmap.Mapping{Prog: r.Prog, Vers: r.Vers, Netid: netid})
 	}

@@ -71,7 +71,29 @@ type Config struct {
 	MaxReplyRatio float64
 	// Now is the rate limiter's clock; tests replace it.
 	Now func() time.Time
+	// Observer, if set, is told of every call as it enters and leaves the
+	// table and of every call dropped, for metrics.
+	Observer Observer
 }
+
+// Observer learns what the Forwarder does; *metrics.Metrics is one. Its
+// methods are called with the table locked and must be cheap.
+type Observer interface {
+	// ForwardStarted and ForwardDone bracket each call's time in the
+	// table, however it leaves: answered, evicted, expired or closed.
+	ForwardStarted()
+	ForwardDone()
+	// Reject reports a call dropped: rpc.RefusedForwardRateLimited,
+	// rpc.RefusedForwardsFull or rpc.RefusedForwardExpired.
+	Reject(reason rpc.Reason)
+}
+
+// nopObserver is the Observer of a Config without one.
+type nopObserver struct{}
+
+func (nopObserver) ForwardStarted()   {}
+func (nopObserver) ForwardDone()      {}
+func (nopObserver) Reject(rpc.Reason) {}
 
 func (c *Config) fill() {
 	if c.MaxInFlight <= 0 {
@@ -94,6 +116,9 @@ func (c *Config) fill() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 }
 
@@ -321,6 +346,7 @@ func (f *Forwarder) Send(req *Request) error {
 	local := caller.IsLoopback()
 	if !local && !f.limiter.Allow(caller) {
 		f.rateLimited.Add(1)
+		f.cfg.Observer.Reject(rpc.RefusedForwardRateLimited)
 		if ce := f.log.Check(zap.InfoLevel, "remote call over its source's rate; dropped"); ce != nil {
 			ce.Write(zap.Stringer("remote", req.Caller))
 		}
@@ -342,6 +368,7 @@ func (f *Forwarder) Send(req *Request) error {
 	if evicted {
 		f.remove(f.head)
 		f.evicted.Add(1)
+		f.cfg.Observer.Reject(rpc.RefusedForwardsFull)
 	}
 	e := &entry{
 		key:      key,
@@ -436,6 +463,7 @@ func (f *Forwarder) insert(e *entry) {
 	}
 	f.tail = e
 	f.inFlight++
+	f.cfg.Observer.ForwardStarted()
 	if !f.armed {
 		f.armed = true
 		f.timer.Reset(time.Until(e.deadline))
@@ -458,6 +486,7 @@ func (f *Forwarder) remove(e *entry) {
 	}
 	e.prev, e.next = nil, nil
 	f.inFlight--
+	f.cfg.Observer.ForwardDone()
 }
 
 // expire runs on the timer: it frees the calls whose time is up, so that
@@ -469,6 +498,7 @@ func (f *Forwarder) expire() {
 	n := 0
 	for f.head != nil && !f.head.deadline.After(now) {
 		f.remove(f.head)
+		f.cfg.Observer.Reject(rpc.RefusedForwardExpired)
 		n++
 	}
 	if f.head != nil && !f.closed {

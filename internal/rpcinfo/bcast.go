@@ -12,7 +12,6 @@ import (
 
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/rpc"
-	"github.com/portmapd/portmapd/xdr"
 )
 
 // rpc_broadcast's timing: a round of sends, a wait of 4 seconds, a
@@ -86,9 +85,9 @@ func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
 	cred := authSysCred()
 	xid := uint32(time.Now().Unix()) ^ rand.Uint32()
 	msg3 := rpc.AppendCall(nil, xid, pmap.Program, pmap.VersRPCB3, procCallit, cred)
-	msg3 = appendRmtArgs(msg3, prog, vers, 0)
+	msg3 = pmap.AppendRmtcallArgs(msg3, &pmap.RmtcallArgs{Prog: prog, Vers: vers})
 	msg2 := rpc.AppendCall(nil, xid+1, pmap.Program, pmap.VersPMAP, procCallit, cred)
-	msg2 = appendRmtArgs(msg2, prog, vers, 0)
+	msg2 = pmap.AppendRmtcallArgs(msg2, &pmap.RmtcallArgs{Prog: prog, Vers: vers})
 
 	packets := make(chan bcastPacket, 64)
 	done := make(chan struct{})
@@ -221,13 +220,6 @@ func (r *runner) nameinfo(a netip.Addr) string {
 		return strings.TrimSuffix(names[0], ".")
 	}
 	return a.String()
-}
-
-func appendRmtArgs(b []byte, prog, vers, proc uint32) []byte {
-	b = xdr.AppendUint32(b, prog)
-	b = xdr.AppendUint32(b, vers)
-	b = xdr.AppendUint32(b, proc)
-	return xdr.AppendOpaque(b, nil)
 }
 
 // broadcastTargets is __rpc_getbroadifs: for IPv4 the broadcast address

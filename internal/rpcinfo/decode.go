@@ -1,5 +1,7 @@
 package rpcinfo
 
+import "github.com/portmapd/portmapd/pmap"
+
 // Decoders of the results rpcinfo asks for. Each follows the XDR of
 // libtirpc (rpcb_prot.c, pmap_prot2.c) with its limits, and each list
 // is bounded in length as well: C would follow a hostile server's list
@@ -9,17 +11,9 @@ package rpcinfo
 // most a few hundred rows; a stream reply is bounded by maxRecord.
 const maxRows = 1 << 16
 
-// PortRow is one row of a PMAP version 2 DUMP (struct pmap). The fields
-// are C's unsigned longs, read as 32-bit values.
-type PortRow struct {
-	Prog, Vers, Prot, Port uint32
-}
-
-// RpcbRow is one row of an RPCBIND DUMP (struct rpcb).
-type RpcbRow struct {
-	Prog, Vers         uint32
-	Netid, Addr, Owner string
-}
+// The rows of a PMAP version 2 DUMP (struct pmap, whose fields are C's
+// unsigned longs, read as 32-bit values) are pmap.PortMapping, and those
+// of an RPCBIND DUMP (struct rpcb) pmap.Mapping.
 
 // AddrEntry is one entry of GETADDRLIST (struct rpcb_entry).
 type AddrEntry struct {
@@ -52,26 +46,26 @@ type VersStat struct {
 
 // decodePmapList reads a pmaplist: optional-data entries of four
 // unsigned ints.
-func decodePmapList(out *[]PortRow) func(*xdrReader) bool {
+func decodePmapList(out *[]pmap.PortMapping) func(*xdrReader) bool {
 	return func(d *xdrReader) bool {
 		for d.boolean() {
 			if len(*out) >= maxRows {
 				return false
 			}
-			*out = append(*out, PortRow{d.u32(), d.u32(), d.u32(), d.u32()})
+			*out = append(*out, pmap.PortMapping{Prog: d.u32(), Vers: d.u32(), Prot: d.u32(), Port: d.u32()})
 		}
 		return d.ok()
 	}
 }
 
 // decodeRpcbList reads an rpcblist.
-func decodeRpcbList(out *[]RpcbRow) func(*xdrReader) bool {
+func decodeRpcbList(out *[]pmap.Mapping) func(*xdrReader) bool {
 	return func(d *xdrReader) bool {
 		for d.boolean() {
 			if len(*out) >= maxRows {
 				return false
 			}
-			var m RpcbRow
+			var m pmap.Mapping
 			m.Prog, m.Vers = d.u32(), d.u32()
 			m.Netid, m.Addr, m.Owner = d.str(maxDataSize), d.str(maxDataSize), d.str(maxDataSize)
 			if !d.ok() {

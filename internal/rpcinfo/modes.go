@@ -2,6 +2,7 @@ package rpcinfo
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -55,7 +56,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 		return 1
 	}
 	defer c.close()
-	var rows []RpcbRow
+	var rows []pmap.Mapping
 	timeout := r.callTimeout(minuteTimeout)
 	st := c.call(procDump, nil, decodeRpcbList(&rows), timeout)
 	if st != Success {
@@ -71,7 +72,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 				return r.failed(c)
 			}
 		case e.high() == pmap.VersPMAP:
-			var ports []PortRow
+			var ports []pmap.PortMapping
 			c.setVers(pmap.VersPMAP)
 			if c.call(procDump, nil, decodePmapList(&ports), timeout) != Success {
 				return r.failed(c)
@@ -127,17 +128,14 @@ func (r *runner) failed(c clnt) int {
 }
 
 // pmapToRpcb is rpcinfo's conversion of a PMAP row for the listing.
-func pmapToRpcb(p PortRow) RpcbRow {
-	m := RpcbRow{Prog: p.Prog, Vers: p.Vers, Owner: "unknown"}
-	switch p.Prot {
-	case pmap.ProtoUDP:
-		m.Netid = "udp"
-	case pmap.ProtoTCP:
-		m.Netid = "tcp"
-	default:
-		m.Netid = fmt.Sprintf("%6d", p.Prot)
+func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
+	m := pmap.Mapping{Prog: p.Prog, Vers: p.Vers, Owner: "unknown"}
+	netid, ok := pmap.ProtoNetid(p.Prot)
+	if !ok {
+		netid = fmt.Sprintf("%6d", p.Prot)
 	}
-	m.Addr = fmt.Sprintf("0.0.0.0.%d.%d", (p.Port>>8)&0xff, p.Port&0xff)
+	m.Netid = netid
+	m.Addr = pmap.FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port)))
 	return m
 }
 
@@ -145,7 +143,7 @@ func pmapToRpcb(p PortRow) RpcbRow {
 // order rpcinfo builds its lists (each new one in front). The lookups
 // use maps: a hostile list of 65536 programs must not take quadratic
 // time.
-func (r *runner) printShort(rows []RpcbRow, res *DumpResult) {
+func (r *runner) printShort(rows []pmap.Mapping, res *DumpResult) {
 	type prog struct {
 		prog   uint32
 		owner  string
@@ -242,7 +240,7 @@ func (r *runner) pmapdump(args []string) int {
 		}
 	}
 	defer c.close()
-	var rows []PortRow
+	var rows []pmap.PortMapping
 	if st := c.call(procDump, nil, decodePmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
 		if st == ProgVersMismatch || st == ProgUnavail {
 			if c.geterr().low() > pmap.VersPMAP {
@@ -260,12 +258,9 @@ func (r *runner) pmapdump(args []string) int {
 	r.printf("   program vers proto   port  service\n")
 	for _, p := range rows {
 		r.printf("%10d%5d", p.Prog, p.Vers)
-		switch p.Prot {
-		case pmap.ProtoUDP:
-			r.printf("%6s", "udp")
-		case pmap.ProtoTCP:
-			r.printf("%6s", "tcp")
-		default:
+		if netid, ok := pmap.ProtoNetid(p.Prot); ok {
+			r.printf("%6s", netid)
+		} else {
 			r.printf("%6d", p.Prot)
 		}
 		r.printf("%7d", p.Port)
@@ -275,22 +270,12 @@ func (r *runner) pmapdump(args []string) int {
 		} else {
 			r.printf("\n")
 		}
-		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, protoName(p.Prot), p.Port, name})
+		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port, name})
 	}
 	for _, p := range rows {
-		r.flagOutsideRange(p.Prog, p.Vers, protoName(p.Prot), p.Port)
+		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
 	return 0
-}
-
-func protoName(p uint32) string {
-	switch p {
-	case pmap.ProtoUDP:
-		return "udp"
-	case pmap.ProtoTCP:
-		return "tcp"
-	}
-	return fmt.Sprint(p)
 }
 
 // pstatus prints the outcome of the last ping on c.
@@ -487,7 +472,7 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 	prog := uint32(r.getprognum(args[1]))
 	vers := uint32(r.getvers(args[2]))
 	res.Prog, res.Vers = prog, vers
-	args2 := appendRpcb(nil, prog, vers, c.netid(), target.uaddr(), "")
+	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
 	var entries []AddrEntry
 	if c.call(procGetaddrlist, args2, decodeEntryList(&entries), r.callTimeout(minuteTimeout)) != Success {
 		return r.failed(c)
@@ -562,7 +547,7 @@ func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
 		return err == nil && done
 	}
 	var done bool
-	args := appendRpcb(nil, prog, vers, netid, "", euidString())
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Owner: euidString()})
 	c.call(procUnset, args, func(d *xdrReader) bool { done = d.boolean(); return d.ok() }, r.callTimeout(minuteTimeout))
 	return done
 }

@@ -29,14 +29,6 @@ const (
 	procGetstat     = 12
 )
 
-func appendRpcb(b []byte, prog, vers uint32, netid, addr, owner string) []byte {
-	b = xdr.AppendUint32(b, prog)
-	b = xdr.AppendUint32(b, vers)
-	b = xdr.AppendString(b, netid)
-	b = xdr.AppendString(b, addr)
-	return xdr.AppendString(b, owner)
-}
-
 // rpcbHandle is rpcb_clnt's getclnthandle: a client of the portmapper
 // (created as version 4) on transport nc at host, trying each address
 // of the host in turn, or the local socket for a loopback transport.
@@ -136,7 +128,7 @@ func (r *runner) findAddr(prog, vers uint32, nc netconf, host string, keep bool,
 	if !ok {
 		return taddr{}, nil, false
 	}
-	args := appendRpcb(nil, prog, vers, nc.Netid, raddr, rpcbOwner)
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: nc.Netid, Addr: raddr, Owner: rpcbOwner})
 	var addr taddr
 	found := false
 	c.setRetry(r.retry())

@@ -227,14 +227,8 @@ func decodePmapList(log *zap.Logger, data []byte) ([]pmap.Mapping, error) {
 		if _, err := d.Decode(&p); err != nil {
 			return nil, listError("pmap", i, err)
 		}
-		var netid string
-		switch p.Prot {
-		case pmap.ProtoTCP:
-			netid = "tcp"
-		case pmap.ProtoUDP:
-			netid = "udp"
-		}
-		if netid == "" || p.Port > 0xffff {
+		netid, ok := pmap.ProtoNetid(p.Prot)
+		if !ok || p.Port > 0xffff {
 			log.Warn("skipping portmap.xdr row that PMAP SET would have refused",
 				zap.Uint32("prog", p.Prog), zap.Uint32("vers", p.Vers),
 				zap.Uint32("prot", p.Prot), zap.Uint32("port", p.Port))

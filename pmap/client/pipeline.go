@@ -72,7 +72,7 @@ func (c *Client) setWindow(ctx context.Context, ms []pmap.Mapping, outcomes []er
 		at := len(buf)
 		buf = append(buf, 0, 0, 0, 0) // record mark
 		buf = rpc.AppendCall(buf, c.xid, pmap.Program, pmap.VersRPCB3, pmap.ProcSet, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
-		buf = appendRpcb(buf, m)
+		buf = pmap.AppendRpcb(buf, &m)
 		rpc.MarkRecord(buf[at:])
 	}
 	c.buf = buf

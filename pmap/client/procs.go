@@ -10,27 +10,10 @@ import (
 
 // PortMapping is one row of PMAP version 2: a program on an IP protocol
 // (pmap.ProtoTCP or pmap.ProtoUDP) at a port.
-type PortMapping struct {
-	Prog, Vers, Prot, Port uint32
-}
+type PortMapping = pmap.PortMapping
 
 // maxListed bounds the rows a DUMP reply may hold.
 const maxListed = 1 << 20
-
-func appendPmap(b []byte, m PortMapping) []byte {
-	b = xdr.AppendUint32(b, m.Prog)
-	b = xdr.AppendUint32(b, m.Vers)
-	b = xdr.AppendUint32(b, m.Prot)
-	return xdr.AppendUint32(b, m.Port)
-}
-
-func appendRpcb(b []byte, m pmap.Mapping) []byte {
-	b = xdr.AppendUint32(b, m.Prog)
-	b = xdr.AppendUint32(b, m.Vers)
-	b = xdr.AppendString(b, m.Netid)
-	b = xdr.AppendString(b, m.Addr)
-	return xdr.AppendString(b, m.Owner)
-}
 
 func decodeBool(v *bool) func(*xdr.Decoder) error {
 	return func(d *xdr.Decoder) (err error) { *v, err = d.Bool(); return err }
@@ -49,7 +32,7 @@ func (c *Client) Null(ctx context.Context, vers uint32) error {
 // registered.
 func (c *Client) GetPort(ctx context.Context, prog, vers, prot uint32) (uint32, error) {
 	var port uint32
-	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcGetport, appendPmap(nil, PortMapping{prog, vers, prot, 0}),
+	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcGetport, pmap.AppendPortMapping(nil, &PortMapping{Prog: prog, Vers: vers, Prot: prot}),
 		func(d *xdr.Decoder) (err error) { port, err = d.Uint32(); return err })
 	return port, err
 }
@@ -57,14 +40,14 @@ func (c *Client) GetPort(ctx context.Context, prog, vers, prot uint32) (uint32, 
 // SetPort registers (prog, vers) on prot at port with PMAP v2.
 func (c *Client) SetPort(ctx context.Context, m PortMapping) (bool, error) {
 	var ok bool
-	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcSet, appendPmap(nil, m), decodeBool(&ok))
+	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcSet, pmap.AppendPortMapping(nil, &m), decodeBool(&ok))
 	return ok, err
 }
 
 // UnsetPort removes (prog, vers) on udp and tcp with PMAP v2.
 func (c *Client) UnsetPort(ctx context.Context, prog, vers uint32) (bool, error) {
 	var ok bool
-	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcUnset, appendPmap(nil, PortMapping{prog, vers, 0, 0}), decodeBool(&ok))
+	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcUnset, pmap.AppendPortMapping(nil, &PortMapping{Prog: prog, Vers: vers}), decodeBool(&ok))
 	return ok, err
 }
 
@@ -80,11 +63,9 @@ func (c *Client) DumpPorts(ctx context.Context) ([]PortMapping, error) {
 			if len(out) >= maxListed {
 				return fmt.Errorf("more than %d rows", maxListed)
 			}
-			var m PortMapping
-			for _, f := range []*uint32{&m.Prog, &m.Vers, &m.Prot, &m.Port} {
-				if *f, err = d.Uint32(); err != nil {
-					return err
-				}
+			m, err := pmap.DecodePortMapping(d)
+			if err != nil {
+				return err
 			}
 			out = append(out, m)
 		}
@@ -97,7 +78,7 @@ func (c *Client) DumpPorts(ctx context.Context) ([]PortMapping, error) {
 // as r_netid, which rpcbind ignores in favour of the arrival transport.
 func (c *Client) GetAddr(ctx context.Context, prog, vers uint32, netid string) (string, error) {
 	var addr string
-	args := appendRpcb(nil, pmap.Mapping{Prog: prog, Vers: vers, Netid: netid})
+	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid})
 	err := c.Call(ctx, pmap.VersRPCB4, pmap.ProcGetaddr, args, decodeString(&addr))
 	return addr, err
 }
@@ -105,14 +86,14 @@ func (c *Client) GetAddr(ctx context.Context, prog, vers uint32, netid string) (
 // Set registers m with RPCBIND v3; the daemon sets the owner itself.
 func (c *Client) Set(ctx context.Context, m pmap.Mapping) (bool, error) {
 	var ok bool
-	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcSet, appendRpcb(nil, m), decodeBool(&ok))
+	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcSet, pmap.AppendRpcb(nil, &m), decodeBool(&ok))
 	return ok, err
 }
 
 // Unset removes (prog, vers) on netid, or on every netid when it is "".
 func (c *Client) Unset(ctx context.Context, prog, vers uint32, netid string) (bool, error) {
 	var ok bool
-	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcUnset, appendRpcb(nil, pmap.Mapping{Prog: prog, Vers: vers, Netid: netid}), decodeBool(&ok))
+	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcUnset, pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid}), decodeBool(&ok))
 	return ok, err
 }
 
