@@ -188,10 +188,7 @@ func stormCall(vers uint32) []byte {
 	b := make([]byte, rpc.RecordHeaderLen, 128)
 	if vers == pmap.VersPMAP {
 		b = rpc.AppendCall(b, 0, pmap.Program, vers, pmap.ProcGetport, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
-		b = xdr.AppendUint32(b, stormProg)
-		b = xdr.AppendUint32(b, benchVers)
-		b = xdr.AppendUint32(b, pmap.ProtoUDP)
-		b = xdr.AppendUint32(b, 0)
+		b = pmap.AppendPortMapping(b, &pmap.PortMapping{Prog: stormProg, Vers: benchVers, Prot: pmap.ProtoUDP})
 	} else {
 		b = rpc.AppendCall(b, 0, pmap.Program, vers, pmap.ProcGetaddr, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
 		b = appendRpcb(b, stormProg, benchVers, rpc.NetidUDP, "")

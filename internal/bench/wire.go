@@ -216,13 +216,10 @@ func (c *caller) finish(b []byte) (*xdr.Decoder, error) {
 }
 
 // appendRpcb appends RFC 1833's rpcb structure (SET, UNSET and GETADDR
-// arguments). The owner is left empty: daemons derive it themselves.
+// arguments) with pmap's encoder. The owner is left empty: daemons derive
+// it themselves.
 func appendRpcb(b []byte, prog, vers uint32, netid, addr string) []byte {
-	b = xdr.AppendUint32(b, prog)
-	b = xdr.AppendUint32(b, vers)
-	b = xdr.AppendString(b, netid)
-	b = xdr.AppendString(b, addr)
-	return xdr.AppendString(b, "")
+	return pmap.AppendRpcb(b, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Addr: addr})
 }
 
 // null makes a NULL call.
@@ -234,10 +231,7 @@ func (c *caller) null() error {
 // getport asks PMAP v2 GETPORT for prog over UDP's protocol number.
 func (c *caller) getport(prog uint32) (uint32, error) {
 	b := c.begin(pmap.VersPMAP, pmap.ProcGetport)
-	b = xdr.AppendUint32(b, prog)
-	b = xdr.AppendUint32(b, benchVers)
-	b = xdr.AppendUint32(b, pmap.ProtoUDP)
-	b = xdr.AppendUint32(b, 0)
+	b = pmap.AppendPortMapping(b, &pmap.PortMapping{Prog: prog, Vers: benchVers, Prot: pmap.ProtoUDP})
 	d, err := c.finish(b)
 	if err != nil {
 		return 0, err
