@@ -767,18 +767,11 @@ func (t *tail) stopping() bool {
 // ready handles a connection whose client did something: closed it, as
 // nearly all do, or sent a call.
 func (t *tail) ready(w *worker, id uint64, buf []byte) {
-	t.mu.Lock()
-	e := t.conns[id]
-	t.mu.Unlock()
+	e := t.owned(id)
 	if e == nil {
 		return
 	}
 	rc := e.rc
-	rc.mu.Lock()
-	if rc.closed || rc.tail != t || rc.id != id {
-		rc.mu.Unlock() // Close has told the tail, which reaps it
-		return
-	}
 	n, err := unix.Read(rc.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		rc.mu.Unlock()
@@ -809,21 +802,33 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	}
 }
 
-// release takes connection id out of the tail and closes it, unless
-// someone else did.
-func (t *tail) release(w *worker, id uint64) {
+// owned returns connection id's entry with its rawConn locked, or nil
+// when the tail no longer holds it (Close has told the tail, which reaps
+// it, or another event took it first).
+func (t *tail) owned(id uint64) *tailEntry {
 	t.mu.Lock()
 	e := t.conns[id]
 	t.mu.Unlock()
 	if e == nil {
-		return
+		return nil
 	}
 	rc := e.rc
 	rc.mu.Lock()
 	if rc.closed || rc.tail != t || rc.id != id {
 		rc.mu.Unlock()
+		return nil
+	}
+	return e
+}
+
+// release takes connection id out of the tail and closes it, unless
+// someone else did.
+func (t *tail) release(w *worker, id uint64) {
+	e := t.owned(id)
+	if e == nil {
 		return
 	}
+	rc := e.rc
 	rc.tail = nil
 	rc.closed = true
 	unix.Close(rc.fd)
