@@ -133,14 +133,24 @@ func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
 	mux := rpc.NewMux()
 	mux.Handle(400700, 2, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
 	srv := &rpc.Server{Handler: mux}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
+	// One port for both: the UDP port the kernel picks may be taken on
+	// TCP by a parallel test, so a few picks are tried.
+	var pc net.PacketConn
+	var l net.Listener
+	var port int
+	for try := 0; l == nil; try++ {
+		var err error
+		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = pc.LocalAddr().(*net.UDPAddr).Port
+		if l, err = net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+			pc.Close()
+			if try == 20 {
+				t.Fatal(err)
+			}
+		}
 	}
 	go srv.ServeUDP(pc.(*net.UDPConn), "udp")
 	go srv.ServeStream(l, "tcp")
