@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -98,20 +99,13 @@ func durableRows(a, b *Result) []row {
 	var sizes []int
 	for _, r := range []*Result{a, b} {
 		for _, l := range r.Durable {
-			if !containsInt(sizes, l.Registrations) {
+			if !slices.Contains(sizes, l.Registrations) {
 				sizes = append(sizes, l.Registrations)
 			}
 		}
 	}
 	var rows []row
-	add := func(what, regs string, f figure, get func(*Result) (float64, bool)) {
-		rw := row{what: what, regs: regs, figure: f}
-		rw.a, rw.hasA = get(a)
-		rw.b, rw.hasB = get(b)
-		if rw.hasA || rw.hasB {
-			rows = append(rows, rw)
-		}
-	}
+	add := rowAdder(a, b, &rows)
 	figs := []figure{{"req/s", 0, true}, {"p50 µs", 1, false}, {"p99 µs", 1, false}}
 	value := func(l *LoadResult, f figure) (float64, bool) {
 		if l == nil || l.Requests == 0 {
@@ -157,13 +151,4 @@ func durableRows(a, b *Result) []row {
 		add("scaling", span, figure{LoadDurable + " req/s", 3, true}, ratio(LoadDurable, figs[0]))
 	}
 	return rows
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

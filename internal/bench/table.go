@@ -237,20 +237,25 @@ func (f loadFigure) value(l *LoadResult) (float64, bool) {
 	return f.get(l), true
 }
 
+// rowAdder returns add, which takes a figure of both results through get
+// and appends it to *rows when either result has it.
+func rowAdder(a, b *Result, rows *[]row) func(what, regs string, f figure, get func(*Result) (float64, bool)) {
+	return func(what, regs string, f figure, get func(*Result) (float64, bool)) {
+		r := row{what: what, regs: regs, figure: f}
+		r.a, r.hasA = get(a)
+		r.b, r.hasB = get(b)
+		if r.hasA || r.hasB {
+			*rows = append(*rows, r)
+		}
+	}
+}
+
 // tableRows lays the two results out row by row: every load at every
 // table size, then the table itself, scaling, the fresh-lookups stream
 // and start-up.
 func tableRows(a, b *Result) []row {
 	var rows []row
-	// add takes a figure of both results through get.
-	add := func(what, regs string, f figure, get func(*Result) (float64, bool)) {
-		r := row{what: what, regs: regs, figure: f}
-		r.a, r.hasA = get(a)
-		r.b, r.hasB = get(b)
-		if r.hasA || r.hasB {
-			rows = append(rows, r)
-		}
-	}
+	add := rowAdder(a, b, &rows)
 
 	sizes := registrationCounts(a, b)
 	names := loadNames(a, b)
