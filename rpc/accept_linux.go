@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -61,14 +62,13 @@ func (s *Server) serveFast(l net.Listener, netid string) error {
 	if err != nil {
 		return err
 	}
-	lfd := -1
-	raw.Control(func(fd uintptr) { lfd = int(fd) })
 	t, err := newTail(s)
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	t.listener = raw
+	t.acceptFn = t.acceptAll
 	a := &acceptor{worker: worker{s: s, tail: t}, netid: netid}
 	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
 		// Bound to one address: every connection arrives there, and
@@ -78,8 +78,16 @@ func (s *Server) serveFast(l net.Listener, netid string) error {
 	t.acceptor = a
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setEventID(&ev, listenID)
-	if err := unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
-		return os.NewSyscallError("epoll_ctl", err)
+	// Inside Control: Shutdown may be closing the listener already.
+	var cerr error
+	if err := raw.Control(func(fd uintptr) { cerr = unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
+		if s.isClosing() {
+			return ErrServerClosed
+		}
+		return err
+	}
+	if cerr != nil {
+		return os.NewSyscallError("epoll_ctl", cerr)
 	}
 	// Shutdown closes the listeners it holds: this one must stop the
 	// tail as well.
@@ -97,8 +105,8 @@ func (s *Server) serveFast(l net.Listener, netid string) error {
 
 // accepted is a connection accept4 returned.
 type accepted struct {
-	fd int
-	sa unix.Sockaddr
+	fd     int
+	remote netip.AddrPort
 }
 
 // tailListener is a fast listener as Shutdown sees it: closing it stops
@@ -117,30 +125,14 @@ func (l *tailListener) Close() error {
 // number at a time so that the tail's other connections are not starved.
 // It reports false once the listener is closed.
 func (t *tail) acceptBatch() bool {
-	var aerr error
 	// Control holds the listener open while it runs, and Close waits for
 	// it: the connections are served after it returns, since serving may
 	// wait for Shutdown, which may be closing the listener.
-	batch := t.batch[:0]
-	err := t.listener.Control(func(fd uintptr) {
-		for len(batch) < cap(batch) {
-			nfd, sa, err := unix.Accept4(int(fd), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-			switch err {
-			case nil:
-				batch = append(batch, accepted{nfd, sa})
-				continue
-			case unix.EAGAIN:
-				return
-			case unix.ECONNABORTED, unix.EINTR:
-				continue // the client gave up before it was accepted
-			}
-			aerr = err
-			return
-		}
-	})
-	for i, c := range batch {
-		t.acceptor.serve(c.fd, c.sa)
-		batch[i] = accepted{}
+	t.batch, t.aerr = t.batch[:0], nil
+	err := t.listener.Control(t.acceptFn)
+	aerr := t.aerr
+	for _, c := range t.batch {
+		t.acceptor.serve(c.fd, c.remote)
 	}
 	if err != nil {
 		return false
@@ -159,6 +151,72 @@ func (t *tail) acceptBatch() bool {
 	return true
 }
 
+// acceptAll accepts from the listener's descriptor into t.batch, up to its
+// capacity, leaving an error that is not the queue running dry in t.aerr.
+// The peer's address is read into the tail's own buffer: accept4 through
+// x/sys/unix allocates two for every connection.
+func (t *tail) acceptAll(fd uintptr) {
+	for len(t.batch) < cap(t.batch) {
+		n := uint32(unix.SizeofSockaddrAny)
+		nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&t.peer)), uintptr(unsafe.Pointer(&n)),
+			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch errno {
+		case 0:
+			t.batch = append(t.batch, accepted{int(nfd), rawAddrPort(&t.peer)})
+			continue
+		case unix.EAGAIN:
+			return
+		case unix.ECONNABORTED, unix.EINTR:
+			continue // the client gave up before it was accepted
+		}
+		t.aerr = errno
+		return
+	}
+}
+
+// localAddr returns the address connection fd arrived at (getsockname,
+// into the tail's buffer).
+func (t *tail) localAddr(fd int) netip.AddrPort {
+	n := uint32(unix.SizeofSockaddrAny)
+	_, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&t.self)), uintptr(unsafe.Pointer(&n)))
+	if errno != 0 {
+		return netip.AddrPort{}
+	}
+	return rawAddrPort(&t.self)
+}
+
+// peerUID returns the uid of the process at the other end of local
+// connection fd (SO_PEERCRED, into the tail's buffer), or -1.
+func (t *tail) peerUID(fd int) int {
+	n := uint32(unsafe.Sizeof(t.cred))
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERCRED,
+		uintptr(unsafe.Pointer(&t.cred)), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 || n != uint32(unsafe.Sizeof(t.cred)) {
+		return -1
+	}
+	return int(t.cred.Uid)
+}
+
+// rawAddrPort reads an IPv4 or IPv6 socket address as the kernel wrote
+// it; anything else is the invalid AddrPort. An IPv6 scope is dropped.
+func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), netPort(sa.Port))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), netPort(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// netPort reads a port kept in network byte order in a uint16.
+func netPort(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
 // acceptor is the accepting goroutine's state.
 type acceptor struct {
 	worker
@@ -168,27 +226,25 @@ type acceptor struct {
 }
 
 // worker answers a connection's first call in place, on the accepting
-// goroutine or on the tail's; out is its reply buffer, reused.
+// goroutine or on the tail's; out is its reply buffer and call the call
+// being answered, both reused (dispatch keeps neither).
 type worker struct {
 	s    *Server
 	tail *tail
 	out  []byte
+	call Call
 }
 
 // serve takes a newly accepted connection through its first call.
-func (a *acceptor) serve(fd int, sa unix.Sockaddr) {
+func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 	s := a.s
-	rc := &rawConn{fd: fd, netid: a.netid, uid: -1, remote: sockaddrPort(sa)}
+	rc := &rawConn{fd: fd, netid: a.netid, uid: -1, remote: remote}
 	if a.netid == NetidLocal {
-		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
-			rc.uid = int(cred.Uid)
-		}
+		rc.uid = a.tail.peerUID(fd)
 	} else if rc.local = a.local; !rc.local.IsValid() {
-		if lsa, err := unix.Getsockname(fd); err == nil {
-			rc.local = sockaddrPort(lsa)
-		}
+		rc.local = a.tail.localAddr(fd)
 	}
-	st, ok := s.trackState(rc, true)
+	st, ok := s.trackState(rc, &rc.state, remote.Addr(), true)
 	if !ok {
 		if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
 			ce.Write(zap.String("netid", a.netid), zap.Stringer("remote", rc.remote))
@@ -223,10 +279,12 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 		w.promote(rc, st, data, nil, nil)
 		return
 	}
-	c := rc.call()
-	fr := &fastResponder{w: w, rc: rc, st: st}
+	c := &w.call
+	*c = rc.call()
+	fr := &rc.responder
+	*fr = fastResponder{w: w, rc: rc, st: st}
 	c.fast = fr
-	reply, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, &c)
+	reply, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, c)
 	if cap(reply) <= DefaultKeep {
 		w.out = reply[:0]
 	}
@@ -244,7 +302,7 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 		w.promote(rc, st, nil, append([]byte(nil), reply...), c.Tail)
 	default:
 		if err := rc.writeRecord(reply); err != nil {
-			s.logStreamEnd(&c, err)
+			s.logStreamEnd(c, err)
 			w.drop(rc, st)
 			return
 		}
@@ -302,16 +360,6 @@ func (rc *rawConn) writeRecord(reply []byte) error {
 		err = errors.New("reply did not fit the socket buffer")
 	}
 	return err
-}
-
-func sockaddrPort(sa unix.Sockaddr) netip.AddrPort {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port))
-	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(sa.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // singleRecord returns the message of b if b is exactly one record of one
@@ -392,6 +440,14 @@ type rawConn struct {
 	// tail is the tail that watches the connection, nil outside it.
 	tail *tail
 	id   uint64
+	// first, while the connection is in the tail, says that its first
+	// call has not come yet.
+	first bool
+	// state is the connection as the server tracks it, and responder
+	// sends its first call's reply when that must wait: kept here so
+	// that a connection costs one allocation.
+	state     connState
+	responder fastResponder
 }
 
 // call returns the Call of a message on this connection, before decoding.
@@ -578,19 +634,19 @@ type tail struct {
 	acceptor *acceptor
 	backoff  time.Duration
 	batch    []accepted
+	acceptFn func(fd uintptr) // acceptAll, bound once
+	aerr     error            // what acceptAll stopped at
+	// peer, self and cred are what accept4, getsockname and SO_PEERCRED
+	// fill, on the loop's goroutine.
+	peer, self unix.RawSockaddrAny
+	cred       unix.Ucred
 
 	mu      sync.Mutex
-	conns   map[uint64]*tailEntry
+	conns   map[uint64]*rawConn
 	queue   []tailDeadline // in the order added, so in deadline order
 	closed  []*rawConn     // closed by someone else, to untrack
 	stopped bool
 	nextID  uint64
-}
-
-type tailEntry struct {
-	rc    *rawConn
-	st    *connState
-	first bool // its first call has not come yet
 }
 
 type tailDeadline struct {
@@ -626,7 +682,7 @@ func newTail(s *Server) (*tail, error) {
 		unix.Close(wake)
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &tail{s: s, ep: ep, wake: wake, conns: make(map[uint64]*tailEntry), nextID: listenID + 1,
+	return &tail{s: s, ep: ep, wake: wake, conns: make(map[uint64]*rawConn), nextID: listenID + 1,
 		batch: make([]accepted, 0, 64)}, nil
 }
 
@@ -659,10 +715,10 @@ func (t *tail) add(rc *rawConn, st *connState, first bool) bool {
 		rc.mu.Unlock()
 		return false
 	}
-	rc.tail, rc.id = t, id
+	rc.tail, rc.id, rc.first = t, id, first
 	rc.mu.Unlock()
 	t.nextID++
-	t.conns[id] = &tailEntry{rc: rc, st: st, first: first}
+	t.conns[id] = rc
 	if len(t.queue) > 2*len(t.conns)+1024 {
 		// Connections leave long before their idle deadline: drop the
 		// queue's entries of those gone, so that it stays the size of
@@ -767,11 +823,10 @@ func (t *tail) stopping() bool {
 // ready handles a connection whose client did something: closed it, as
 // nearly all do, or sent a call.
 func (t *tail) ready(w *worker, id uint64, buf []byte) {
-	e := t.owned(id)
-	if e == nil {
+	rc := t.owned(id)
+	if rc == nil {
 		return
 	}
-	rc := e.rc
 	n, err := unix.Read(rc.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		rc.mu.Unlock()
@@ -792,43 +847,41 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	t.mu.Unlock()
 	switch {
 	case closed:
-		w.drop(rc, e.st)
-	case e.first:
-		e.st.busy.Store(true)
-		w.answer(rc, e.st, buf[:n])
+		w.drop(rc, &rc.state)
+	case rc.first:
+		rc.state.busy.Store(true)
+		w.answer(rc, &rc.state, buf[:n])
 	default:
-		e.st.busy.Store(true)
-		w.promote(rc, e.st, buf[:n], nil, nil)
+		rc.state.busy.Store(true)
+		w.promote(rc, &rc.state, buf[:n], nil, nil)
 	}
 }
 
-// owned returns connection id's entry with its rawConn locked, or nil
-// when the tail no longer holds it (Close has told the tail, which reaps
-// it, or another event took it first).
-func (t *tail) owned(id uint64) *tailEntry {
+// owned returns connection id locked, or nil when the tail no longer
+// holds it (Close has told the tail, which reaps it, or another event
+// took it first).
+func (t *tail) owned(id uint64) *rawConn {
 	t.mu.Lock()
-	e := t.conns[id]
+	rc := t.conns[id]
 	t.mu.Unlock()
-	if e == nil {
+	if rc == nil {
 		return nil
 	}
-	rc := e.rc
 	rc.mu.Lock()
 	if rc.closed || rc.tail != t || rc.id != id {
 		rc.mu.Unlock()
 		return nil
 	}
-	return e
+	return rc
 }
 
 // release takes connection id out of the tail and closes it, unless
 // someone else did.
 func (t *tail) release(w *worker, id uint64) {
-	e := t.owned(id)
-	if e == nil {
+	rc := t.owned(id)
+	if rc == nil {
 		return
 	}
-	rc := e.rc
 	rc.tail = nil
 	rc.closed = true
 	unix.Close(rc.fd)
@@ -836,7 +889,7 @@ func (t *tail) release(w *worker, id uint64) {
 	t.mu.Lock()
 	delete(t.conns, id)
 	t.mu.Unlock()
-	w.drop(rc, e.st)
+	w.drop(rc, &rc.state)
 }
 
 // expire closes the connections idle for IdleTimeout.
@@ -864,11 +917,11 @@ func (t *tail) reap(w *worker) bool {
 	t.mu.Lock()
 	closed := t.closed
 	t.closed = nil
-	var entries []*tailEntry
+	var reaped []*rawConn
 	for _, rc := range closed {
-		if e := t.conns[rc.id]; e != nil && e.rc == rc {
+		if t.conns[rc.id] == rc {
 			delete(t.conns, rc.id)
-			entries = append(entries, e)
+			reaped = append(reaped, rc)
 		}
 	}
 	stopped := t.stopped
@@ -879,8 +932,8 @@ func (t *tail) reap(w *worker) bool {
 		}
 	}
 	t.mu.Unlock()
-	for _, e := range entries {
-		w.drop(e.rc, e.st)
+	for _, rc := range reaped {
+		w.drop(rc, &rc.state)
 	}
 	for _, id := range all {
 		t.release(w, id)

@@ -2,9 +2,12 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/portmapd/portmapd/xdr"
@@ -179,3 +182,59 @@ func BenchmarkServeUDP(b *testing.B) {
 }
 
 var _ io.Reader = (*cycleReader)(nil)
+
+// BenchmarkServeNewConnection is the storm's unit: a new connection per
+// GETPORT, answered by the fast accept path, over TCP and the local
+// socket. The client is raw system calls on reused buffers, so the
+// allocations counted are the server's.
+func BenchmarkServeNewConnection(b *testing.B) {
+	tcp, err := ListenStream("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "s.sock")
+	local, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := getportServer()
+	done := make(chan error, 2)
+	go func() { done <- s.ServeStream(tcp, NetidTCP) }()
+	go func() { done <- s.ServeStream(local, NetidLocal) }()
+	defer func() {
+		s.Shutdown(context.Background())
+		<-done
+		<-done
+	}()
+	msg := append([]byte{0, 0, 0, 0}, getportCall(1)...)
+	binary.BigEndian.PutUint32(msg, 0x80000000|uint32(len(msg)-4))
+	for _, to := range []struct {
+		name   string
+		family int
+		sa     unix.Sockaddr
+	}{
+		{"tcp", unix.AF_INET, &unix.SockaddrInet4{Port: tcp.Addr().(*net.TCPAddr).Port, Addr: [4]byte{127, 0, 0, 1}}},
+		{"local", unix.AF_UNIX, &unix.SockaddrUnix{Name: path}},
+	} {
+		b.Run(to.name, func(b *testing.B) {
+			buf := make([]byte, 256)
+			b.ReportAllocs()
+			for b.Loop() {
+				fd, err := unix.Socket(to.family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := unix.Connect(fd, to.sa); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := unix.Write(fd, msg); err != nil {
+					b.Fatal(err)
+				}
+				if n, err := unix.Read(fd, buf); err != nil || n != 32 {
+					b.Fatalf("reply of %d bytes: %v", n, err)
+				}
+				unix.Close(fd)
+			}
+		})
+	}
+}

@@ -74,17 +74,23 @@ type connState struct {
 // closing the connection that has been idle the longest, so that a flood
 // of idle or stalled connections (CVE-2021-46828) cannot lock out
 // well-behaved clients; a host over MaxConnsPerHost is refused instead.
-func (s *Server) track(conn net.Conn) (*connState, bool) { return s.trackState(conn, false) }
+func (s *Server) track(conn net.Conn) (*connState, bool) {
+	var remote netip.Addr
+	if tc, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
+		remote = tc.AddrPort().Addr()
+	}
+	return s.trackState(conn, &connState{}, remote, false)
+}
 
-// trackState is track for a connection that starts busy or not.
-func (s *Server) trackState(conn net.Conn, busy bool) (*connState, bool) {
-	st := &connState{}
+// trackState is track for a connection whose state the caller holds
+// (the fast path keeps it in its rawConn, one allocation for both), whose
+// remote address is known (invalid on the local socket) and which starts
+// busy or not.
+func (s *Server) trackState(conn net.Conn, st *connState, remote netip.Addr, busy bool) (*connState, bool) {
 	st.busy.Store(busy)
 	st.lastActive.Store(time.Now().UnixNano())
-	if tc, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
-		if a := tc.AddrPort().Addr().Unmap(); !a.IsLoopback() {
-			st.host = a
-		}
+	if a := remote.Unmap(); a.IsValid() && !a.IsLoopback() {
+		st.host = a
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
