@@ -174,6 +174,32 @@ func (t *tail) acceptAll(fd uintptr) {
 	}
 }
 
+// newConn returns a connection to fill in, reused if one is free.
+func (t *tail) newConn() *rawConn {
+	if n := len(t.free); n > 0 {
+		rc := t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+		return rc
+	}
+	return new(rawConn)
+}
+
+// maxFreeConns bounds what a tail keeps for reuse after a storm (about
+// 256 KiB).
+const maxFreeConns = 1024
+
+// recycle takes back a connection the loop dropped, from which it never
+// escaped to a goroutine of its own (promote) or a late reply: only the
+// server's tables held it, and untracking took it out of them under the
+// server's lock, which every other holder (eviction, Shutdown) holds too.
+func (t *tail) recycle(rc *rawConn) {
+	if len(t.free) < maxFreeConns {
+		*rc = rawConn{}
+		t.free = append(t.free, rc)
+	}
+}
+
 // localAddr returns the address connection fd arrived at (getsockname,
 // into the tail's buffer).
 func (t *tail) localAddr(fd int) netip.AddrPort {
@@ -238,7 +264,8 @@ type worker struct {
 // serve takes a newly accepted connection through its first call.
 func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 	s := a.s
-	rc := &rawConn{fd: fd, netid: a.netid, uid: -1, remote: remote}
+	rc := a.tail.newConn()
+	rc.fd, rc.netid, rc.uid, rc.remote = fd, a.netid, -1, remote
 	if a.netid == NetidLocal {
 		rc.uid = a.tail.peerUID(fd)
 	} else if rc.local = a.local; !rc.local.IsValid() {
@@ -263,6 +290,7 @@ func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 		a.toTail(rc, st, true)
 	case err != nil || n == 0:
 		a.drop(rc, st)
+		a.tail.recycle(rc)
 	default:
 		a.answer(rc, st, a.in[:n])
 	}
@@ -334,14 +362,17 @@ type fastResponder struct {
 // Respond writes reply (without its record mark) and leaves the
 // connection to the tail. It runs on the goroutine dispatch started.
 func (r *fastResponder) Respond(reply []byte) error {
+	// r lives in the connection, which the tail may reuse as soon as it
+	// has it: nothing of r is read after toTail.
+	w, rc, st := r.w, r.rc, r.st
 	b := make([]byte, RecordHeaderLen, RecordHeaderLen+len(reply))
-	if err := r.rc.writeRecord(append(b, reply...)); err != nil {
-		r.w.drop(r.rc, r.st)
+	if err := rc.writeRecord(append(b, reply...)); err != nil {
+		w.drop(rc, st)
 		return err
 	}
-	r.w.toTail(r.rc, r.st, false)
+	w.toTail(rc, st, false)
 	// The tail may be asleep without a timeout: its queue changed.
-	r.w.tail.signal()
+	w.tail.signal()
 	return nil
 }
 
@@ -640,6 +671,16 @@ type tail struct {
 	// fill, on the loop's goroutine.
 	peer, self unix.RawSockaddrAny
 	cred       unix.Ucred
+	// events and in are the loop's epoll and read buffers: kept off its
+	// stack, which then stays small enough never to be grown (growing a
+	// stack walks the binary's tables, which a daemon trimmed for idle
+	// memory would fault back in).
+	events [128]unix.EpollEvent
+	in     [firstReadSize]byte
+	// free holds connections the loop closed and untracked, which no
+	// one else can still hold, for the next ones it accepts: a storm of
+	// connections then allocates nothing, and the collector stays idle.
+	free []*rawConn
 
 	mu      sync.Mutex
 	conns   map[uint64]*rawConn
@@ -767,8 +808,8 @@ func (t *tail) close() {
 // run is the event loop. It returns once stopped and empty.
 func (t *tail) run() {
 	w := &t.acceptor.worker
-	events := make([]unix.EpollEvent, 128)
-	var buf [firstReadSize]byte
+	events := t.events[:]
+	buf := t.in[:]
 	delisted := false
 	for {
 		timeout := int(listenerCheck / time.Millisecond)
@@ -798,7 +839,7 @@ func (t *tail) run() {
 					t.stop()
 				}
 			default:
-				t.ready(w, id, buf[:])
+				t.ready(w, id, buf)
 			}
 		}
 		t.expire(w)
@@ -848,6 +889,7 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	switch {
 	case closed:
 		w.drop(rc, &rc.state)
+		t.recycle(rc)
 	case rc.first:
 		rc.state.busy.Store(true)
 		w.answer(rc, &rc.state, buf[:n])
@@ -890,6 +932,7 @@ func (t *tail) release(w *worker, id uint64) {
 	delete(t.conns, id)
 	t.mu.Unlock()
 	w.drop(rc, &rc.state)
+	t.recycle(rc)
 }
 
 // expire closes the connections idle for IdleTimeout.
@@ -934,6 +977,7 @@ func (t *tail) reap(w *worker) bool {
 	t.mu.Unlock()
 	for _, rc := range reaped {
 		w.drop(rc, &rc.state)
+		t.recycle(rc)
 	}
 	for _, id := range all {
 		t.release(w, id)
