@@ -200,17 +200,6 @@ func (t *tail) recycle(rc *rawConn) {
 	}
 }
 
-// localAddr returns the address connection fd arrived at (getsockname,
-// into the tail's buffer).
-func (t *tail) localAddr(fd int) netip.AddrPort {
-	n := uint32(unix.SizeofSockaddrAny)
-	_, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&t.self)), uintptr(unsafe.Pointer(&n)))
-	if errno != 0 {
-		return netip.AddrPort{}
-	}
-	return rawAddrPort(&t.self)
-}
-
 // peerUID returns the uid of the process at the other end of local
 // connection fd (SO_PEERCRED, into the tail's buffer), or -1.
 func (t *tail) peerUID(fd int) int {
@@ -268,8 +257,10 @@ func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 	rc.fd, rc.netid, rc.uid, rc.remote = fd, a.netid, -1, remote
 	if a.netid == NetidLocal {
 		rc.uid = a.tail.peerUID(fd)
-	} else if rc.local = a.local; !rc.local.IsValid() {
-		rc.local = a.tail.localAddr(fd)
+	} else {
+		// Invalid on a wildcard listener: nothing served reads it, and
+		// getsockname would cost every connection a system call.
+		rc.local = a.local
 	}
 	st, ok := s.trackState(rc, &rc.state, remote.Addr(), true)
 	if !ok {
@@ -645,6 +636,17 @@ func (rc *rawConn) LocalAddr() net.Addr {
 	if rc.netid == NetidLocal {
 		return &net.UnixAddr{Net: "unix"}
 	}
+	if !rc.local.IsValid() {
+		// Accepted on a wildcard address: asked only now.
+		if sa, err := unix.Getsockname(rc.fd); err == nil {
+			if sa, ok := sa.(*unix.SockaddrInet4); ok {
+				return &net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}
+			}
+			if sa, ok := sa.(*unix.SockaddrInet6); ok {
+				return &net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}
+			}
+		}
+	}
 	return net.TCPAddrFromAddrPort(rc.local)
 }
 
@@ -667,9 +669,9 @@ type tail struct {
 	batch    []accepted
 	acceptFn func(fd uintptr) // acceptAll, bound once
 	aerr     error            // what acceptAll stopped at
-	// peer, self and cred are what accept4, getsockname and SO_PEERCRED
-	// fill, on the loop's goroutine.
-	peer, self unix.RawSockaddrAny
+	// peer and cred are what accept4 and SO_PEERCRED fill, on the
+	// loop's goroutine.
+	peer unix.RawSockaddrAny
 	cred       unix.Ucred
 	// events and in are the loop's epoll and read buffers: kept off its
 	// stack, which then stays small enough never to be grown (growing a

@@ -27,7 +27,9 @@ type Call struct {
 	// Remote is the caller's address; it is invalid on the local socket.
 	Remote netip.AddrPort
 	// Local is the address the call arrived at; it is invalid on the local
-	// socket and when the kernel did not say.
+	// socket, when the kernel did not say, and on a stream accepted on a
+	// wildcard address by the fast path (asking would cost each
+	// connection a system call, for a field nothing served reads).
 	Local netip.AddrPort
 	// UID is the caller's uid from SO_PEERCRED on the local socket, -1
 	// elsewhere.
