@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -299,7 +300,7 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 		return
 	}
 	c := &w.call
-	*c = rc.call()
+	rc.fillCall(c)
 	fr := &rc.responder
 	*fr = fastResponder{w: w, rc: rc, st: st}
 	c.fast = fr
@@ -472,11 +473,12 @@ type rawConn struct {
 	responder fastResponder
 }
 
-// call returns the Call of a message on this connection, before decoding.
-func (rc *rawConn) call() Call {
-	c := Call{Netid: rc.netid, UID: rc.uid, Remote: rc.remote, Local: rc.local}
+// fillCall makes c the Call of a message on this connection, before
+// decoding; in place, since a Call is large and the loop's stack is kept
+// small.
+func (rc *rawConn) fillCall(c *Call) {
+	*c = Call{Netid: rc.netid, UID: rc.uid, Remote: rc.remote, Local: rc.local}
 	c.unmapDualStack()
-	return c
 }
 
 // promoteLocked registers the descriptor with the runtime's poller, with
@@ -672,7 +674,7 @@ type tail struct {
 	// peer and cred are what accept4 and SO_PEERCRED fill, on the
 	// loop's goroutine.
 	peer unix.RawSockaddrAny
-	cred       unix.Ucred
+	cred unix.Ucred
 	// events and in are the loop's epoll and read buffers: kept off its
 	// stack, which then stays small enough never to be grown (growing a
 	// stack walks the binary's tables, which a daemon trimmed for idle
@@ -807,11 +809,15 @@ func (t *tail) close() {
 	unix.Close(t.wake)
 }
 
+// yieldEvery is how long the event loop runs before it yields on its own.
+const yieldEvery = 2 * time.Millisecond
+
 // run is the event loop. It returns once stopped and empty.
 func (t *tail) run() {
 	w := &t.acceptor.worker
 	events := t.events[:]
 	buf := t.in[:]
+	lastYield := time.Now()
 	delisted := false
 	for {
 		timeout := int(listenerCheck / time.Millisecond)
@@ -829,6 +835,13 @@ func (t *tail) run() {
 			t.s.Log.Error("tail of stream connections: epoll_wait", zap.Error(err))
 			n = 0
 			time.Sleep(10 * time.Millisecond)
+		}
+		if n > 0 && time.Since(lastYield) > yieldEvery {
+			// Under a storm epoll_wait never blocks, and the runtime
+			// would interrupt the loop with a signal every 10 ms, each
+			// looking its stopping point up in the binary's tables.
+			runtime.Gosched()
+			lastYield = time.Now()
 		}
 		for i := range max(n, 0) {
 			id := eventID(&events[i])

@@ -170,7 +170,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	c := Call{Netid: netid, UID: -1}
 	switch conn := conn.(type) {
 	case *rawConn:
-		c = conn.call()
+		conn.fillCall(&c)
 	case *net.TCPConn:
 		c.Remote = conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 		c.Local = conn.LocalAddr().(*net.TCPAddr).AddrPort()

@@ -34,11 +34,13 @@ func trimFootprint() {
 	}
 	var start, end uintptr
 	var candidate bool
+	// The ranges are dropped together once the scan is done: dropping
+	// each as it is found would have the scan's own code and tables
+	// faulted straight back in.
+	var drop [][2]uintptr
 	flush := func(anon int64) {
 		if candidate && anon == 0 && end > start {
-			// The raw call: the range is not Go memory, and no slice
-			// should pretend it is.
-			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+			drop = append(drop, [2]uintptr{start, end})
 		}
 		candidate = false
 	}
@@ -65,5 +67,10 @@ func trimFootprint() {
 			}
 			flush(kb)
 		}
+	}
+	for _, r := range drop {
+		// The raw call: the range is not Go memory, and no slice should
+		// pretend it is.
+		unix.Syscall(unix.SYS_MADVISE, r[0], r[1]-r[0], unix.MADV_DONTNEED)
 	}
 }
