@@ -159,7 +159,7 @@ func (t *tail) acceptBatch() bool {
 func (t *tail) acceptAll(fd uintptr) {
 	for len(t.batch) < cap(t.batch) {
 		n := uint32(unix.SizeofSockaddrAny)
-		nfd, _, errno := unix.Syscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&t.peer)), uintptr(unsafe.Pointer(&n)),
+		nfd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&t.peer)), uintptr(unsafe.Pointer(&n)),
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch errno {
 		case 0:
@@ -268,13 +268,13 @@ func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 		if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
 			ce.Write(zap.String("netid", a.netid), zap.Stringer("remote", rc.remote))
 		}
-		unix.Close(fd)
+		rawClose(fd)
 		return
 	}
 	if s.Observer != nil {
 		s.Observer.ConnOpened(a.netid)
 	}
-	n, err := unix.Read(fd, a.in[:])
+	n, err := rawRead(fd, a.in[:])
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 		// Nothing yet (the local socket, or a TCP listener without
@@ -376,7 +376,7 @@ func (rc *rawConn) writeRecord(reply []byte) error {
 	if rc.closed {
 		return net.ErrClosed
 	}
-	n, err := unix.Write(rc.fd, MarkRecord(reply))
+	n, err := rawWrite(rc.fd, MarkRecord(reply))
 	if err == unix.EAGAIN || (err == nil && n < len(reply)) {
 		// A fresh socket's buffer holds any reply that is not a DUMP;
 		// a client whose socket does not take one is not waited for.
@@ -756,7 +756,7 @@ func (t *tail) add(rc *rawConn, st *connState, first bool) bool {
 		rc.mu.Unlock()
 		return false
 	}
-	if err := unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, rc.fd, &ev); err != nil {
+	if err := rawEpollCtl(t.ep, unix.EPOLL_CTL_ADD, rc.fd, &ev); err != nil {
 		rc.mu.Unlock()
 		return false
 	}
@@ -883,7 +883,7 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	if rc == nil {
 		return
 	}
-	n, err := unix.Read(rc.fd, buf)
+	n, err := rawRead(rc.fd, buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		rc.mu.Unlock()
 		return
@@ -893,9 +893,9 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	closed := err != nil || n == 0
 	if closed {
 		rc.closed = true
-		unix.Close(rc.fd) // which also takes it out of the epoll set
+		rawClose(rc.fd) // which also takes it out of the epoll set
 	} else {
-		unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
+		rawEpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	}
 	rc.mu.Unlock()
 	t.mu.Lock()
@@ -941,7 +941,7 @@ func (t *tail) release(w *worker, id uint64) {
 	}
 	rc.tail = nil
 	rc.closed = true
-	unix.Close(rc.fd)
+	rawClose(rc.fd)
 	rc.mu.Unlock()
 	t.mu.Lock()
 	delete(t.conns, id)
