@@ -23,7 +23,7 @@ import (
 // and with it every process in the namespace.
 var unshareArgs = []string{"-n", "-m", "--propagation", "private", "-p", "-f", "--mount-proc", "--kill-child"}
 
-// RunInNamespace runs argv (typically this binary's "bench run
+// RunInNamespace runs argv (typically portmapd-bench's "run
 // --setup-namespace --json ...") under unshare and decodes the Result it
 // prints on its standard output. Its standard error, the progress lines,
 // goes to progress.
@@ -97,7 +97,7 @@ func SetupNamespace() error {
 
 func checkPrivateNamespace() error {
 	if os.Getpid() != 1 {
-		return errors.New("not PID 1 of a private PID namespace (run it through `portmapd bench compare`)")
+		return errors.New("not PID 1 of a private PID namespace (run it through `portmapd-bench compare`)")
 	}
 	// With the machine's /proc still mounted, /proc/self would name this
 	// process by its outside PID; only the namespace's own /proc (which

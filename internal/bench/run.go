@@ -70,7 +70,7 @@ type Config struct {
 	Progress io.Writer
 }
 
-// DefaultConfig returns the configuration that `portmapd bench run`
+// DefaultConfig returns the configuration that `portmapd-bench run`
 // starts from.
 func DefaultConfig() Config {
 	return Config{
