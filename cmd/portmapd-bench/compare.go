@@ -72,7 +72,6 @@ type benchRunOptions struct {
 	daemon, warmDaemon string
 	durableDaemon      string
 	asJSON             bool
-	setupNamespace     bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -86,14 +85,9 @@ RSS read from /proc); it must serve --address and --socket. Without it a
 portmapper already running there is measured, and --pid names it for the CPU
 and RSS figures. Registrations and SET/UNSET go through the local socket, so
 run as root or as the daemon's user. "compare" runs this command in a
-private namespace with --setup-namespace.`,
+private namespace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.setupNamespace {
-				if err := bench.SetupNamespace(); err != nil {
-					return err
-				}
-			}
 			cfg := o.cfg
 			cfg.Daemon = strings.Fields(o.daemon)
 			cfg.WarmDaemon = strings.Fields(o.warmDaemon)
@@ -128,8 +122,6 @@ private namespace with --setup-namespace.`,
 	f.StringVar(&o.cfg.Address, "address", o.cfg.Address, "host:port of the portmapper over UDP and TCP")
 	f.StringVar(&o.cfg.Socket, "socket", o.cfg.Socket, "local socket for registrations and SET/UNSET (empty: TCP to --address)")
 	f.BoolVar(&o.asJSON, "json", false, "print the results as JSON instead of a table")
-	f.BoolVar(&o.setupNamespace, "setup-namespace", false,
-		"first bring up lo and mount a tmpfs on /run; only as PID 1 of a private namespace (compare does this)")
 	return cmd
 }
 
@@ -157,7 +149,7 @@ func newCompareCommand() *cobra.Command {
 		Long: `Run portmapd ("portmapd serve", see --portmapd) and, when it is installed, Debian's rpcbind
 ("rpcbind -f") through the same loads, taking turns one table size at a
 time, each as the port-111 portmapper of a private network, mount and PID
-namespace of its own (unshare), so the machine's port 111 is never touched.
+namespace of its own (internal/netns), so the machine's port 111 is never touched.
 Prints one table: every figure of both daemons and the ratio
 portmapd/rpcbind. Needs root.`,
 		Args: cobra.NoArgs,
@@ -234,7 +226,7 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 			if c.err != nil {
 				continue
 			}
-			argv := []string{self, "run", "--setup-namespace", "--json", "--name=" + c.name, "--daemon=" + c.daemon}
+			argv := []string{self, "run", "--json", "--name=" + c.name, "--daemon=" + c.daemon}
 			argv = append(argv, o.args(n)...)
 			if last && c.warm != "" {
 				argv = append(argv, "--warm-daemon="+c.warm)

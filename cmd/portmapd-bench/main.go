@@ -8,9 +8,16 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/portmapd/portmapd/internal/netns"
 )
 
-func main() { os.Exit(execute()) }
+func main() {
+	// As a namespace's PID 1 (RunInNamespace re-executes this program
+	// for it), Main never returns.
+	netns.Main()
+	os.Exit(execute())
+}
 
 // execute runs the program with a context that SIGINT and SIGTERM cancel,
 // returning the process exit code.
