@@ -380,7 +380,7 @@ func TestStopKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // let the shell install its trap
 	start := time.Now()
-	if err := p.stop(); err == nil {
+	if err := stopDaemon(p); err == nil {
 		t.Error("stop reported a clean exit of a daemon it had to kill")
 	}
 	if took := time.Since(start); took > stopTimeout+5*time.Second {

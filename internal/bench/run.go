@@ -292,10 +292,10 @@ func (r *runner) start(ctx context.Context, argv []string) (pid int, startup tim
 	}
 	startup, err = waitReady(ctx, p, started, r.cfg.Address)
 	if err != nil {
-		p.stop()
+		stopDaemon(p)
 		return 0, 0, nil, err
 	}
-	return p.pid(), startup, p.stop, nil
+	return p.Pid(), startup, func() error { return stopDaemon(p) }, nil
 }
 
 // setRegistered brings a daemon that lives across phases to n

@@ -206,37 +206,78 @@ func (ns *Namespace) Run(timeout time.Duration, argv ...string) Output {
 	return out
 }
 
-// Proc is a command running in the background inside a namespace.
+// Proc is a command running in the background: inside a namespace,
+// started by Namespace.Start through nsenter, or a daemon that a program
+// already inside one started with Spawn.
 type Proc struct {
 	Name   string
 	cmd    *exec.Cmd
+	direct bool // started by Spawn, without nsenter
 	stdout *capBuffer
 	stderr *capBuffer
 	done   chan struct{}
 	err    error
 }
 
+func newProc(name string, cmd *exec.Cmd) *Proc {
+	p := &Proc{Name: name, cmd: cmd, stdout: newCapBuffer(), stderr: newCapBuffer(), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	return p
+}
+
+func (p *Proc) start() error {
+	if err := p.cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", p.Name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	return nil
+}
+
 // Start runs argv in the background inside the namespace. It is stopped at
 // the latest when the namespace is closed.
 func (ns *Namespace) Start(name string, argv ...string) (*Proc, error) {
-	p := &Proc{Name: name, stdout: newCapBuffer(), stderr: newCapBuffer(), done: make(chan struct{})}
-	p.cmd = ns.Command(context.Background(), argv...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p := newProc(name, ns.Command(context.Background(), argv...))
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	if ns.closed {
 		return nil, fmt.Errorf("starting %s: the namespace is closed", name)
 	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", name, err)
+	if err := p.start(); err != nil {
+		return nil, err
 	}
 	ns.procs = append(ns.procs, p)
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	return p, nil
 }
+
+// Spawn starts argv in the background in this program's own namespaces:
+// how a program that runs inside a namespace (the load generator) starts
+// the daemon it measures. The process dies with this program rather than
+// hold port 111 of the namespace, or of whatever it was started in.
+func Spawn(name string, argv ...string) (*Proc, error) {
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("starting %s: empty command", name)
+	}
+	p := newProc(name, exec.Command(argv[0], argv[1:]...))
+	p.direct = true
+	// Its own process group keeps it out of this program's terminal
+	// signals; Stop kills what it started as well.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	// A child of the daemon that outlives it would hold its output pipes
+	// open, and Wait with them.
+	p.cmd.WaitDelay = time.Second
+	if err := p.start(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Pid is the process started, as this program sees it: nsenter for a
+// process started by Namespace.Start (see Inside), the command itself for
+// one started by Spawn.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {
@@ -264,11 +305,18 @@ func (p *Proc) ExitStatus() string {
 }
 
 // Inside lists, as the machine sees them, the processes nsenter started
-// inside the namespace (the command itself, once it runs).
-func (p *Proc) Inside() []int { return directChildren(p.cmd.Process.Pid) }
+// inside the namespace (the command itself, once it runs); for a process
+// started by Spawn, that process.
+func (p *Proc) Inside() []int {
+	if p.direct {
+		return []int{p.Pid()}
+	}
+	return directChildren(p.Pid())
+}
 
 // Signal sends sig to the command nsenter started inside the namespace
-// (not to nsenter, which would not pass it on).
+// (not to nsenter, which would not pass it on), or to the one Spawn
+// started.
 func (p *Proc) Signal(sig syscall.Signal) error {
 	kids := p.Inside()
 	if len(kids) == 0 {
@@ -293,12 +341,12 @@ func (p *Proc) Wait(timeout time.Duration) bool {
 	}
 }
 
-// Stop kills the process (and what nsenter started) and waits for it.
+// Stop kills the process and what it started, and waits (briefly) for it.
 func (p *Proc) Stop() {
 	if p.Exited() {
 		return
 	}
-	killTree(p.cmd.Process.Pid)
+	killTree(p.Pid())
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):

@@ -109,12 +109,33 @@ func TestVethJoinsTwoNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
-		ns        *Namespace
+		ns         *Namespace
 		has, lacks string
 	}{{a, ": va@", ": vb@"}, {b, ": vb@", ": va@"}} {
 		out := c.ns.Run(0, "ip", "-o", "link", "show")
 		if out.Exit != 0 || !strings.Contains(out.Stdout, c.has) || strings.Contains(out.Stdout, c.lacks) {
 			t.Errorf("links: %s\n%s%s; want %s and no %s", out.Status(), out.Stdout, out.Stderr, c.has, c.lacks)
 		}
+	}
+}
+
+// TestSpawnRunsHere needs no namespace: it is what a program inside one
+// uses for its daemon.
+func TestSpawnRunsHere(t *testing.T) {
+	p, err := Spawn("sh", "sh", "-c", "echo out; echo err >&2; exit 3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Inside(); len(got) != 1 || got[0] != p.Pid() {
+		t.Errorf("Inside = %v; want the process itself, %d", got, p.Pid())
+	}
+	if !p.Wait(10 * time.Second) {
+		t.Fatal("sh did not exit")
+	}
+	if p.Stdout() != "out\n" || p.Stderr() != "err\n" || p.ExitStatus() != "exit status 3" {
+		t.Errorf("stdout %q, stderr %q, %s", p.Stdout(), p.Stderr(), p.ExitStatus())
+	}
+	if _, err := Spawn("nothing"); err == nil {
+		t.Error("Spawn of an empty command succeeded")
 	}
 }
