@@ -2,7 +2,6 @@ package pmap
 
 import (
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -29,9 +28,6 @@ type Registry struct {
 	v2ports [2]map[uint64]uint32
 	gen     uint64
 	max     int // bound on n; MaxMappings unless a test lowers it
-	// parallelFrom is the fewest rows SetAll indexes on two goroutines
-	// (the constant parallelFrom unless a test lowers it).
-	parallelFrom int
 	// tracked is the journal of a tracked registry (journal.go).
 	tracked
 }
@@ -60,7 +56,7 @@ type entry struct {
 // NewRegistry returns an empty table.
 func NewRegistry() *Registry {
 	return &Registry{byKey: make(map[key]*entry), byProg: make(map[progKey][]*entry),
-		v2ports: [2]map[uint64]uint32{{}, {}}, max: MaxMappings, parallelFrom: parallelFrom}
+		v2ports: [2]map[uint64]uint32{{}, {}}, max: MaxMappings}
 }
 
 // foldNetid lower-cases a netid; netids are lower-case already, so this
@@ -124,48 +120,23 @@ func (r *Registry) setLocked(m Mapping, e *entry, list []*entry) bool {
 	if e == nil {
 		e = new(entry)
 	}
-	setMapping(e, m, k.netid)
+	e.Mapping = m
+	if e.Netid == k.netid {
+		// The interned copy: lookups compare netids by pointer first,
+		// so a large table does not cost a cache miss per comparison.
+		e.Netid = k.netid
+	}
 	e.port, e.v2Port = UaddrPort(m.Addr)
 	r.byKey[k] = e
 	if i := v2Index(e.Netid); i >= 0 && e.v2Port {
 		r.v2ports[i][v2Key(e.Prog, e.Vers)] = e.port
 	}
-	r.appendToProgram(e, k.netid, list)
-	r.link(e)
-	r.bump()
-	r.noteAdded(e)
-	return true
-}
-
-// rowKey is m's key, its netid folded and interned.
-func rowKey(m Mapping) key {
-	return key{m.Prog, m.Vers, internNetid(foldNetid(m.Netid))}
-}
-
-// setMapping makes a new entry e the row of m, whose key's netid is
-// keyNetid; its port is for the caller to fill in.
-func setMapping(e *entry, m Mapping, keyNetid string) {
-	e.Mapping = m
-	if e.Netid == keyNetid {
-		// The interned copy: lookups compare netids by pointer first,
-		// so a large table does not cost a cache miss per comparison.
-		e.Netid = keyNetid
-	}
-}
-
-// appendToProgram adds e to its program's list, for which list, if not
-// nil, is the room should it start one.
-func (r *Registry) appendToProgram(e *entry, keyNetid string, list []*entry) {
-	pk := progKey{e.Prog, keyNetid}
+	pk := progKey{e.Prog, k.netid}
 	if l := r.byProg[pk]; l != nil || list == nil {
 		r.byProg[pk] = append(l, e)
 	} else {
 		r.byProg[pk] = append(list, e)
 	}
-}
-
-// link appends e to the table's order and counts it.
-func (r *Registry) link(e *entry) {
 	if r.tail == nil {
 		r.head = e
 	} else {
@@ -174,6 +145,14 @@ func (r *Registry) link(e *entry) {
 	r.tail = e
 	r.n++
 	r.notify(e, true)
+	r.bump()
+	r.noteAdded(e)
+	return true
+}
+
+// rowKey is m's key, its netid folded and interned.
+func rowKey(m Mapping) key {
+	return key{m.Prog, m.Vers, internNetid(foldNetid(m.Netid))}
 }
 
 // v2Index is the v2ports map of a netid spelled exactly "udp" or "tcp"
@@ -193,8 +172,7 @@ func v2Key(prog, vers uint32) uint64 { return uint64(prog)<<32 | uint64(vers) }
 // SetAll sets each of ms in order, as many Sets would, and reports how
 // many it added or found already there. Taking the lock once and sizing
 // the maps for the whole table up front makes a warm start of 10,000
-// entries several times cheaper than one Set each; a long table that
-// fits under the bound also has its indexes built on two goroutines.
+// entries several times cheaper than one Set each.
 func (r *Registry) SetAll(ms []Mapping) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -204,81 +182,12 @@ func (r *Registry) SetAll(ms []Mapping) int {
 	// while any of its rows is registered.
 	entries := make([]entry, len(ms))
 	lists := make([]*entry, len(ms))
-	if len(ms) >= r.parallelFrom && r.n+len(ms) <= r.max {
-		return r.setAllParallel(ms, entries, lists)
-	}
 	r.byKey = grown(r.byKey, r.n+len(ms))
 	r.byProg = grown(r.byProg, r.n+len(ms))
 	r.v2ports = r.grownV2(ms)
 	set := 0
 	for i, m := range ms {
 		if r.setLocked(m, &entries[i], lists[i:i:i+1]) {
-			set++
-		}
-	}
-	return set
-}
-
-// parallelFrom is the fewest rows SetAll indexes on two goroutines: below
-// it starting them costs more than it saves.
-const parallelFrom = 2048
-
-// setAllParallel is SetAll for a table that fits under the bound, so that
-// only a repeat of a key is refused. One goroutine builds byKey, finds the
-// repeats, and parses the ports for the v2 index, while the other fills in
-// the rows and the programs' lists as if no row repeated; then the
-// repeats, rare in a saved table, are taken out of those lists again.
-func (r *Registry) setAllParallel(ms []Mapping, entries []entry, lists []*entry) int {
-	repeat := make([]bool, len(ms))
-	var byKey map[key]*entry
-	var v2ports [2]map[uint64]uint32
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		byKey = grown(r.byKey, r.n+len(ms))
-		v2ports = r.grownV2(ms)
-		for i, m := range ms {
-			k := rowKey(m)
-			if _, ok := byKey[k]; ok {
-				repeat[i] = true
-				continue
-			}
-			// The other goroutine fills in the rest of the entry: the
-			// port fields are this one's alone.
-			e := &entries[i]
-			byKey[k] = e
-			e.port, e.v2Port = UaddrPort(m.Addr)
-			if j := v2Index(m.Netid); j >= 0 && e.v2Port {
-				v2ports[j][v2Key(m.Prog, m.Vers)] = e.port
-			}
-		}
-	})
-	wg.Go(func() {
-		r.byProg = grown(r.byProg, r.n+len(ms))
-		for i, m := range ms {
-			e := &entries[i]
-			netid := internNetid(foldNetid(m.Netid))
-			setMapping(e, m, netid)
-			r.appendToProgram(e, netid, lists[i:i:i+1])
-		}
-	})
-	wg.Wait()
-	r.byKey, r.v2ports = byKey, v2ports
-	set := 0
-	for i := range entries {
-		e := &entries[i]
-		if !repeat[i] {
-			r.link(e)
-			r.bump()
-			r.noteAdded(e)
-			set++
-			continue
-		}
-		// Refused: out of its program's list again. SET's answer is
-		// TRUE when the row holding the key has the same address.
-		k := rowKey(e.Mapping)
-		pk := progKey{e.Prog, k.netid}
-		r.byProg[pk] = slices.DeleteFunc(r.byProg[pk], func(x *entry) bool { return x == e })
-		if r.byKey[k].Addr == e.Addr {
 			set++
 		}
 	}

@@ -317,13 +317,12 @@ func TestSetAll(t *testing.T) {
 	}
 }
 
-// SetAll's two-goroutine path for long tables agrees with one Set per
-// row however the rows repeat each other or the rows already there: the
-// same table, generation and count, and the same answers from every index
-// (exact and fallback lookups, the v2 index, the version range). The keys
-// are few so that repeats, folded netids and addresses without a port
-// are common.
-func TestSetAllParallel(t *testing.T) {
+// SetAll agrees with one Set per row however the rows repeat each other
+// or the rows already there: the same table, generation and count, and
+// the same answers from every index (exact and fallback lookups, the v2
+// index, the version range). The keys are few so that repeats, folded
+// netids and addresses without a port are common.
+func TestSetAllAgreesWithOneSetPerRow(t *testing.T) {
 	netids := []string{"udp", "tcp", "UDP", "udp6", "Tcp", "ticotsord"}
 	addrs := []string{"0.0.0.0.3.1", "0.0.0.0.0.7", "garbage", "::1.1.1", "0.0.0.0.255.255"}
 	for seed := range uint64(20) {
@@ -332,7 +331,6 @@ func TestSetAllParallel(t *testing.T) {
 			return row(1+rng.Uint32N(4), rng.Uint32N(4), netids[rng.IntN(len(netids))], addrs[rng.IntN(len(addrs))])
 		}
 		one, all := NewRegistry(), NewRegistry()
-		all.parallelFrom = 1
 		for range rng.IntN(20) {
 			m := randomRow()
 			one.Set(m)
@@ -426,63 +424,55 @@ func TestLookupV2AgreesWithTheTable(t *testing.T) {
 }
 
 // A watcher hears of every row added or removed, whichever way the table
-// changes (Set, SetAll on one or two goroutines, Unset of one netid or of
-// all, repeats refused), so that the rows it has heard of are the table.
+// changes (Set, SetAll, Unset of one netid or of all, repeats refused), so that the rows it has heard of are the table.
 func TestRegistryWatchHearsEveryChange(t *testing.T) {
-	for _, parallel := range []bool{false, true} {
-		t.Run(fmt.Sprintf("parallel=%v", parallel), func(t *testing.T) {
-			r := NewRegistry()
-			if parallel {
-				r.parallelFrom = 2
-			}
-			r.Set(row(progA, 1, "udp", "0.0.0.0.1.1"))
-			heard := map[Mapping]int{}
-			r.Watch(func(m *Mapping, added bool) {
-				if added {
-					heard[*m]++
-				} else {
-					heard[*m]--
-				}
-			})
-			rng := rand.New(rand.NewPCG(1, 2))
-			netids := []string{"udp", "tcp", "udp6", "tcp6", "TCP"}
-			for i := range 2000 {
-				prog, vers := progA+uint32(rng.IntN(3)), uint32(rng.IntN(3))
-				netid := netids[rng.IntN(len(netids))]
-				switch rng.IntN(4) {
-				case 0:
-					r.Set(row(prog, vers, netid, fmt.Sprintf("0.0.0.0.%d.%d", rng.IntN(2), i%4)))
-				case 1:
-					r.SetAll([]Mapping{row(prog, vers, netid, "0.0.0.0.3.1"), row(prog, vers+1, netid, "0.0.0.0.3.2"),
-						row(prog, vers, netid, "0.0.0.0.3.3")})
-				case 2:
-					r.Unset(prog, vers, netid, OwnerSuperuser)
-				case 3:
-					r.Unset(prog, vers, "", OwnerSuperuser)
-				}
-			}
-			want := map[Mapping]int{}
-			for _, m := range r.Mappings() {
-				want[m]++
-			}
-			for m, n := range heard {
-				if n == 0 {
-					delete(heard, m)
-				}
-			}
-			if len(heard) != len(want) {
-				t.Fatalf("heard of %d rows, the table has %d", len(heard), len(want))
-			}
-			for m, n := range want {
-				if heard[m] != n {
-					t.Errorf("%+v: heard %d, in the table %d", m, heard[m], n)
-				}
-			}
-			r.Watch(nil)
-			r.Set(row(progB, 1, "udp", "0.0.0.0.1.1"))
-			if heard[row(progB, 1, "udp", "0.0.0.0.1.1")] != 0 {
-				t.Error("heard of a change after Watch(nil)")
-			}
-		})
+	r := NewRegistry()
+	r.Set(row(progA, 1, "udp", "0.0.0.0.1.1"))
+	heard := map[Mapping]int{}
+	r.Watch(func(m *Mapping, added bool) {
+		if added {
+			heard[*m]++
+		} else {
+			heard[*m]--
+		}
+	})
+	rng := rand.New(rand.NewPCG(1, 2))
+	netids := []string{"udp", "tcp", "udp6", "tcp6", "TCP"}
+	for i := range 2000 {
+		prog, vers := progA+uint32(rng.IntN(3)), uint32(rng.IntN(3))
+		netid := netids[rng.IntN(len(netids))]
+		switch rng.IntN(4) {
+		case 0:
+			r.Set(row(prog, vers, netid, fmt.Sprintf("0.0.0.0.%d.%d", rng.IntN(2), i%4)))
+		case 1:
+			r.SetAll([]Mapping{row(prog, vers, netid, "0.0.0.0.3.1"), row(prog, vers+1, netid, "0.0.0.0.3.2"),
+				row(prog, vers, netid, "0.0.0.0.3.3")})
+		case 2:
+			r.Unset(prog, vers, netid, OwnerSuperuser)
+		case 3:
+			r.Unset(prog, vers, "", OwnerSuperuser)
+		}
+	}
+	want := map[Mapping]int{}
+	for _, m := range r.Mappings() {
+		want[m]++
+	}
+	for m, n := range heard {
+		if n == 0 {
+			delete(heard, m)
+		}
+	}
+	if len(heard) != len(want) {
+		t.Fatalf("heard of %d rows, the table has %d", len(heard), len(want))
+	}
+	for m, n := range want {
+		if heard[m] != n {
+			t.Errorf("%+v: heard %d, in the table %d", m, heard[m], n)
+		}
+	}
+	r.Watch(nil)
+	r.Set(row(progB, 1, "udp", "0.0.0.0.1.1"))
+	if heard[row(progB, 1, "udp", "0.0.0.0.1.1")] != 0 {
+		t.Error("heard of a change after Watch(nil)")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/pmap"
 )
 
@@ -380,7 +380,7 @@ func TestStopKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // let the shell install its trap
 	start := time.Now()
-	if err := p.stop(); err == nil {
+	if err := stopDaemon(p); err == nil {
 		t.Error("stop reported a clean exit of a daemon it had to kill")
 	}
 	if took := time.Since(start); took > stopTimeout+5*time.Second {
@@ -388,28 +388,13 @@ func TestStopKillsADaemonThatIgnoresSIGTERM(t *testing.T) {
 	}
 }
 
-func TestSetupNamespaceRefusesOutsideAPrivateNamespace(t *testing.T) {
-	// This test process is not PID 1: the guard must refuse before it
-	// touches the network or mounts anything.
-	err := SetupNamespace()
-	if err == nil || !strings.Contains(err.Error(), "PID 1") {
-		t.Fatalf("SetupNamespace outside a namespace = %v; want a refusal", err)
-	}
-}
-
 // TestRunInNamespace goes the whole way `bench compare` goes, as root:
-// unshare, namespace setup, a daemon on port 111 and the local socket,
-// JSON back. It measures this binary as portmapd and, when installed,
+// a namespace (netns), a daemon on port 111 and the local socket, JSON
+// back. It measures this binary as portmapd and, when installed,
 // Debian's rpcbind, whose answers then vouch for the checks.
 func TestRunInNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces")
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("unshare (util-linux) not installed")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("ip (iproute2) not installed")
+	if err := netns.Available(); err != nil {
+		t.Skip(err)
 	}
 	self, err := os.Executable()
 	if err != nil {

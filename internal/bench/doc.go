@@ -14,13 +14,12 @@
 //
 // The daemon's CPU time and RSS come from /proc/PID, so Run must see the
 // daemon's PID: it spawns it itself, which also lets it time start-up to the
-// first answer. RunInNamespace runs a command (portmapd's own "bench run
-// --setup-namespace") under unshare, in a private network, mount and PID
-// namespace where port 111 and /run/rpcbind.sock belong to the daemon under
-// test and never to the machine; SetupNamespace refuses to touch anything
-// outside such a namespace. FormatTable prints two daemons' results side by
+// first answer. RunInNamespace runs a command (portmapd-bench's own "run")
+// in a private network, mount and PID namespace (internal/netns) where port
+// 111 and /run/rpcbind.sock belong to the daemon under test and never to
+// the machine. FormatTable prints two daemons' results side by
 // side with their ratio. RunStorm measures the storms, every call on a
 // connection of its own, from epoll-driven clients, beside Responder, the
 // least a Go program can do per connection; FormatStormTable prints them.
-// `portmapd bench compare` (internal/cli) strings these together.
+// `portmapd-bench compare` (cmd/portmapd-bench) strings these together.
 package bench

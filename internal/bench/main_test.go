@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/netns"
 )
 
 // The test binary doubles as the processes the tests spawn, chosen by
@@ -25,13 +26,14 @@ const (
 	// daemonEnv makes the binary a portmapd on 127.0.0.1:PORT with its
 	// local socket at PATH ("PORT PATH") until SIGTERM.
 	daemonEnv = "PORTMAPD_BENCH_TEST_DAEMON"
-	// nsRunEnv makes it what `bench run --setup-namespace --json` is,
+	// nsRunEnv makes it what `portmapd-bench run --json` is in a namespace,
 	// measuring the daemon named by the variable's value ("self" or a
 	// command line).
 	nsRunEnv = "PORTMAPD_BENCH_TEST_NSRUN"
 )
 
 func TestMain(m *testing.M) {
+	netns.Main()
 	if spec := os.Getenv(daemonEnv); spec != "" {
 		os.Exit(serveTestDaemon(spec))
 	}
@@ -70,13 +72,9 @@ func serveTestDaemon(spec string) int {
 	return 0
 }
 
-// nsRun is PID 1 of a namespace made by RunInNamespace: it sets the
-// namespace up and measures a daemon on port 111 briefly.
+// nsRun runs in a namespace made by RunInNamespace: it measures a daemon
+// on port 111 briefly.
 func nsRun(daemonCmd string) int {
-	if err := SetupNamespace(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	cfg := shortConfig()
 	cfg.Name = "ns"
 	cfg.Address = "127.0.0.1:111"

@@ -70,7 +70,7 @@ type Config struct {
 	Progress io.Writer
 }
 
-// DefaultConfig returns the configuration that `portmapd bench run`
+// DefaultConfig returns the configuration that `portmapd-bench run`
 // starts from.
 func DefaultConfig() Config {
 	return Config{
@@ -292,10 +292,10 @@ func (r *runner) start(ctx context.Context, argv []string) (pid int, startup tim
 	}
 	startup, err = waitReady(ctx, p, started, r.cfg.Address)
 	if err != nil {
-		p.stop()
+		stopDaemon(p)
 		return 0, 0, nil, err
 	}
-	return p.pid(), startup, p.stop, nil
+	return p.Pid(), startup, func() error { return stopDaemon(p) }, nil
 }
 
 // setRegistered brings a daemon that lives across phases to n

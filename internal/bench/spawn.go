@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/portmapd/portmapd/internal/netns"
 )
 
 // Bounds on a daemon's life cycle.
@@ -20,67 +20,32 @@ const (
 )
 
 // process is a spawned daemon.
-type process struct {
-	cmd  *exec.Cmd
-	out  *tailBuffer
-	done chan struct{} // closed when it has exited
-	err  error         // how it exited, valid after done
-}
+type process = netns.Proc
 
-// spawn starts argv with its output kept in a small buffer for error
-// messages, and returns it with the time it was started.
+// spawn starts argv (in the benchmark's own namespace) and returns it with
+// the time it was started.
 func spawn(argv []string) (*process, time.Time, error) {
 	if len(argv) == 0 {
 		return nil, time.Time{}, errors.New("empty daemon command")
 	}
-	p := &process{out: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// If the benchmark dies the daemon goes too, rather than holding port
-	// 111 of the namespace, or of whatever it was started in. Its own
-	// process group lets stop kill whatever it started as well.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	// A child of the daemon that outlives it would hold its output pipe
-	// open, and Wait with it.
-	p.cmd.WaitDelay = time.Second
 	started := time.Now()
-	if err := p.cmd.Start(); err != nil {
-		return nil, started, fmt.Errorf("start %s: %w", argv[0], err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	return p, started, nil
+	p, err := netns.Spawn(argv[0], argv...)
+	return p, started, err
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop asks the daemon to exit with SIGTERM, which is also what makes
+// stopDaemon asks the daemon to exit with SIGTERM, which is also what makes
 // rpcbind -w write its warm-start files, and kills it if it has not exited
 // within stopTimeout. It reports an error if it had to kill it.
-func (p *process) stop() error {
-	if p.exited() {
+func stopDaemon(p *process) error {
+	if p.Exited() {
 		return nil
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
+	p.Signal(syscall.SIGTERM)
+	if p.Wait(stopTimeout) {
 		return nil
-	case <-time.After(stopTimeout):
-		syscall.Kill(-p.pid(), syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.cmd.Path, stopTimeout)
 	}
+	p.Stop()
+	return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.Name, stopTimeout)
 }
 
 // waitReady polls the daemon with a NULL call over UDP every millisecond
@@ -98,8 +63,8 @@ func waitReady(ctx context.Context, p *process, started time.Time, udpAddr strin
 		if err := c.null(); err == nil {
 			return time.Since(started), nil
 		}
-		if p != nil && p.exited() {
-			return 0, fmt.Errorf("daemon exited before answering (%v): %s", p.err, p.out.tail(1000))
+		if p != nil && p.Exited() {
+			return 0, fmt.Errorf("daemon exited before answering (%s): %s", p.ExitStatus(), tail(p.Stdout()+p.Stderr(), 1000))
 		}
 		if tick.After(deadline) {
 			return 0, fmt.Errorf("daemon did not answer a NULL call within %v", readyTimeout)
@@ -125,29 +90,9 @@ func answersNull(addr string) bool {
 	return c.null() == nil
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-// tail returns the last n bytes written, without the final newline.
-func (t *tailBuffer) tail(n int) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.b[max(0, len(t.b)-n):]
-	return strings.TrimRight(string(b), "\n")
+// tail returns the last n bytes of s, without the final newline.
+func tail(s string, n int) string {
+	return strings.TrimRight(s[max(0, len(s)-n):], "\n")
 }
 
 // selfCPU is the benchmark's own CPU time, reported beside the daemon's:

@@ -88,11 +88,11 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer stopDaemon(p)
 	if _, err := waitReady(ctx, p, started, cfg.Address); err != nil {
 		return nil, err
 	}
-	pid := p.pid()
+	pid := p.Pid()
 	run := &StormRun{Registrations: cfg.Registrations}
 	// The idle figure is taken after a moment's rest, as a daemon that
 	// started at boot would be found (portmapd trims its start-up pages a

@@ -47,7 +47,6 @@ func newRoot() (*cobra.Command, *logOptions, *daemon.Config) {
 	root.PersistentFlags().StringVar(&lo.level, "log-level", "info", "log level: debug, info, warn or error")
 	root.PersistentFlags().StringVar(&lo.format, "log-format", "console", "log format: console or json")
 	root.AddCommand(newServeCommand(lo, cfg), newDumpCommand(), newRestoreCommand())
-	root.AddCommand(newBenchCommand())
 	root.AddCommand(newInfoCommand(), newProbeCommand())
 	return root, lo, cfg
 }

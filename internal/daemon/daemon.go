@@ -152,11 +152,6 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.WarmStart {
-		// Loading allocates a little for every entry and frees nothing,
-		// and the collector's first cycle marks the whole restored table:
-		// it waits until the first callers have had their answers.
-		release := holdGC()
-		defer time.AfterFunc(gcHoldAfterStart, release)
 		saved = readSaved(cmp.Or(cfg.StateDir, DefaultStateDir), d.log)
 	}
 	served, err := d.adopt()

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/internal/netns"
 )
 
 // workDir holds the binaries built once per test binary; Main removes it.
@@ -181,9 +183,7 @@ func runBuild(name, dir string, args ...string) error {
 // never returns: it sets the namespace up and reaps orphans until the test
 // that owns the namespace closes its stdin.
 func Main(m *testing.M) {
-	if os.Getenv(holderEnv) == holderMagic {
-		holderMain()
-	}
+	netns.Main()
 	// Daemons started outside a namespace inherit this.
 	k, v, _ := strings.Cut(noOptionsFiles, "=")
 	os.Setenv(k, v)

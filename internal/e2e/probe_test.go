@@ -8,11 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -147,11 +147,8 @@ func newProbeNet(t *testing.T) *probeNet {
 // namespaces.
 func vethPair(t testing.TB, a, b *Namespace) {
 	t.Helper()
-	link := exec.Command("nsenter", "-t", strconv.Itoa(a.Pid()), "-n", "--",
-		"ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", strconv.Itoa(b.Pid()))
-	link.Env = cmdEnv
-	if out, err := link.CombinedOutput(); err != nil {
-		t.Fatalf("e2e: %s: %v\n%s", strings.Join(link.Args, " "), err, out)
+	if err := netns.Veth(a.Namespace, b.Namespace, "veth0", "veth1"); err != nil {
+		t.Fatalf("e2e: %v", err)
 	}
 }
 

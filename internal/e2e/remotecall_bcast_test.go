@@ -3,13 +3,14 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/internal/netns"
 )
 
 // lanHost is one host of a LAN built by newLAN: a namespace whose eth0 has
@@ -42,13 +43,8 @@ func newLAN(t *testing.T, spec DaemonSpec, n int) []*lanHost {
 		// usable at once; nothing else could claim it on this bridge.
 		mustRun(t, ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 		port := fmt.Sprintf("port%d", i+1)
-		// Only the switch's network namespace is entered, so that the
-		// host's PID means the same as in this process.
-		linkCmd := exec.Command("nsenter", "-t", strconv.Itoa(sw.Pid()), "-n", "--",
-			"ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", strconv.Itoa(ns.Pid()))
-		linkCmd.Env = cmdEnv
-		if out, err := linkCmd.CombinedOutput(); err != nil {
-			t.Fatalf("e2e: %s: %v\n%s", strings.Join(linkCmd.Args, " "), err, out)
+		if err := netns.Veth(sw.Namespace, ns.Namespace, port, "eth0"); err != nil {
+			t.Fatalf("e2e: %v", err)
 		}
 		mustRun(t, sw, "ip", "link", "set", port, "master", "br0", "up")
 		mustRun(t, ns, "ip", "link", "set", "eth0", "address", fmt.Sprintf("02:00:00:00:00:%02x", i+1))

@@ -128,7 +128,7 @@ func TestRemoteCallFloodStaysBounded(t *testing.T) {
 // nsenter started.
 func daemonPID(t *testing.T, d *Daemon) int {
 	t.Helper()
-	kids := directChildren(d.Proc.cmd.Process.Pid)
+	kids := d.Proc.Inside()
 	if len(kids) != 1 {
 		t.Fatalf("e2e: %d processes under %s's nsenter", len(kids), d.Spec.Name)
 	}

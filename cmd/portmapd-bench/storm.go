@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -64,12 +64,12 @@ func (o *stormOptions) args() []string {
 	}
 }
 
-// newBenchStormCommand measures one daemon through the storm loads.
-func newBenchStormCommand() *cobra.Command {
+// newStormCommand measures one daemon through the storm loads.
+func newStormCommand() *cobra.Command {
 	o := defaultStormOptions()
 	var name, daemon, address, socket string
 	var maxRequests int
-	var asJSON, setupNamespace bool
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "storm",
 		Short: "Measure one portmapper when every call comes on a new connection",
@@ -77,16 +77,10 @@ func newBenchStormCommand() *cobra.Command {
 socket, then for each client count and storm load open, call once and close
 connections as fast as the clients can for --storm-duration: what a cluster
 booting or an automounter firing does to port 111. The daemon's CPU time
-and its peak RSS come from /proc. "bench compare" runs this in a private
-namespace with --setup-namespace, for each daemon and for a minimal
-responder.`,
+and its peak RSS come from /proc. "compare" runs this in a private
+namespace for each daemon and for a minimal responder.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if setupNamespace {
-				if err := bench.SetupNamespace(); err != nil {
-					return err
-				}
-			}
 			stderr := cmd.ErrOrStderr()
 			cfg := bench.StormConfig{
 				Name: name, Daemon: strings.Fields(daemon), Address: address, Socket: socket,
@@ -117,15 +111,13 @@ responder.`,
 	f.StringVar(&socket, "socket", "/run/rpcbind.sock", "the portmapper's local socket")
 	f.IntVar(&maxRequests, "max-requests", 2_000_000, "count bound of each storm load")
 	f.BoolVar(&asJSON, "json", false, "print the results as JSON instead of a table")
-	f.BoolVar(&setupNamespace, "setup-namespace", false,
-		"first bring up lo and mount a tmpfs on /run; only as PID 1 of a private namespace (bench compare does this)")
 	cmd.MarkFlagRequired("daemon")
 	return cmd
 }
 
-// newBenchResponderCommand runs the minimal responder the storms are
-// measured against; bench compare spawns it in a namespace of its own.
-func newBenchResponderCommand() *cobra.Command {
+// newResponderCommand runs the minimal responder the storms are
+// measured against; compare spawns it in a namespace of its own.
+func newResponderCommand() *cobra.Command {
 	var address, socket string
 	cmd := &cobra.Command{
 		Use:    "responder",
@@ -150,7 +142,7 @@ func (o *benchCompareOptions) runStorms(ctx context.Context, self string, all []
 	if len(o.storm.clients) == 0 || len(o.storm.loads) == 0 {
 		return nil
 	}
-	limit := &contender{name: "responder", daemon: self + " bench responder"}
+	limit := &contender{name: "responder", daemon: self + " responder"}
 	var limitRes *bench.Result
 	for _, c := range append(append([]*contender(nil), all...), limit) {
 		if c.res == nil && c != limit {
@@ -162,7 +154,7 @@ func (o *benchCompareOptions) runStorms(ctx context.Context, self string, all []
 		}
 		so := o.storm
 		so.registrations = regs
-		argv := append([]string{self, "bench", "storm", "--setup-namespace", "--json", "--name=" + c.name, "--daemon=" + c.daemon}, so.args()...)
+		argv := append([]string{self, "storm", "--json", "--name=" + c.name, "--daemon=" + c.daemon}, so.args()...)
 		res, err := bench.RunInNamespace(ctx, argv, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: storm stopped: %v\n", c.name, err)

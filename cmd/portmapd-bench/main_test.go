@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"reflect"
@@ -51,11 +51,11 @@ func TestBenchLoadOptionsSurviveTheTripToTheNamespace(t *testing.T) {
 }
 
 func TestBenchCommandsAreRegistered(t *testing.T) {
-	root := NewRootCommand()
-	for _, path := range [][]string{{"bench", "run"}, {"bench", "compare"}} {
+	root := newRootCommand()
+	for _, path := range [][]string{{"run"}, {"compare"}, {"storm"}, {"responder"}} {
 		cmd, _, err := root.Find(path)
 		if err != nil || cmd.Name() != path[len(path)-1] {
-			t.Errorf("portmapd %v: %v", path, err)
+			t.Errorf("portmapd-bench %v: %v", path, err)
 		}
 	}
 }

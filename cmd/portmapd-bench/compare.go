@@ -1,4 +1,4 @@
-package cli
+package main
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,21 +18,6 @@ import (
 
 	"github.com/portmapd/portmapd/internal/bench"
 )
-
-// newBenchCommand groups the load benchmark's commands.
-func newBenchCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Load-test portmapd and rpcbind over the wire and compare them",
-		Long: `Load-test a portmapper by speaking the protocol: register N programs, then
-drive GETPORT over UDP and persistent TCP connections, v4 GETADDR over UDP,
-DUMP over TCP and SET/UNSET churn with closed-loop clients, each load bounded
-in time and count. "compare" runs portmapd and rpcbind through the same loads,
-each in a private namespace of its own, and prints one table.`,
-	}
-	cmd.AddCommand(newBenchRunCommand(), newBenchCompareCommand(), newBenchStormCommand(), newBenchResponderCommand())
-	return cmd
-}
 
 // benchLoadOptions are the settings of the loads themselves; compare
 // passes them on to the run in each namespace.
@@ -86,10 +72,9 @@ type benchRunOptions struct {
 	daemon, warmDaemon string
 	durableDaemon      string
 	asJSON             bool
-	setupNamespace     bool
 }
 
-func newBenchRunCommand() *cobra.Command {
+func newRunCommand() *cobra.Command {
 	o := &benchRunOptions{benchLoadOptions: benchLoadOptions{cfg: bench.DefaultConfig()}}
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -99,15 +84,10 @@ table size (its start-up to the first answer is timed, and its CPU time and
 RSS read from /proc); it must serve --address and --socket. Without it a
 portmapper already running there is measured, and --pid names it for the CPU
 and RSS figures. Registrations and SET/UNSET go through the local socket, so
-run as root or as the daemon's user. "bench compare" runs this command in a
-private namespace with --setup-namespace.`,
+run as root or as the daemon's user. "compare" runs this command in a
+private namespace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.setupNamespace {
-				if err := bench.SetupNamespace(); err != nil {
-					return err
-				}
-			}
 			cfg := o.cfg
 			cfg.Daemon = strings.Fields(o.daemon)
 			cfg.WarmDaemon = strings.Fields(o.warmDaemon)
@@ -142,14 +122,13 @@ private namespace with --setup-namespace.`,
 	f.StringVar(&o.cfg.Address, "address", o.cfg.Address, "host:port of the portmapper over UDP and TCP")
 	f.StringVar(&o.cfg.Socket, "socket", o.cfg.Socket, "local socket for registrations and SET/UNSET (empty: TCP to --address)")
 	f.BoolVar(&o.asJSON, "json", false, "print the results as JSON instead of a table")
-	f.BoolVar(&o.setupNamespace, "setup-namespace", false,
-		"first bring up lo and mount a tmpfs on /run; only as PID 1 of a private namespace (bench compare does this)")
 	return cmd
 }
 
 type benchCompareOptions struct {
 	benchLoadOptions
 	rpcbind          string
+	portmapd         string
 	portmapdArgs     string
 	portmapdWarmArgs string
 	rpcbindWarm      bool
@@ -162,15 +141,15 @@ type benchCompareOptions struct {
 	storm               stormOptions
 }
 
-func newBenchCompareCommand() *cobra.Command {
+func newCompareCommand() *cobra.Command {
 	o := &benchCompareOptions{benchLoadOptions: benchLoadOptions{cfg: bench.DefaultConfig()}, storm: defaultStormOptions()}
 	cmd := &cobra.Command{
 		Use:   "compare",
 		Short: "Run portmapd and rpcbind through the same loads and print one table",
-		Long: `Run portmapd ("portmapd serve") and, when it is installed, Debian's rpcbind
+		Long: `Run portmapd ("portmapd serve", see --portmapd) and, when it is installed, Debian's rpcbind
 ("rpcbind -f") through the same loads, taking turns one table size at a
 time, each as the port-111 portmapper of a private network, mount and PID
-namespace of its own (unshare), so the machine's port 111 is never touched.
+namespace of its own (internal/netns), so the machine's port 111 is never touched.
 Prints one table: every figure of both daemons and the ratio
 portmapd/rpcbind. Needs root.`,
 		Args: cobra.NoArgs,
@@ -185,6 +164,7 @@ portmapd/rpcbind. Needs root.`,
 	}
 	f := cmd.Flags()
 	o.addFlags(f)
+	f.StringVar(&o.portmapd, "portmapd", "", `portmapd binary (default: portmapd beside this program, else on PATH)`)
 	f.StringVar(&o.rpcbind, "rpcbind", "", `rpcbind binary (default: rpcbind on PATH or /usr/sbin/rpcbind; "none" skips it)`)
 	// No options files: rpcbind runs without /etc/default/rpcbind too.
 	f.StringVar(&o.portmapdArgs, "portmapd-args", "--log-level warn --env-file=", "arguments after \"portmapd serve\"")
@@ -214,8 +194,12 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 	if err != nil {
 		return err
 	}
+	portmapd, err := o.portmapdPath(self)
+	if err != nil {
+		return err
+	}
 	stderr := cmd.ErrOrStderr()
-	serve := self + " serve " + o.portmapdArgs
+	serve := portmapd + " serve " + o.portmapdArgs
 	ours := &contender{name: "portmapd", daemon: serve, durable: serve + " " + o.portmapdDurableArgs}
 	if o.portmapdWarmArgs != "" {
 		ours.warm = serve + " " + o.portmapdWarmArgs
@@ -242,7 +226,7 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 			if c.err != nil {
 				continue
 			}
-			argv := []string{self, "bench", "run", "--setup-namespace", "--json", "--name=" + c.name, "--daemon=" + c.daemon}
+			argv := []string{self, "run", "--json", "--name=" + c.name, "--daemon=" + c.daemon}
 			argv = append(argv, o.args(n)...)
 			if last && c.warm != "" {
 				argv = append(argv, "--warm-daemon="+c.warm)
@@ -314,6 +298,27 @@ func joinInts(v []int) string {
 		s[i] = strconv.Itoa(n)
 	}
 	return strings.Join(s, ",")
+}
+
+// portmapdPath finds the portmapd to measure: --portmapd, else the one
+// `make build` puts beside this program, else portmapd on PATH.
+func (o *benchCompareOptions) portmapdPath(self string) (string, error) {
+	if o.portmapd != "" {
+		return o.portmapd, nil
+	}
+	if p := filepath.Join(filepath.Dir(self), "portmapd"); isExecutable(p) {
+		return p, nil
+	}
+	p, err := exec.LookPath("portmapd")
+	if err != nil {
+		return "", fmt.Errorf("no portmapd beside %s or on PATH: give --portmapd", self)
+	}
+	return p, nil
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // rpcbindPath finds the rpcbind to compare with, or returns "" to skip it.
