@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -45,6 +46,22 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 		return 0, fmt.Errorf("stat utime/stime: %w", errProcFormat)
 	}
 	return time.Duration(utime+stime) * (time.Second / userHZ), nil
+}
+
+// idleRest is how long a daemon rests after its first answer before its
+// idle RSS is read: as one that started at boot would be found (portmapd
+// trims its start-up pages a second after it starts serving).
+const idleRest = 1500 * time.Millisecond
+
+// idleRSS reads pid's RSS in KiB after idleRest.
+func idleRSS(ctx context.Context, pid int) (int64, error) {
+	select {
+	case <-time.After(idleRest):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	kb, _ := procRSS(pid)
+	return kb, nil
 }
 
 // procRSS returns the resident set size of process pid in KiB.

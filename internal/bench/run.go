@@ -332,7 +332,9 @@ func (r *runner) phase(ctx context.Context, n int) (Phase, error) {
 		r.progress("started in %.1f ms", us(startup)/1000)
 	}
 	if pid > 0 {
-		ph.RSSIdleKB, _ = procRSS(pid)
+		if ph.RSSIdleKB, err = idleRSS(ctx, pid); err != nil {
+			return ph, err
+		}
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.RegisterTimeout)

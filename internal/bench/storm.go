@@ -94,15 +94,9 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormRun, error) {
 	}
 	pid := p.Pid()
 	run := &StormRun{Registrations: cfg.Registrations}
-	// The idle figure is taken after a moment's rest, as a daemon that
-	// started at boot would be found (portmapd trims its start-up pages a
-	// second after it starts serving).
-	select {
-	case <-time.After(1500 * time.Millisecond):
-	case <-ctx.Done():
-		return run, ctx.Err()
+	if run.RSSIdleKB, err = idleRSS(ctx, pid); err != nil {
+		return run, err
 	}
-	run.RSSIdleKB, _ = procRSS(pid)
 	if cfg.Registrations > 0 {
 		rctx, cancel := context.WithTimeout(ctx, time.Minute)
 		_, err := changeRange(rctx, "unix", cfg.Socket, pmap.ProcSet, 0, cfg.Registrations, cfg.Timeout)
