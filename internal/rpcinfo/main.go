@@ -119,7 +119,7 @@ func Run(args []string, o Options) int {
 	var wg sync.WaitGroup
 	for i, h := range hosts {
 		r := &runner{netconfig: base.netconfig, rpc: base.rpc, socket: base.socket, abstract: base.abstract, port: base.port,
-			timeout: base.timeout, lookupHost: base.lookupHost, lookupAddr: base.lookupAddr}
+			timeout: base.timeout, portRange: base.portRange, lookupHost: base.lookupHost, lookupAddr: base.lookupAddr}
 		r.broadcast = r.rpcBroadcast
 		runners[i] = r
 		wg.Add(1)
