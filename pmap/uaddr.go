@@ -74,6 +74,40 @@ func UaddrPort(s string) (uint32, bool) {
 	return uint32(atoi(hi)*256 + atoi(lo)), true
 }
 
+// StrictUaddrPort extracts the port of a universal address ("h.h.h.h.p1.p2",
+// or an IPv6 host followed by ".p1.p2") the strict way: the last two
+// dot-separated fields must each be one to three decimal digits of at most
+// 255. It is for clients checking a portmapper's answer, where UaddrPort's
+// leniency would hide a wrong one; it takes the wire's bytes or a string
+// and allocates nothing.
+func StrictUaddrPort[T string | []byte](s T) (uint32, bool) {
+	var parts [2]uint32
+	end := len(s)
+	for k := 1; k >= 0; k-- {
+		i := end - 1
+		for i >= 0 && s[i] != '.' {
+			i--
+		}
+		if n := end - i - 1; i < 0 || n == 0 || n > 3 {
+			return 0, false
+		}
+		var v uint32
+		for j := i + 1; j < end; j++ {
+			c := s[j]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + uint32(c-'0')
+		}
+		if v > 255 {
+			return 0, false
+		}
+		parts[k] = v
+		end = i
+	}
+	return parts[0]<<8 | parts[1], true
+}
+
 // atoi reads an optional sign and leading decimal digits as glibc's atoi
 // does: strtol, which saturates at the limits of a 64-bit long, then
 // truncation to a 32-bit int. Anything after the digits is ignored.

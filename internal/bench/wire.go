@@ -49,34 +49,8 @@ func uaddrOf(port uint32) string {
 	return fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&0xff)
 }
 
-// uaddrPort extracts the port of a universal address ("h.h.h.h.p1.p2", or
-// an IPv6 host followed by ".p1.p2"): the last two dot-separated fields.
-func uaddrPort(s []byte) (uint32, bool) {
-	var parts [2]uint32
-	end := len(s)
-	for k := 1; k >= 0; k-- {
-		i := end - 1
-		for i >= 0 && s[i] != '.' {
-			i--
-		}
-		if i < 0 || end-i-1 == 0 || end-i-1 > 3 {
-			return 0, false
-		}
-		var v uint32
-		for _, c := range s[i+1 : end] {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + uint32(c-'0')
-		}
-		if v > 255 {
-			return 0, false
-		}
-		parts[k] = v
-		end = i
-	}
-	return parts[0]<<8 | parts[1], true
-}
+// uaddrPort is the strict port of a universal address an answer carries.
+func uaddrPort(s []byte) (uint32, bool) { return pmap.StrictUaddrPort(s) }
 
 // transport carries one call and returns its reply. req starts with
 // rpc.RecordHeaderLen bytes reserved for a record mark, which datagram
@@ -187,11 +161,16 @@ func (t *streamTransport) close() {
 // caller builds calls to the portmapper in a reused buffer and decodes the
 // replies, so that a client's steady state allocates nothing.
 type caller struct {
-	t   transport
-	xid uint32
-	req []byte
-	dec xdr.Decoder
+	t    transport
+	xid  uint32
+	req  []byte
+	dec  xdr.Decoder
+	rows []pmap.PortMapping // DUMP's, reused
 }
+
+// maxDumpRows bounds a DUMP reply's rows: more than any table the
+// benchmark builds (a maxReply record holds fewer).
+const maxDumpRows = 1 << 22
 
 // begin starts a call to procedure proc of portmapper version vers; the
 // caller appends the arguments and passes the result to finish.
@@ -260,33 +239,22 @@ func (c *caller) getaddr(prog uint32) (uint32, error) {
 }
 
 // dump asks PMAP v2 DUMP and counts the rows of programs the benchmark
-// registered.
+// registered. The rows are decoded into the caller's reused slice.
 func (c *caller) dump() (rows, ours int, err error) {
 	d, err := c.finish(c.begin(pmap.VersPMAP, pmap.ProcDump))
 	if err != nil {
 		return 0, 0, err
 	}
-	for {
-		more, err := d.Bool()
-		if err != nil {
-			return rows, ours, fmt.Errorf("decode DUMP: %w", err)
-		}
-		if !more {
-			return rows, ours, nil
-		}
-		prog, err := d.Uint32()
-		if err == nil {
-			// vers, prot and port are not checked, only read.
-			_, err = d.FixedOpaque(12)
-		}
-		if err != nil {
-			return rows, ours, fmt.Errorf("decode DUMP: %w", err)
-		}
-		rows++
-		if prog >= progRegistered && prog < progUnregistered {
+	c.rows, err = pmap.DecodePmapList(d, c.rows[:0], maxDumpRows)
+	if err != nil {
+		return len(c.rows), 0, fmt.Errorf("decode DUMP: %w", err)
+	}
+	for _, m := range c.rows {
+		if m.Prog >= progRegistered && m.Prog < progUnregistered {
 			ours++
 		}
 	}
+	return len(c.rows), ours, nil
 }
 
 // change makes an RPCBIND v3 SET or UNSET of prog on netid "udp" and

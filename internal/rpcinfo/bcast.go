@@ -12,6 +12,7 @@ import (
 
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // rpc_broadcast's timing: a round of sends, a wait of 4 seconds, a
@@ -165,7 +166,7 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 	default:
 		return bcastReply{}, false
 	}
-	d := newReader(p.data)
+	d := xdr.NewDecoder(p.data)
 	_, e, ok := parseReply(d)
 	if !ok || e.Stat != Success {
 		return bcastReply{}, false
@@ -173,23 +174,23 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 	var who taddr
 	if v2 {
 		// xdr_rmtcallres: the port (through xdr_reference, which has no
-		// optional-data flag), the results' length, then void results.
-		port := d.u32()
-		d.u32()
-		if !d.ok() {
+		// optional-data flag), then the results, which a datagram bounds.
+		res, err := pmap.DecodePortCallResult(d, udpMsgSize)
+		if err != nil {
 			return bcastReply{}, false
 		}
+		port := res.Port
 		from := p.from.AddrPort().Addr()
 		if from.Is4In6() {
 			from = from.Unmap()
 		}
 		who = ipTaddr(netip.AddrPortFrom(from, uint16(port)))
 	} else {
-		ua := d.str(maxWrapStr)
-		d.u32()
-		if !d.ok() {
+		res, err := pmap.DecodeRmtcallResult(d, udpMsgSize)
+		if err != nil {
 			return bcastReply{}, false
 		}
+		ua := res.Addr
 		a, ok := uaddr2taddr(p.t.nc, ua)
 		if !ok {
 			// __ipv6v4_fixup: an IPv6 universal address in an answer

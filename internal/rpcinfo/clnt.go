@@ -22,7 +22,7 @@ import (
 // geterr its details; the controls are the CLSET_/CLGET_ requests
 // rpcinfo and rpcb_clnt use.
 type clnt interface {
-	call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status
+	call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status
 	geterr() rpcErr
 	setVers(uint32)
 	setProg(uint32)
@@ -186,7 +186,7 @@ func (c *vcClient) close()                 { c.conn.Close() }
 // call sends one record and reads records until the reply with its xid.
 // A record that is not a reply libtirpc can decode is skipped, as
 // clnt_vc_call does; the timeout bounds the whole wait.
-func (c *vcClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status {
+func (c *vcClient) call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status {
 	c.xid--
 	c.buf = rpc.AppendCall(c.buf[:0], c.xid, c.prog, c.vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
 	c.buf = append(c.buf, args...)
@@ -227,13 +227,13 @@ func (c *vcClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, tim
 // acceptRecord judges a record read for the call with xid, as clnt_vc
 // does: ok is false for a record to skip (not a reply it can decode, or
 // another call's); otherwise e is the call's outcome.
-func acceptRecord(rec []byte, xid uint32, dec func(*xdrReader) bool) (e rpcErr, ok bool) {
-	rd := newReader(rec)
-	got, e, ok := parseReply(rd)
+func acceptRecord(rec []byte, xid uint32, dec func(*xdr.Decoder) error) (e rpcErr, ok bool) {
+	d := xdr.NewDecoder(rec)
+	got, e, ok := parseReply(d)
 	if !ok || got != xid {
 		return e, false
 	}
-	if e.Stat == Success && dec != nil && !dec(rd) {
+	if e.Stat == Success && dec != nil && dec(d) != nil {
 		e = rpcErr{Stat: CantDecodeRes}
 	}
 	return e, true
@@ -270,7 +270,7 @@ func (c *dgClient) setServer(a taddr) bool {
 // whole retransmit interval and sends the call again. So a flood of
 // junk ends the call early instead of prolonging it, and the number of
 // rounds is bounded by timeout/wait whatever arrives.
-func (c *dgClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status {
+func (c *dgClient) call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status {
 	c.xid++
 	c.buf = rpc.AppendCall(c.buf[:0], c.xid, c.prog, c.vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
 	c.buf = append(c.buf, args...)
@@ -310,16 +310,16 @@ func (c *dgClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, tim
 // clnt_dg does: ok is false for one of another call (or too short to
 // say), which costs a retransmission; a reply it cannot decode ends the
 // call with CANTDECODERES.
-func acceptDatagram(in []byte, xid uint32, dec func(*xdrReader) bool) (e rpcErr, ok bool) {
+func acceptDatagram(in []byte, xid uint32, dec func(*xdr.Decoder) error) (e rpcErr, ok bool) {
 	if len(in) < 4 || uint32(in[0])<<24|uint32(in[1])<<16|uint32(in[2])<<8|uint32(in[3]) != xid {
 		return e, false
 	}
-	rd := newReader(in)
-	_, e, ok = parseReply(rd)
+	d := xdr.NewDecoder(in)
+	_, e, ok = parseReply(d)
 	switch {
 	case !ok:
 		e = rpcErr{Stat: CantDecodeRes}
-	case e.Stat == Success && dec != nil && !dec(rd):
+	case e.Stat == Success && dec != nil && dec(d) != nil:
 		e = rpcErr{Stat: CantDecodeRes}
 	}
 	return e, true
@@ -388,11 +388,11 @@ func (p *pkgClient) server() taddr          { return taddr{Family: syscall.AF_UN
 func (p *pkgClient) netid() string          { return "local" }
 func (p *pkgClient) close()                 { p.c.Close() }
 
-func (p *pkgClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status {
+func (p *pkgClient) call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := p.c.CallProgram(ctx, pmap.Program, p.vers, proc, args, func(d *xdr.Decoder) error {
-		if dec != nil && !dec(newReader(d.Rest())) {
+		if dec != nil && dec(d) != nil {
 			return errDecode
 		}
 		return nil

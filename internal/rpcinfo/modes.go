@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // The functions below are rpcinfo.c's, one for each of its modes. They
@@ -58,7 +59,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	defer c.close()
 	var rows []pmap.Mapping
 	timeout := r.callTimeout(minuteTimeout)
-	st := c.call(procDump, nil, decodeRpcbList(&rows), timeout)
+	st := c.call(procDump, nil, rpcbList(&rows), timeout)
 	if st != Success {
 		if st != ProgVersMismatch && st != ProgUnavail {
 			return r.failed(c)
@@ -68,13 +69,13 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 		case e.low() == pmap.VersRPCB4:
 			rows = nil
 			c.setVers(pmap.VersRPCB4)
-			if c.call(procDump, nil, decodeRpcbList(&rows), timeout) != Success {
+			if c.call(procDump, nil, rpcbList(&rows), timeout) != Success {
 				return r.failed(c)
 			}
 		case e.high() == pmap.VersPMAP:
 			var ports []pmap.PortMapping
 			c.setVers(pmap.VersPMAP)
-			if c.call(procDump, nil, decodePmapList(&ports), timeout) != Success {
+			if c.call(procDump, nil, pmapList(&ports), timeout) != Success {
 				return r.failed(c)
 			}
 			rows = nil
@@ -231,7 +232,10 @@ func (r *runner) pmapdump(args []string) int {
 	if len(args) == 1 {
 		host = args[0]
 		res.Host = host
-		c = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp")
+		var ok bool
+		if c, ok = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); !ok {
+			return 1
+		}
 	} else {
 		var ok bool
 		if c, ok = r.localInfo(pmap.VersPMAP); !ok {
@@ -241,7 +245,7 @@ func (r *runner) pmapdump(args []string) int {
 	}
 	defer c.close()
 	var rows []pmap.PortMapping
-	if st := c.call(procDump, nil, decodePmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
+	if st := c.call(procDump, nil, pmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
 		if st == ProgVersMismatch || st == ProgUnavail {
 			if c.geterr().low() > pmap.VersPMAP {
 				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
@@ -346,12 +350,20 @@ func (r *runner) ipPing(proto string, args []string) int {
 	}
 	host := args[0]
 	res.Host = host
-	prog := r.getprognum(args[1])
+	prog, ok := r.getprognum(args[1])
+	if !ok {
+		return 1
+	}
 	var vers uint64
 	if len(args) == 3 {
-		vers = r.getvers(args[2])
+		if vers, ok = r.getvers(args[2]); !ok {
+			return 1
+		}
 	}
-	c := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	c, ok := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	if !ok {
+		return 1
+	}
 	defer c.close()
 	res.Netid = c.netid()
 	return r.pingVersions(c, prog, vers, len(args) == 3, res)
@@ -388,10 +400,17 @@ func (r *runner) progping(netid string, netidSet bool, args []string) int {
 		return r.usage()
 	}
 	res.Host = args[0]
-	prog := uint64(uint32(r.getprognum(args[1])))
+	prog, ok := r.getprognum(args[1])
+	if !ok {
+		return 1
+	}
+	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 3 {
-		vers = uint64(uint32(r.getvers(args[2])))
+		if vers, ok = r.getvers(args[2]); !ok {
+			return 1
+		}
+		vers = uint64(uint32(vers))
 	}
 	nc, ok := r.lookupNetid(netid)
 	if !ok {
@@ -421,10 +440,17 @@ func (r *runner) addrping(address, netid string, netidSet bool, args []string) i
 		r.eprintf("rpcinfo: Could not find %s\n", netid)
 		return 1
 	}
-	prog := uint64(uint32(r.getprognum(args[0])))
+	prog, ok := r.getprognum(args[0])
+	if !ok {
+		return 1
+	}
+	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 2 {
-		vers = uint64(uint32(r.getvers(args[1])))
+		if vers, ok = r.getvers(args[1]); !ok {
+			return 1
+		}
+		vers = uint64(uint32(vers))
 	}
 	// uaddr2taddr fails for a transport libtirpc has no socket for.
 	a, ok := uaddr2taddr(nc, address)
@@ -469,12 +495,22 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		return 1
 	}
 	defer c.close()
-	prog := uint32(r.getprognum(args[1]))
-	vers := uint32(r.getvers(args[2]))
+	prog64, ok := r.getprognum(args[1])
+	if !ok {
+		return 1
+	}
+	vers64, ok := r.getvers(args[2])
+	if !ok {
+		return 1
+	}
+	prog, vers := uint32(prog64), uint32(vers64)
 	res.Prog, res.Vers = prog, vers
 	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
-	var entries []AddrEntry
-	if c.call(procGetaddrlist, args2, decodeEntryList(&entries), r.callTimeout(minuteTimeout)) != Success {
+	var entries []pmap.AddrEntry
+	if c.call(procGetaddrlist, args2, func(d *xdr.Decoder) (err error) {
+		entries, err = pmap.DecodeAddrList(d, entries, maxRows)
+		return err
+	}, r.callTimeout(minuteTimeout)) != Success {
 		return r.failed(c)
 	}
 	if len(entries) == 0 {
@@ -521,8 +557,15 @@ func (r *runner) deletereg(netid string, netidSet bool, args []string) int {
 		}
 		res.Netid = netid
 	}
-	vers := uint32(r.getvers(args[1]))
-	prog := uint32(r.getprognum(args[0]))
+	vers64, ok := r.getvers(args[1])
+	if !ok {
+		return 1
+	}
+	prog64, ok := r.getprognum(args[0])
+	if !ok {
+		return 1
+	}
+	prog, vers := uint32(prog64), uint32(vers64)
 	res.Prog, res.Vers = prog, vers
 	if !r.rpcbUnset(prog, vers, res.Netid) {
 		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
@@ -548,7 +591,7 @@ func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
 	}
 	var done bool
 	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Owner: euidString()})
-	c.call(procUnset, args, func(d *xdrReader) bool { done = d.boolean(); return d.ok() }, r.callTimeout(minuteTimeout))
+	c.call(procUnset, args, func(d *xdr.Decoder) (err error) { done, err = d.AnyBool(); return err }, r.callTimeout(minuteTimeout))
 	return done
 }
 
@@ -570,8 +613,11 @@ func (r *runner) getstat(args []string) int {
 		return 1
 	}
 	defer c.close()
-	var st [3]VersStat
-	if c.call(procGetstat, nil, decodeStats(&st), r.callTimeout(minuteTimeout)) != Success {
+	var st [3]pmap.VersStat
+	if c.call(procGetstat, nil, func(d *xdr.Decoder) (err error) {
+		st, err = pmap.DecodeStatByVers(d, maxRows)
+		return err
+	}, r.callTimeout(minuteTimeout)) != Success {
 		return r.failed(c)
 	}
 	r.printStats(&st)
@@ -595,7 +641,7 @@ func spaces(n int) string {
 
 // statLine prints the header and value lines of procedures lo..hi of one
 // version, each column a tab stop wider than its value.
-func (r *runner) statLine(s *VersStat, hdr []string, lo, hi int, getaddrPlusList bool) string {
+func (r *runner) statLine(s *pmap.VersStat, hdr []string, lo, hi int, getaddrPlusList bool) string {
 	var line strings.Builder
 	for i := lo; i <= hi; i++ {
 		field := ""
@@ -632,7 +678,7 @@ func (r *runner) statLine(s *VersStat, hdr []string, lo, hi int, getaddrPlusList
 	return line.String()
 }
 
-func (r *runner) printStats(st *[3]VersStat) {
+func (r *runner) printStats(st *[3]pmap.VersStat) {
 	r.printf("PORTMAP (version 2) statistics\n")
 	r.printf("\n%s\n\n", r.statLine(&st[0], pmapHdr, 0, 5, false))
 	if st[0].Info[5] != 0 {
@@ -680,7 +726,7 @@ func (r *runner) progColumn(prog uint32) {
 	}
 }
 
-func (r *runner) printRmtStat(s *VersStat, v4 bool) {
+func (r *runner) printRmtStat(s *pmap.VersStat, v4 bool) {
 	if v4 {
 		r.printf("prog\t\tvers\tproc\tnetid\tindirect success failure\n")
 	} else {
@@ -696,7 +742,7 @@ func (r *runner) printRmtStat(s *VersStat, v4 bool) {
 	}
 }
 
-func (r *runner) printAddrStat(s *VersStat) {
+func (r *runner) printAddrStat(s *pmap.VersStat) {
 	r.printf("prog\t\tvers\tnetid\t  success\tfailure\n")
 	for _, a := range s.Addrs {
 		r.progColumn(a.Prog)
@@ -713,10 +759,21 @@ func (r *runner) brdcst(args []string) int {
 	if len(args) != 2 {
 		return r.usage()
 	}
-	prog := uint32(r.getprognum(args[0]))
-	vers := uint32(r.getvers(args[1]))
+	prog64, ok := r.getprognum(args[0])
+	if !ok {
+		return 1
+	}
+	vers64, ok := r.getvers(args[1])
+	if !ok {
+		return 1
+	}
+	prog, vers := uint32(prog64), uint32(vers64)
 	res.Prog, res.Vers = prog, vers
-	replies, st := r.broadcast(prog, vers)
+	broadcast := r.broadcast
+	if broadcast == nil {
+		broadcast = r.rpcBroadcast
+	}
+	replies, st := broadcast(prog, vers)
 	for _, b := range replies {
 		r.printf("%s\t%s\n", b.Addr, b.Host)
 		res.Replies = append(res.Replies, b)
