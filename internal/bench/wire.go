@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -61,11 +64,11 @@ type transport interface {
 }
 
 // udpTransport is a connected UDP socket: the kernel filters replies from
-// other addresses, and one socket per client keeps replies apart.
+// other addresses, and one socket per client keeps replies apart. A call
+// is sent once: a lost datagram is a timeout, which the table counts.
 type udpTransport struct {
-	conn    *net.UDPConn
+	d       *client.Datagram
 	timeout time.Duration
-	buf     []byte
 }
 
 func dialUDP(addr string, timeout time.Duration) (*udpTransport, error) {
@@ -77,38 +80,23 @@ func dialUDP(addr string, timeout time.Duration) (*udpTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &udpTransport{conn: conn, timeout: timeout, buf: make([]byte, 65536)}, nil
+	return &udpTransport{d: client.NewDatagram(conn, netip.AddrPort{}, 65536), timeout: timeout}, nil
 }
 
+// roundTrip skips a reply to an earlier call that timed out rather than
+// take it for this call's answer.
 func (t *udpTransport) roundTrip(req []byte, xid uint32) ([]byte, error) {
-	if _, err := t.conn.Write(req[rpc.RecordHeaderLen:]); err != nil {
-		return nil, err
-	}
-	if err := t.conn.SetReadDeadline(time.Now().Add(t.timeout)); err != nil {
-		return nil, err
-	}
-	for {
-		n, err := t.conn.Read(t.buf)
-		if err != nil {
-			return nil, err
-		}
-		// A reply to an earlier call that timed out may still arrive;
-		// skip it rather than take it for this call's answer.
-		if n >= 4 && uint32(t.buf[0])<<24|uint32(t.buf[1])<<16|uint32(t.buf[2])<<8|uint32(t.buf[3]) == xid {
-			return t.buf[:n], nil
-		}
-	}
+	return t.d.RoundTrip(context.Background(), req, client.Retry{Total: t.timeout, Wait: t.timeout}, client.ReplyTo(xid))
 }
 
-func (t *udpTransport) close() { t.conn.Close() }
+func (t *udpTransport) close() { t.d.Conn().Close() }
 
 // streamTransport is a persistent TCP or local-socket connection, redialled
 // after any error: after a timeout its stream position is unknown.
 type streamTransport struct {
 	network, addr string
 	timeout       time.Duration
-	conn          net.Conn
-	rr            *rpc.RecordReader
+	s             *client.Stream
 }
 
 func newStreamTransport(network, addr string, timeout time.Duration) *streamTransport {
@@ -116,35 +104,34 @@ func newStreamTransport(network, addr string, timeout time.Duration) *streamTran
 }
 
 func (t *streamTransport) dial() error {
-	if t.conn != nil {
+	if t.s != nil {
 		return nil
 	}
 	conn, err := net.DialTimeout(t.network, t.addr, t.timeout)
 	if err != nil {
 		return err
 	}
-	t.conn, t.rr = conn, rpc.NewRecordReader(conn, maxReply)
-	t.rr.Keep = maxReply // one DUMP's buffer serves the next: the client stays cheap
+	t.s = client.NewStream(conn, maxReply)
+	t.s.RecordReader().Keep = maxReply // one DUMP's buffer serves the next: the client stays cheap
 	return nil
 }
+
+// anyRecord takes every record as the reply: replies on a stream come in
+// order, and roundTrip checks the xid itself.
+func anyRecord([]byte) bool { return true }
 
 func (t *streamTransport) roundTrip(req []byte, xid uint32) ([]byte, error) {
 	if err := t.dial(); err != nil {
 		return nil, err
 	}
-	t.conn.SetDeadline(time.Now().Add(t.timeout))
-	if _, err := t.conn.Write(rpc.MarkRecord(req)); err != nil {
-		t.close()
-		return nil, err
-	}
-	msg, err := t.rr.Next()
+	t.s.Conn().SetDeadline(time.Now().Add(t.timeout))
+	msg, err := t.s.RoundTrip(req, anyRecord)
 	if err != nil {
 		t.close()
 		return nil, err
 	}
 	if len(msg) < 4 || uint32(msg[0])<<24|uint32(msg[1])<<16|uint32(msg[2])<<8|uint32(msg[3]) != xid {
-		// Replies on a stream come in order; anything else means the
-		// stream is out of step.
+		// Anything else means the stream is out of step.
 		t.close()
 		return nil, fmt.Errorf("reply out of order on %s", t.network)
 	}
@@ -152,9 +139,9 @@ func (t *streamTransport) roundTrip(req []byte, xid uint32) ([]byte, error) {
 }
 
 func (t *streamTransport) close() {
-	if t.conn != nil {
-		t.conn.Close()
-		t.conn, t.rr = nil, nil
+	if t.s != nil {
+		t.s.Conn().Close()
+		t.s = nil
 	}
 }
 
