@@ -495,15 +495,10 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		return 1
 	}
 	defer c.close()
-	prog64, ok := r.getprognum(args[1])
+	prog, vers, ok := r.progAndVers(args[1], args[2], false)
 	if !ok {
 		return 1
 	}
-	vers64, ok := r.getvers(args[2])
-	if !ok {
-		return 1
-	}
-	prog, vers := uint32(prog64), uint32(vers64)
 	res.Prog, res.Vers = prog, vers
 	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
 	var entries []pmap.AddrEntry
@@ -557,15 +552,10 @@ func (r *runner) deletereg(netid string, netidSet bool, args []string) int {
 		}
 		res.Netid = netid
 	}
-	vers64, ok := r.getvers(args[1])
+	prog, vers, ok := r.progAndVers(args[0], args[1], true)
 	if !ok {
 		return 1
 	}
-	prog64, ok := r.getprognum(args[0])
-	if !ok {
-		return 1
-	}
-	prog, vers := uint32(prog64), uint32(vers64)
 	res.Prog, res.Vers = prog, vers
 	if !r.rpcbUnset(prog, vers, res.Netid) {
 		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
@@ -759,15 +749,10 @@ func (r *runner) brdcst(args []string) int {
 	if len(args) != 2 {
 		return r.usage()
 	}
-	prog64, ok := r.getprognum(args[0])
+	prog, vers, ok := r.progAndVers(args[0], args[1], false)
 	if !ok {
 		return 1
 	}
-	vers64, ok := r.getvers(args[1])
-	if !ok {
-		return 1
-	}
-	prog, vers := uint32(prog64), uint32(vers64)
 	res.Prog, res.Vers = prog, vers
 	broadcast := r.broadcast
 	if broadcast == nil {

@@ -136,6 +136,27 @@ func (r *runner) getvers(arg string) (uint64, bool) {
 	return uint64(int64(int32(v))), true
 }
 
+// progAndVers reads a program and a version as they go on the wire, in
+// the order rpcinfo reads them (-d reads the version first), so that the
+// first bad one is the one named.
+func (r *runner) progAndVers(progArg, versArg string, versFirst bool) (prog, vers uint32, ok bool) {
+	var p, v uint64
+	if versFirst {
+		if v, ok = r.getvers(versArg); !ok {
+			return 0, 0, false
+		}
+	}
+	if p, ok = r.getprognum(progArg); !ok {
+		return 0, 0, false
+	}
+	if !versFirst {
+		if v, ok = r.getvers(versArg); !ok {
+			return 0, 0, false
+		}
+	}
+	return uint32(p), uint32(v), true
+}
+
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isAlpha(c byte) bool { return (c|0x20) >= 'a' && (c|0x20) <= 'z' }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -21,6 +22,11 @@ import (
 // Which reply belongs to the call is the caller's to say (accept), since
 // clients differ there: libtirpc skips what it cannot decode, a load
 // generator treats anything out of order as an error.
+
+// ErrSend wraps the error of a call that could not be sent, which
+// libtirpc reports apart from one whose reply did not come
+// (RPC_CANTSEND, RPC_CANTRECV).
+var ErrSend = errors.New("send")
 
 // Stream carries calls as records on a connected stream (TCP or a local
 // socket), as libtirpc's clnt_vc does. The connection's deadline is the
@@ -45,7 +51,7 @@ func (s *Stream) RecordReader() *rpc.RecordReader { return s.rr }
 // returns the first record accept takes; the ones it refuses are skipped.
 func (s *Stream) RoundTrip(call []byte, accept func(reply []byte) bool) ([]byte, error) {
 	if _, err := s.conn.Write(rpc.MarkRecord(call)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrSend, err)
 	}
 	for {
 		rec, err := s.rr.Next()
@@ -122,7 +128,7 @@ func (d *Datagram) RoundTrip(ctx context.Context, call []byte, r Retry, accept f
 			_, err = d.conn.Write(msg)
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrSend, err)
 		}
 		tv := min(budget, wait)
 		d.conn.SetReadDeadline(time.Now().Add(tv))
