@@ -3,7 +3,6 @@ package rpcinfo
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -90,17 +89,10 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	for _, m := range rows {
 		res.Mappings = append(res.Mappings, Mapping{m.Prog, m.Vers, m.Netid, m.Addr, m.Owner, r.serviceOr(m.Prog, "")})
 	}
-	switch {
-	case len(rows) == 0:
-		r.printf("No remote programs registered.\n")
-	case !short:
-		r.printf("   program version netid     address                service    owner\n")
-		for _, m := range rows {
-			r.printf("%10d%5d    %-9s %-22s %-10s %s\n", m.Prog, m.Vers, m.Netid, m.Addr, r.serviceOr(m.Prog, "-"), m.Owner)
-		}
-	default:
-		r.printShort(rows, res)
+	if short && len(rows) > 0 {
+		res.Programs = r.shortPrograms(res.Mappings)
 	}
+	renderDump(&r.stdout, res)
 	for _, m := range rows {
 		if port, ok := pmap.UaddrPort(m.Addr); ok && m.Netid != "local" && m.Netid != "unix" {
 			r.flagOutsideRange(m.Prog, m.Vers, m.Netid, port)
@@ -140,84 +132,6 @@ func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
 	return m
 }
 
-// printShort is -s: one row per program, its versions and netids in the
-// order rpcinfo builds its lists (each new one in front). The lookups
-// use maps: a hostile list of 65536 programs must not take quadratic
-// time.
-func (r *runner) printShort(rows []pmap.Mapping, res *DumpResult) {
-	type prog struct {
-		prog   uint32
-		owner  string
-		vers   []int32  // oldest first; printed newest first
-		netids []string // likewise
-		seenV  map[uint32]bool
-		seenN  map[string]bool
-	}
-	var progs []*prog
-	byNum := make(map[uint32]*prog)
-	for _, m := range rows {
-		p := byNum[m.Prog]
-		if p == nil {
-			p = &prog{prog: m.Prog, owner: m.Owner, seenV: map[uint32]bool{}, seenN: map[string]bool{}}
-			byNum[m.Prog] = p
-			progs = append(progs, p)
-		}
-		// add_version compares the int it stored with the unsigned long
-		// it got: versions from 2^31 up never match, so they repeat.
-		if m.Vers >= 1<<31 || !p.seenV[m.Vers] {
-			p.seenV[m.Vers] = true
-			p.vers = append(p.vers, int32(m.Vers))
-		}
-		if !p.seenN[m.Netid] {
-			p.seenN[m.Netid] = true
-			p.netids = append(p.netids, m.Netid)
-		}
-	}
-	r.printf("   program version(s) netid(s)                         service     owner\n")
-	for _, p := range progs {
-		slices.Reverse(p.vers)
-		slices.Reverse(p.netids)
-		r.printf("%10d  ", p.prog)
-		var vl strings.Builder
-		for i, v := range p.vers {
-			fmt.Fprint(&vl, v)
-			if i < len(p.vers)-1 {
-				vl.WriteString(",")
-			}
-		}
-		// Debian's rpcinfo pads the list to ten characters, and a longer
-		// one runs into the netids.
-		r.printf("%-10s", vl.String())
-		r.printf("%-32s", joinNetids(p.netids))
-		r.printf(" %-11s", r.serviceOr(p.prog, "-"))
-		r.printf(" %s\n", p.owner)
-		vs := make([]int64, len(p.vers))
-		for i, v := range p.vers {
-			vs[i] = int64(v)
-		}
-		res.Programs = append(res.Programs, Program{p.prog, vs, p.netids, r.serviceOr(p.prog, ""), p.owner})
-	}
-}
-
-// joinNetids is rpcinfo's strncat loop into a 256-byte buffer.
-func joinNetids(netids []string) string {
-	var buf strings.Builder
-	netidmax := 255
-	for i, n := range netids {
-		buf.WriteString(n[:min(len(n), netidmax)])
-		if len(n) < netidmax {
-			netidmax -= len(n)
-		} else {
-			break
-		}
-		if i < len(netids)-1 && netidmax > 1 {
-			buf.WriteString(",")
-			netidmax--
-		}
-	}
-	return buf.String()
-}
-
 // pmapdump is -p: PMAP v2 DUMP, over the local socket or, for a host, over
 // TCP at the port the portmapper gives for itself.
 func (r *runner) pmapdump(args []string) int {
@@ -255,47 +169,29 @@ func (r *runner) pmapdump(args []string) int {
 		r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact portmapper"))
 		return 1
 	}
-	if len(rows) == 0 {
-		r.printf("No remote programs registered.\n")
-		return 0
-	}
-	r.printf("   program vers proto   port  service\n")
 	for _, p := range rows {
-		r.printf("%10d%5d", p.Prog, p.Vers)
-		if netid, ok := pmap.ProtoNetid(p.Prot); ok {
-			r.printf("%6s", netid)
-		} else {
-			r.printf("%6d", p.Prot)
-		}
-		r.printf("%7d", p.Port)
-		name, ok := r.service(p.Prog)
-		if ok {
-			r.printf("  %s\n", name)
-		} else {
-			r.printf("\n")
-		}
+		name, _ := r.service(p.Prog)
 		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port, name})
 	}
+	renderPorts(&r.stdout, res)
 	for _, p := range rows {
 		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
 	return 0
 }
 
-// pstatus prints the outcome of the last ping on c.
+// pstatus records and renders the outcome of the last ping on c.
 func (r *runner) pstatus(c clnt, prog, vers uint64, res *PingResult) bool {
 	e := c.geterr()
 	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == Success}
-	defer func() { res.Pings = append(res.Pings, p) }()
 	if e.Stat != Success {
 		msg := e.sperror("rpcinfo")
 		p.Error = strings.TrimPrefix(msg, "rpcinfo: ")
 		r.eprintf("%s\n", msg)
-		r.printf("program %d version %d is not available\n", prog, vers)
-		return false
 	}
-	r.printf("program %d version %d ready and waiting\n", prog, vers)
-	return true
+	res.Pings = append(res.Pings, p)
+	renderPing(&r.stdout, p)
+	return p.Ready
 }
 
 // versionRange reads the range a PROG_MISMATCH named, or learns that
@@ -508,13 +404,7 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 	}, r.callTimeout(minuteTimeout)) != Success {
 		return r.failed(c)
 	}
-	if len(entries) == 0 {
-		r.printf("No remote programs registered.\n")
-		return 0
-	}
-	r.printf("   program vers  tp_family/name/class    address\t\t  service\n")
 	for _, e := range entries {
-		r.printf("%10d%3d    ", prog, vers)
 		class := "cots_ord"
 		switch e.Semantics {
 		case semCLTS:
@@ -522,16 +412,9 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		case semCOTS:
 			class = "cots"
 		}
-		buf := fmt.Sprintf("%s/%s/%s ", e.Family, e.Proto, class)
-		if len(buf) > 127 {
-			buf = buf[:127]
-		}
-		r.printf("%-24s", buf)
-		r.printf("%-24s", e.Addr)
-		r.printf(" %-13s", r.serviceOr(prog, "-"))
-		r.printf("\n")
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
 	}
+	renderAddrList(&r.stdout, res)
 	return 0
 }
 
@@ -610,134 +493,9 @@ func (r *runner) getstat(args []string) int {
 	}, r.callTimeout(minuteTimeout)) != Success {
 		return r.failed(c)
 	}
-	r.printStats(&st)
 	res.Versions = statsJSON(&st, r)
+	renderStats(&r.stdout, res)
 	return 0
-}
-
-var (
-	pmapHdr  = []string{"NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"}
-	rpcb3Hdr = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U"}
-	rpcb4Hdr = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U", "VERADDR", "INDRECT", "GETLIST", "GETSTAT"}
-)
-
-// spaces is rpcinfo's: nothing for a count out of 1..65.
-func spaces(n int) string {
-	if n <= 0 || n > 64 {
-		return ""
-	}
-	return strings.Repeat(" ", n)
-}
-
-// statLine prints the header and value lines of procedures lo..hi of one
-// version, each column a tab stop wider than its value.
-func (r *runner) statLine(s *pmap.VersStat, hdr []string, lo, hi int, getaddrPlusList bool) string {
-	var line strings.Builder
-	for i := lo; i <= hi; i++ {
-		field := ""
-		switch i {
-		case 1:
-			field = fmt.Sprintf("%d/", s.Set)
-		case 2:
-			field = fmt.Sprintf("%d/", s.Unset)
-		case 3:
-			var cnt int32
-			for _, a := range s.Addrs {
-				cnt += a.Success
-			}
-			field = fmt.Sprintf("%d/", cnt)
-		case 5:
-			var cnt int32
-			for _, m := range s.Rmts {
-				cnt += m.Success
-			}
-			field = fmt.Sprintf("%d/", cnt)
-		}
-		v := s.Info[i]
-		// rpcbind counts GETADDRLIST's successes as GETADDR's, and
-		// rpcinfo adds its calls to match.
-		if getaddrPlusList && i == 3 {
-			v += s.Info[11]
-		}
-		field += fmt.Sprint(v)
-		flen := len(field)
-		width := 8 * (1 + flen/8)
-		r.printf("%s%s", hdr[i], spaces(width-len(hdr[i])))
-		line.WriteString(field + spaces(width-flen))
-	}
-	return line.String()
-}
-
-func (r *runner) printStats(st *[3]pmap.VersStat) {
-	r.printf("PORTMAP (version 2) statistics\n")
-	r.printf("\n%s\n\n", r.statLine(&st[0], pmapHdr, 0, 5, false))
-	if st[0].Info[5] != 0 {
-		r.printf("PMAP_RMTCALL call statistics\n")
-		r.printRmtStat(&st[0], false)
-		r.printf("\n")
-	}
-	if st[0].Info[3] != 0 {
-		r.printf("PMAP_GETPORT call statistics\n")
-		r.printAddrStat(&st[0])
-		r.printf("\n")
-	}
-	r.printf("RPCBIND (version 3) statistics\n")
-	r.printf("\n%s\n\n", r.statLine(&st[1], rpcb3Hdr, 0, 8, false))
-	if st[1].Info[5] != 0 {
-		r.printf("RPCB_RMTCALL (version 3) call statistics\n")
-		r.printRmtStat(&st[1], false)
-		r.printf("\n")
-	}
-	if st[1].Info[3] != 0 {
-		r.printf("RPCB_GETADDR (version 3) call statistics\n")
-		r.printAddrStat(&st[1])
-		r.printf("\n")
-	}
-	r.printf("RPCBIND (version 4) statistics\n")
-	r.printf("\n%s\n", r.statLine(&st[2], rpcb4Hdr, 0, 8, true))
-	r.printf("\n%s\n", r.statLine(&st[2], rpcb4Hdr, 9, 12, true))
-	if st[2].Info[5] != 0 || st[2].Info[10] != 0 {
-		r.printf("\n")
-		r.printf("RPCB_RMTCALL (version 4) call statistics\n")
-		r.printRmtStat(&st[2], true)
-	}
-	if st[2].Info[3] != 0 {
-		r.printf("\n")
-		r.printf("RPCB_GETADDR (version 4) call statistics\n")
-		r.printAddrStat(&st[2])
-	}
-}
-
-func (r *runner) progColumn(prog uint32) {
-	if name, ok := r.service(prog); ok {
-		r.printf("%-16s", name)
-	} else {
-		r.printf("%-16d", int32(prog))
-	}
-}
-
-func (r *runner) printRmtStat(s *pmap.VersStat, v4 bool) {
-	if v4 {
-		r.printf("prog\t\tvers\tproc\tnetid\tindirect success failure\n")
-	} else {
-		r.printf("prog\t\tvers\tproc\tnetid\tsuccess\tfailure\n")
-	}
-	for _, m := range s.Rmts {
-		r.progColumn(m.Prog)
-		r.printf("%d\t%d\t%s\t", int32(m.Vers), int32(m.Proc), m.Netid)
-		if v4 {
-			r.printf("%d\t ", m.Indirect)
-		}
-		r.printf("%d\t%d\n", m.Success, m.Failure)
-	}
-}
-
-func (r *runner) printAddrStat(s *pmap.VersStat) {
-	r.printf("prog\t\tvers\tnetid\t  success\tfailure\n")
-	for _, a := range s.Addrs {
-		r.progColumn(a.Prog)
-		r.printf("%d\t%s\t  %-12d\t%d\n", int32(a.Vers), a.Netid, a.Success, a.Failure)
-	}
 }
 
 // brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
@@ -760,7 +518,7 @@ func (r *runner) brdcst(args []string) int {
 	}
 	replies, st := broadcast(prog, vers)
 	for _, b := range replies {
-		r.printf("%s\t%s\n", b.Addr, b.Host)
+		renderReply(&r.stdout, b)
 		res.Replies = append(res.Replies, b)
 	}
 	if st != Success && st != TimedOut {

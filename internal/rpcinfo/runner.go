@@ -62,7 +62,6 @@ func (r *runner) retry() time.Duration {
 	return retryInterval
 }
 
-func (r *runner) printf(format string, a ...any)  { fmt.Fprintf(&r.stdout, format, a...) }
 func (r *runner) eprintf(format string, a ...any) { fmt.Fprintf(&r.stderr, format, a...) }
 
 // service is the name getrpcbynumber gives prog, if any.
