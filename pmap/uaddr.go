@@ -34,7 +34,7 @@ func AppendUaddr(b []byte, ap netip.AddrPort) []byte {
 // ParseUaddr parses an IP universal address strictly: an address in text
 // form and two decimal bytes, split at the last two dots.
 func ParseUaddr(s string) (netip.AddrPort, error) {
-	host, hi, lo, ok := splitUaddr(s)
+	host, hi, lo, ok := SplitUaddr(s)
 	if !ok {
 		return netip.AddrPort{}, ErrUaddr
 	}
@@ -50,7 +50,10 @@ func ParseUaddr(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a, uint16(h<<8|l)), nil
 }
 
-func splitUaddr(s string) (host, hi, lo string, ok bool) {
+// SplitUaddr splits a universal address at its last two dots: the host
+// part and the port's two decimal parts, unread. It reports false when
+// there are not two dots.
+func SplitUaddr(s string) (host, hi, lo string, ok bool) {
 	i := strings.LastIndexByte(s, '.')
 	if i < 0 {
 		return "", "", "", false
@@ -67,7 +70,7 @@ func splitUaddr(s string) (host, hi, lo string, ok bool) {
 // read like C's atoi and combined as hi*256+lo, without checking the
 // host part. It reports false when there are not two dots.
 func UaddrPort(s string) (uint32, bool) {
-	_, hi, lo, ok := splitUaddr(s)
+	_, hi, lo, ok := SplitUaddr(s)
 	if !ok {
 		return 0, false
 	}
@@ -147,7 +150,7 @@ func atoi(s string) int32 {
 // the given family (4 or 6; any other value tries both). It neither
 // allocates nor keeps s, so a hint from the wire costs nothing.
 func LenientUaddr(s string, family int) (netip.AddrPort, bool) {
-	host, hi, lo, ok := splitUaddr(s)
+	host, hi, lo, ok := SplitUaddr(s)
 	if !ok {
 		return netip.AddrPort{}, false
 	}

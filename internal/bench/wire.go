@@ -49,7 +49,7 @@ func portOf(i int) uint32 { return 2000 + uint32(i%60000) }
 // uaddrOf is the universal address of port on the IPv4 wildcard, as
 // pmap_set stores it.
 func uaddrOf(port uint32) string {
-	return fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&0xff)
+	return pmap.FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
 }
 
 // uaddrPort is the strict port of a universal address an answer carries.
