@@ -129,34 +129,40 @@ func Run(args []string, o Options) int {
 	return finish(o, cl, runners, codes, hosts)
 }
 
-// run dispatches as rpcinfo's main does and returns its exit status.
+// run dispatches as rpcinfo's main does: the mode's typed result is the
+// run's, and its status rpcinfo's exit status.
 func (r *runner) run(cl *cmdline, args []string) int {
+	var res result
+	var code int
 	switch cl.modeFor(args) {
 	case modePmapDump:
 		// rpcinfo refuses -p with -n; here -n names the port to ask.
-		return r.pmapdump(args)
+		res, code = r.pmapdump(args)
 	case modeUDPPing:
-		return r.ipPing("udp", args)
+		res, code = r.ipPing("udp", args)
 	case modeTCPPing:
-		return r.ipPing("tcp", args)
+		res, code = r.ipPing("tcp", args)
 	case modeBroadcast:
-		return r.brdcst(args)
+		res, code = r.brdcst(args)
 	case modeDelete:
-		return r.deletereg(cl.netid, cl.netidSet, args)
+		res, code = r.deletereg(cl.netid, cl.netidSet, args)
 	case modeAddrPing:
-		return r.addrping(cl.address, cl.netid, cl.netidSet, args)
+		res, code = r.addrping(cl.address, cl.netid, cl.netidSet, args)
 	case modeProgPing:
-		return r.progping(cl.netid, cl.netidSet, args)
+		res, code = r.progping(cl.netid, cl.netidSet, args)
 	case modeRpcbDump:
-		return r.rpcbdump(false, cl.netid, cl.netidSet, args)
+		res, code = r.rpcbdump(false, cl.netid, cl.netidSet, args)
 	case modeRpcbDumpShort:
-		return r.rpcbdump(true, cl.netid, cl.netidSet, args)
+		res, code = r.rpcbdump(true, cl.netid, cl.netidSet, args)
 	case modeAddrList:
-		return r.rpcbaddrlist(cl.netid, cl.netidSet, args)
+		res, code = r.rpcbaddrlist(cl.netid, cl.netidSet, args)
 	case modeGetstat:
-		return r.getstat(args)
+		res, code = r.getstat(args)
+	default:
+		return r.usage()
 	}
-	return r.usage()
+	r.result = res
+	return code
 }
 
 func takesHost(mode int) bool {

@@ -23,15 +23,14 @@ const maxVersionsPinged = 1024
 
 // rpcbdump is rpcinfo's default listing (RPCBIND v3 DUMP, falling back
 // to v4 and to PMAP v2) and, with short, -s.
-func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) int {
+func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) (*DumpResult, int) {
 	res := &DumpResult{Mappings: []Mapping{}}
 	res.Query = "dump"
 	if short {
 		res.Query = "short"
 	}
-	r.result = res
 	if len(args) > 1 {
-		return r.usage()
+		return res, r.usage()
 	}
 	var c clnt
 	var ok bool
@@ -44,7 +43,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 			nc, found := r.lookupNetid(netid)
 			if !found {
 				r.ncPerror("rpcinfo: invalid transport")
-				return 1
+				return res, 1
 			}
 			c, _, ok = r.infoHandle(host, nc, pmap.VersRPCB3)
 		}
@@ -53,7 +52,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	}
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
 	var rows []pmap.Mapping
@@ -61,7 +60,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	st := c.call(procDump, nil, rpcbList(&rows), timeout)
 	if st != Success {
 		if st != ProgVersMismatch && st != ProgUnavail {
-			return r.failed(c)
+			return res, r.failed(c)
 		}
 		e := c.geterr()
 		switch {
@@ -69,13 +68,13 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 			rows = nil
 			c.setVers(pmap.VersRPCB4)
 			if c.call(procDump, nil, rpcbList(&rows), timeout) != Success {
-				return r.failed(c)
+				return res, r.failed(c)
 			}
 		case e.high() == pmap.VersPMAP:
 			var ports []pmap.PortMapping
 			c.setVers(pmap.VersPMAP)
 			if c.call(procDump, nil, pmapList(&ports), timeout) != Success {
-				return r.failed(c)
+				return res, r.failed(c)
 			}
 			rows = nil
 			for _, p := range ports {
@@ -98,7 +97,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 			r.flagOutsideRange(m.Prog, m.Vers, m.Netid, port)
 		}
 	}
-	return 0
+	return res, 0
 }
 
 // flagOutsideRange names, on stderr, a registration whose port is
@@ -134,12 +133,11 @@ func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
 
 // pmapdump is -p: PMAP v2 DUMP, over the local socket or, for a host, over
 // TCP at the port the portmapper gives for itself.
-func (r *runner) pmapdump(args []string) int {
+func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 	res := &PortsResult{Ports: []Port{}}
 	res.Query = "pmap"
-	r.result = res
 	if len(args) > 1 {
-		return r.usage()
+		return res, r.usage()
 	}
 	var c clnt
 	host := "(null)" // printf of a NULL host in glibc
@@ -148,13 +146,13 @@ func (r *runner) pmapdump(args []string) int {
 		res.Host = host
 		var ok bool
 		if c, ok = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); !ok {
-			return 1
+			return res, 1
 		}
 	} else {
 		var ok bool
 		if c, ok = r.localInfo(pmap.VersPMAP); !ok {
 			r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact portmapper"))
-			return 1
+			return res, 1
 		}
 	}
 	defer c.close()
@@ -164,10 +162,10 @@ func (r *runner) pmapdump(args []string) int {
 			if c.geterr().low() > pmap.VersPMAP {
 				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
 			}
-			return 1
+			return res, 1
 		}
 		r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact portmapper"))
-		return 1
+		return res, 1
 	}
 	for _, p := range rows {
 		name, _ := r.service(p.Prog)
@@ -177,7 +175,7 @@ func (r *runner) pmapdump(args []string) int {
 	for _, p := range rows {
 		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
-	return 0
+	return res, 0
 }
 
 // pstatus records and renders the outcome of the last ping on c.
@@ -237,32 +235,31 @@ func (r *runner) pingRange(c clnt, ping func(uint32) Status, prog, lo, hi uint64
 
 // ipPing is -u and -t: the service's address from the portmapper over
 // the protocol, then NULL calls to it.
-func (r *runner) ipPing(proto string, args []string) int {
+func (r *runner) ipPing(proto string, args []string) (*PingResult, int) {
 	res := &PingResult{Netid: proto, Pings: []Ping{}}
 	res.Query = "ping"
-	r.result = res
 	if len(args) < 2 || len(args) > 3 {
-		return r.usage()
+		return res, r.usage()
 	}
 	host := args[0]
 	res.Host = host
 	prog, ok := r.getprognum(args[1])
 	if !ok {
-		return 1
+		return res, 1
 	}
 	var vers uint64
 	if len(args) == 3 {
 		if vers, ok = r.getvers(args[2]); !ok {
-			return 1
+			return res, 1
 		}
 	}
 	c, ok := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
 	if !ok {
-		return 1
+		return res, 1
 	}
 	defer c.close()
 	res.Netid = c.netid()
-	return r.pingVersions(c, prog, vers, len(args) == 3, res)
+	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // pingVersions is what -u, -t, -T and -a do once the client exists:
@@ -288,63 +285,61 @@ func (r *runner) pingVersions(c clnt, prog, vers uint64, versGiven bool, res *Pi
 }
 
 // progping is -T netid host prog [vers]: clnt_tp_create, then NULL calls.
-func (r *runner) progping(netid string, netidSet bool, args []string) int {
+func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResult, int) {
 	res := &PingResult{Netid: netid, Pings: []Ping{}}
 	res.Query = "ping"
-	r.result = res
 	if len(args) < 2 || len(args) > 3 || !netidSet {
-		return r.usage()
+		return res, r.usage()
 	}
 	res.Host = args[0]
 	prog, ok := r.getprognum(args[1])
 	if !ok {
-		return 1
+		return res, 1
 	}
 	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 3 {
 		if vers, ok = r.getvers(args[2]); !ok {
-			return 1
+			return res, 1
 		}
 		vers = uint64(uint32(vers))
 	}
 	nc, ok := r.lookupNetid(netid)
 	if !ok {
 		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return 1
+		return res, 1
 	}
 	c, ok := r.tpCreate(args[0], uint32(prog), uint32(vers), nc)
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
-	return r.pingVersions(c, prog, vers, len(args) == 3, res)
+	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // addrping is -a address -T netid prog [vers]: NULL calls to the address
 // itself, without the portmapper.
-func (r *runner) addrping(address, netid string, netidSet bool, args []string) int {
+func (r *runner) addrping(address, netid string, netidSet bool, args []string) (*PingResult, int) {
 	res := &PingResult{Netid: netid, Address: address, Pings: []Ping{}}
 	res.Query = "ping"
-	r.result = res
 	if len(args) < 1 || len(args) > 2 || !netidSet {
-		return r.usage()
+		return res, r.usage()
 	}
 	nc, ok := r.lookupNetid(netid)
 	if !ok {
 		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return 1
+		return res, 1
 	}
 	prog, ok := r.getprognum(args[0])
 	if !ok {
-		return 1
+		return res, 1
 	}
 	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 2 {
 		if vers, ok = r.getvers(args[1]); !ok {
-			return 1
+			return res, 1
 		}
 		vers = uint64(uint32(vers))
 	}
@@ -352,24 +347,23 @@ func (r *runner) addrping(address, netid string, netidSet bool, args []string) i
 	a, ok := uaddr2taddr(nc, address)
 	if !ok {
 		r.eprintf("rpcinfo: rpcinfo: no address for client handle\n")
-		return 1
+		return res, 1
 	}
 	c, ok := r.tliCreate(nc, a, uint32(prog), uint32(vers))
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
-	return r.pingVersions(c, prog, vers, len(args) == 2, res)
+	return res, r.pingVersions(c, prog, vers, len(args) == 2, res)
 }
 
 // rpcbaddrlist is -l host prog vers: RPCBIND v4 GETADDRLIST.
-func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
+func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*AddrListResult, int) {
 	res := &AddrListResult{Entries: []Entry{}}
 	res.Query = "addrlist"
-	r.result = res
 	if len(args) != 3 {
-		return r.usage()
+		return res, r.usage()
 	}
 	host := args[0]
 	res.Host = host
@@ -382,18 +376,18 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		nc, found := r.lookupNetid(netid)
 		if !found {
 			r.ncPerror("rpcinfo: invalid transport")
-			return 1
+			return res, 1
 		}
 		c, target, ok = r.infoHandle(host, nc, pmap.VersRPCB4)
 	}
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
 	prog, vers, ok := r.progAndVers(args[1], args[2], false)
 	if !ok {
-		return 1
+		return res, 1
 	}
 	res.Prog, res.Vers = prog, vers
 	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
@@ -402,7 +396,7 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		entries, err = pmap.DecodeAddrList(d, entries, maxRows)
 		return err
 	}, r.callTimeout(minuteTimeout)) != Success {
-		return r.failed(c)
+		return res, r.failed(c)
 	}
 	for _, e := range entries {
 		class := "cots_ord"
@@ -415,37 +409,36 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
 	}
 	renderAddrList(&r.stdout, res)
-	return 0
+	return res, 0
 }
 
 // deletereg is -d [-T netid] prog vers: rpcb_unset, through the local
 // socket first. C evaluates the arguments of rpcb_unset right to left,
 // so a bad version is reported before a bad program.
-func (r *runner) deletereg(netid string, netidSet bool, args []string) int {
+func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteResult, int) {
 	res := &DeleteResult{}
 	res.Query = "delete"
-	r.result = res
 	if len(args) != 2 {
-		return r.usage()
+		return res, r.usage()
 	}
 	if netidSet {
 		if _, ok := r.lookupNetid(netid); !ok {
 			r.eprintf("rpcinfo: netid %s not supported\n", netid)
-			return 1
+			return res, 1
 		}
 		res.Netid = netid
 	}
 	prog, vers, ok := r.progAndVers(args[0], args[1], true)
 	if !ok {
-		return 1
+		return res, 1
 	}
 	res.Prog, res.Vers = prog, vers
 	if !r.rpcbUnset(prog, vers, res.Netid) {
 		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
-		return 1
+		return res, 1
 	}
 	res.Deleted = true
-	return 0
+	return res, 0
 }
 
 // rpcbUnset is libtirpc's rpcb_unset: UNSET through local_rpcb, the
@@ -469,10 +462,9 @@ func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
 }
 
 // getstat is -m: RPCBIND v4 GETSTAT, printed as rpcinfo's tables.
-func (r *runner) getstat(args []string) int {
+func (r *runner) getstat(args []string) (*StatResult, int) {
 	res := &StatResult{Versions: []StatVersion{}}
 	res.Query = "stat"
-	r.result = res
 	var c clnt
 	var ok bool
 	if len(args) >= 1 {
@@ -483,7 +475,7 @@ func (r *runner) getstat(args []string) int {
 	}
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
 	var st [3]pmap.VersStat
@@ -491,25 +483,24 @@ func (r *runner) getstat(args []string) int {
 		st, err = pmap.DecodeStatByVers(d, maxRows)
 		return err
 	}, r.callTimeout(minuteTimeout)) != Success {
-		return r.failed(c)
+		return res, r.failed(c)
 	}
 	res.Versions = statsJSON(&st, r)
 	renderStats(&r.stdout, res)
-	return 0
+	return res, 0
 }
 
 // brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
 // answer as it comes.
-func (r *runner) brdcst(args []string) int {
+func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
 	res := &BroadcastResult{Replies: []bcastReply{}}
 	res.Query = "broadcast"
-	r.result = res
 	if len(args) != 2 {
-		return r.usage()
+		return res, r.usage()
 	}
 	prog, vers, ok := r.progAndVers(args[0], args[1], false)
 	if !ok {
-		return 1
+		return res, 1
 	}
 	res.Prog, res.Vers = prog, vers
 	broadcast := r.broadcast
@@ -523,7 +514,7 @@ func (r *runner) brdcst(args []string) int {
 	}
 	if st != Success && st != TimedOut {
 		r.eprintf("rpcinfo: broadcast failed: %s\n", st)
-		return 1
+		return res, 1
 	}
-	return 0
+	return res, 0
 }
