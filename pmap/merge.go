@@ -47,12 +47,32 @@ func (ic *Interfaces) snapshot() []IfaceAddr {
 }
 
 func kernelInterfaces() []IfaceAddr {
+	out := []IfaceAddr{}
+	EachInterfaceAddr(func(ifc *net.Interface, ipn *net.IPNet) {
+		ip, ok := netip.AddrFromSlice(ipn.IP)
+		if !ok {
+			return
+		}
+		ones, _ := ipn.Mask.Size()
+		out = append(out, IfaceAddr{
+			Prefix:   netip.PrefixFrom(ip.Unmap(), ones),
+			Index:    ifc.Index,
+			Loopback: ifc.Flags&(net.FlagLoopback|net.FlagPointToPoint) != 0,
+		})
+	})
+	return out
+}
+
+// EachInterfaceAddr calls f with every IP address of every interface that
+// is up, as rpcbind and libtirpc walk getifaddrs: for the addresses a
+// reply is merged with, and those a broadcast goes to.
+func EachInterfaceAddr(f func(ifc *net.Interface, ipn *net.IPNet)) {
 	ifs, err := net.Interfaces()
 	if err != nil {
-		return []IfaceAddr{}
+		return
 	}
-	out := []IfaceAddr{}
-	for _, ifc := range ifs {
+	for i := range ifs {
+		ifc := &ifs[i]
 		if ifc.Flags&net.FlagUp == 0 {
 			continue
 		}
@@ -61,23 +81,11 @@ func kernelInterfaces() []IfaceAddr {
 			continue
 		}
 		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
+			if ipn, ok := a.(*net.IPNet); ok {
+				f(ifc, ipn)
 			}
-			ip, ok := netip.AddrFromSlice(ipn.IP)
-			if !ok {
-				continue
-			}
-			ones, _ := ipn.Mask.Size()
-			out = append(out, IfaceAddr{
-				Prefix:   netip.PrefixFrom(ip.Unmap(), ones),
-				Index:    ifc.Index,
-				Loopback: ifc.Flags&(net.FlagLoopback|net.FlagPointToPoint) != 0,
-			})
 		}
 	}
-	return out
 }
 
 // merge returns the address at which a caller reaches a service

@@ -344,12 +344,8 @@ func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
 			continue
 		}
 		sem, proto := semantics(m.Netid)
-		res = xdr.AppendBool(res, true)
-		res = xdr.AppendOpaque(res, merged)
-		res = xdr.AppendString(res, m.Netid)
-		res = xdr.AppendUint32(res, sem)
-		res = xdr.AppendString(res, fam)
-		res = xdr.AppendString(res, proto)
+		res = AppendAddrEntry(xdr.AppendBool(res, true),
+			&AddrEntry{Addr: string(merged), Netid: m.Netid, Semantics: sem, Family: fam, Proto: proto})
 	}
 	if s.serves(c.Netid) {
 		s.Stats.Lookup(StatV4, r.prog, r.vers, c.Netid, ok)

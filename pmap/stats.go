@@ -167,24 +167,14 @@ func (s *Stats) AppendXDR(b []byte) []byte {
 		vs.mu.RLock()
 		for j := len(vs.addrList) - 1; j >= 0; j-- {
 			a := vs.addrList[j]
-			b = xdr.AppendBool(b, true)
-			b = xdr.AppendUint32(b, a.prog)
-			b = xdr.AppendUint32(b, a.vers)
-			b = xdr.AppendInt32(b, a.success.Load())
-			b = xdr.AppendInt32(b, a.failure.Load())
-			b = xdr.AppendString(b, a.netid)
+			b = AppendAddrStat(xdr.AppendBool(b, true), &AddrStat{Prog: a.prog, Vers: a.vers,
+				Success: a.success.Load(), Failure: a.failure.Load(), Netid: a.netid})
 		}
 		b = xdr.AppendBool(b, false)
 		for j := len(vs.rmtList) - 1; j >= 0; j-- {
 			r := vs.rmtList[j]
-			b = xdr.AppendBool(b, true)
-			b = xdr.AppendUint32(b, r.prog)
-			b = xdr.AppendUint32(b, r.vers)
-			b = xdr.AppendUint32(b, r.proc)
-			b = xdr.AppendInt32(b, r.success.Load())
-			b = xdr.AppendInt32(b, r.failure.Load())
-			b = xdr.AppendInt32(b, r.indirect.Load())
-			b = xdr.AppendString(b, r.netid)
+			b = AppendRmtStat(xdr.AppendBool(b, true), &RmtStat{Prog: r.prog, Vers: r.vers, Proc: r.proc,
+				Success: r.success.Load(), Failure: r.failure.Load(), Indirect: r.indirect.Load(), Netid: r.netid})
 		}
 		vs.mu.RUnlock()
 		b = xdr.AppendBool(b, false)

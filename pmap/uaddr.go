@@ -34,7 +34,7 @@ func AppendUaddr(b []byte, ap netip.AddrPort) []byte {
 // ParseUaddr parses an IP universal address strictly: an address in text
 // form and two decimal bytes, split at the last two dots.
 func ParseUaddr(s string) (netip.AddrPort, error) {
-	host, hi, lo, ok := splitUaddr(s)
+	host, hi, lo, ok := SplitUaddr(s)
 	if !ok {
 		return netip.AddrPort{}, ErrUaddr
 	}
@@ -50,7 +50,10 @@ func ParseUaddr(s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a, uint16(h<<8|l)), nil
 }
 
-func splitUaddr(s string) (host, hi, lo string, ok bool) {
+// SplitUaddr splits a universal address at its last two dots: the host
+// part and the port's two decimal parts, unread. It reports false when
+// there are not two dots.
+func SplitUaddr(s string) (host, hi, lo string, ok bool) {
 	i := strings.LastIndexByte(s, '.')
 	if i < 0 {
 		return "", "", "", false
@@ -67,11 +70,45 @@ func splitUaddr(s string) (host, hi, lo string, ok bool) {
 // read like C's atoi and combined as hi*256+lo, without checking the
 // host part. It reports false when there are not two dots.
 func UaddrPort(s string) (uint32, bool) {
-	_, hi, lo, ok := splitUaddr(s)
+	_, hi, lo, ok := SplitUaddr(s)
 	if !ok {
 		return 0, false
 	}
 	return uint32(atoi(hi)*256 + atoi(lo)), true
+}
+
+// StrictUaddrPort extracts the port of a universal address ("h.h.h.h.p1.p2",
+// or an IPv6 host followed by ".p1.p2") the strict way: the last two
+// dot-separated fields must each be one to three decimal digits of at most
+// 255. It is for clients checking a portmapper's answer, where UaddrPort's
+// leniency would hide a wrong one; it takes the wire's bytes or a string
+// and allocates nothing.
+func StrictUaddrPort[T string | []byte](s T) (uint32, bool) {
+	var parts [2]uint32
+	end := len(s)
+	for k := 1; k >= 0; k-- {
+		i := end - 1
+		for i >= 0 && s[i] != '.' {
+			i--
+		}
+		if n := end - i - 1; i < 0 || n == 0 || n > 3 {
+			return 0, false
+		}
+		var v uint32
+		for j := i + 1; j < end; j++ {
+			c := s[j]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + uint32(c-'0')
+		}
+		if v > 255 {
+			return 0, false
+		}
+		parts[k] = v
+		end = i
+	}
+	return parts[0]<<8 | parts[1], true
 }
 
 // atoi reads an optional sign and leading decimal digits as glibc's atoi
@@ -113,7 +150,7 @@ func atoi(s string) int32 {
 // the given family (4 or 6; any other value tries both). It neither
 // allocates nor keeps s, so a hint from the wire costs nothing.
 func LenientUaddr(s string, family int) (netip.AddrPort, bool) {
-	host, hi, lo, ok := splitUaddr(s)
+	host, hi, lo, ok := SplitUaddr(s)
 	if !ok {
 		return netip.AddrPort{}, false
 	}

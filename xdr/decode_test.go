@@ -389,3 +389,25 @@ func TestPad(t *testing.T) {
 		t.Errorf("Pad(MaxInt) = %d, want 1", got)
 	}
 }
+
+// TestLibtirpcReads: a client reads a boolean and a string as libtirpc
+// does: any non-zero boolean is TRUE, a string ends at its first NUL.
+func TestLibtirpcReads(t *testing.T) {
+	d := xdr.NewDecoder([]byte{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5, 'a', 'b', 0, 'c', 'd', 0, 0, 0})
+	if v, err := d.AnyBool(); !v || err != nil {
+		t.Errorf("AnyBool of 2 = %v, %v; want true", v, err)
+	}
+	if v, err := d.AnyBool(); v || err != nil {
+		t.Errorf("AnyBool of 0 = %v, %v; want false", v, err)
+	}
+	if s, err := d.CString(5); s != "ab" || err != nil {
+		t.Errorf("CString = %q, %v; want \"ab\"", s, err)
+	}
+	if _, err := d.AnyBool(); !errors.Is(err, xdr.ErrShort) {
+		t.Errorf("AnyBool past the end: %v", err)
+	}
+	d.Reset([]byte{0, 0, 0, 6, 'a', 'b', 'c', 'd', 'e', 'f', 0, 0})
+	if _, err := d.CString(5); !errors.Is(err, xdr.ErrTooLong) {
+		t.Errorf("CString over its maximum: %v", err)
+	}
+}

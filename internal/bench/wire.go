@@ -1,12 +1,15 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -46,37 +49,11 @@ func portOf(i int) uint32 { return 2000 + uint32(i%60000) }
 // uaddrOf is the universal address of port on the IPv4 wildcard, as
 // pmap_set stores it.
 func uaddrOf(port uint32) string {
-	return fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&0xff)
+	return pmap.FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port)))
 }
 
-// uaddrPort extracts the port of a universal address ("h.h.h.h.p1.p2", or
-// an IPv6 host followed by ".p1.p2"): the last two dot-separated fields.
-func uaddrPort(s []byte) (uint32, bool) {
-	var parts [2]uint32
-	end := len(s)
-	for k := 1; k >= 0; k-- {
-		i := end - 1
-		for i >= 0 && s[i] != '.' {
-			i--
-		}
-		if i < 0 || end-i-1 == 0 || end-i-1 > 3 {
-			return 0, false
-		}
-		var v uint32
-		for _, c := range s[i+1 : end] {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + uint32(c-'0')
-		}
-		if v > 255 {
-			return 0, false
-		}
-		parts[k] = v
-		end = i
-	}
-	return parts[0]<<8 | parts[1], true
-}
+// uaddrPort is the strict port of a universal address an answer carries.
+func uaddrPort(s []byte) (uint32, bool) { return pmap.StrictUaddrPort(s) }
 
 // transport carries one call and returns its reply. req starts with
 // rpc.RecordHeaderLen bytes reserved for a record mark, which datagram
@@ -87,11 +64,11 @@ type transport interface {
 }
 
 // udpTransport is a connected UDP socket: the kernel filters replies from
-// other addresses, and one socket per client keeps replies apart.
+// other addresses, and one socket per client keeps replies apart. A call
+// is sent once: a lost datagram is a timeout, which the table counts.
 type udpTransport struct {
-	conn    *net.UDPConn
+	d       *client.Datagram
 	timeout time.Duration
-	buf     []byte
 }
 
 func dialUDP(addr string, timeout time.Duration) (*udpTransport, error) {
@@ -103,38 +80,23 @@ func dialUDP(addr string, timeout time.Duration) (*udpTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &udpTransport{conn: conn, timeout: timeout, buf: make([]byte, 65536)}, nil
+	return &udpTransport{d: client.NewDatagram(conn, netip.AddrPort{}, 65536), timeout: timeout}, nil
 }
 
+// roundTrip skips a reply to an earlier call that timed out rather than
+// take it for this call's answer.
 func (t *udpTransport) roundTrip(req []byte, xid uint32) ([]byte, error) {
-	if _, err := t.conn.Write(req[rpc.RecordHeaderLen:]); err != nil {
-		return nil, err
-	}
-	if err := t.conn.SetReadDeadline(time.Now().Add(t.timeout)); err != nil {
-		return nil, err
-	}
-	for {
-		n, err := t.conn.Read(t.buf)
-		if err != nil {
-			return nil, err
-		}
-		// A reply to an earlier call that timed out may still arrive;
-		// skip it rather than take it for this call's answer.
-		if n >= 4 && uint32(t.buf[0])<<24|uint32(t.buf[1])<<16|uint32(t.buf[2])<<8|uint32(t.buf[3]) == xid {
-			return t.buf[:n], nil
-		}
-	}
+	return t.d.RoundTrip(context.Background(), req, client.Retry{Total: t.timeout, Wait: t.timeout}, client.ReplyTo(xid))
 }
 
-func (t *udpTransport) close() { t.conn.Close() }
+func (t *udpTransport) close() { t.d.Conn().Close() }
 
 // streamTransport is a persistent TCP or local-socket connection, redialled
 // after any error: after a timeout its stream position is unknown.
 type streamTransport struct {
 	network, addr string
 	timeout       time.Duration
-	conn          net.Conn
-	rr            *rpc.RecordReader
+	s             *client.Stream
 }
 
 func newStreamTransport(network, addr string, timeout time.Duration) *streamTransport {
@@ -142,35 +104,34 @@ func newStreamTransport(network, addr string, timeout time.Duration) *streamTran
 }
 
 func (t *streamTransport) dial() error {
-	if t.conn != nil {
+	if t.s != nil {
 		return nil
 	}
 	conn, err := net.DialTimeout(t.network, t.addr, t.timeout)
 	if err != nil {
 		return err
 	}
-	t.conn, t.rr = conn, rpc.NewRecordReader(conn, maxReply)
-	t.rr.Keep = maxReply // one DUMP's buffer serves the next: the client stays cheap
+	t.s = client.NewStream(conn, maxReply)
+	t.s.RecordReader().Keep = maxReply // one DUMP's buffer serves the next: the client stays cheap
 	return nil
 }
+
+// anyRecord takes every record as the reply: replies on a stream come in
+// order, and roundTrip checks the xid itself.
+func anyRecord([]byte) bool { return true }
 
 func (t *streamTransport) roundTrip(req []byte, xid uint32) ([]byte, error) {
 	if err := t.dial(); err != nil {
 		return nil, err
 	}
-	t.conn.SetDeadline(time.Now().Add(t.timeout))
-	if _, err := t.conn.Write(rpc.MarkRecord(req)); err != nil {
-		t.close()
-		return nil, err
-	}
-	msg, err := t.rr.Next()
+	t.s.Conn().SetDeadline(time.Now().Add(t.timeout))
+	msg, err := t.s.RoundTrip(req, anyRecord)
 	if err != nil {
 		t.close()
 		return nil, err
 	}
 	if len(msg) < 4 || uint32(msg[0])<<24|uint32(msg[1])<<16|uint32(msg[2])<<8|uint32(msg[3]) != xid {
-		// Replies on a stream come in order; anything else means the
-		// stream is out of step.
+		// Anything else means the stream is out of step.
 		t.close()
 		return nil, fmt.Errorf("reply out of order on %s", t.network)
 	}
@@ -178,20 +139,25 @@ func (t *streamTransport) roundTrip(req []byte, xid uint32) ([]byte, error) {
 }
 
 func (t *streamTransport) close() {
-	if t.conn != nil {
-		t.conn.Close()
-		t.conn, t.rr = nil, nil
+	if t.s != nil {
+		t.s.Conn().Close()
+		t.s = nil
 	}
 }
 
 // caller builds calls to the portmapper in a reused buffer and decodes the
 // replies, so that a client's steady state allocates nothing.
 type caller struct {
-	t   transport
-	xid uint32
-	req []byte
-	dec xdr.Decoder
+	t    transport
+	xid  uint32
+	req  []byte
+	dec  xdr.Decoder
+	rows []pmap.PortMapping // DUMP's, reused
 }
+
+// maxDumpRows bounds a DUMP reply's rows: more than any table the
+// benchmark builds (a maxReply record holds fewer).
+const maxDumpRows = 1 << 22
 
 // begin starts a call to procedure proc of portmapper version vers; the
 // caller appends the arguments and passes the result to finish.
@@ -260,33 +226,22 @@ func (c *caller) getaddr(prog uint32) (uint32, error) {
 }
 
 // dump asks PMAP v2 DUMP and counts the rows of programs the benchmark
-// registered.
+// registered. The rows are decoded into the caller's reused slice.
 func (c *caller) dump() (rows, ours int, err error) {
 	d, err := c.finish(c.begin(pmap.VersPMAP, pmap.ProcDump))
 	if err != nil {
 		return 0, 0, err
 	}
-	for {
-		more, err := d.Bool()
-		if err != nil {
-			return rows, ours, fmt.Errorf("decode DUMP: %w", err)
-		}
-		if !more {
-			return rows, ours, nil
-		}
-		prog, err := d.Uint32()
-		if err == nil {
-			// vers, prot and port are not checked, only read.
-			_, err = d.FixedOpaque(12)
-		}
-		if err != nil {
-			return rows, ours, fmt.Errorf("decode DUMP: %w", err)
-		}
-		rows++
-		if prog >= progRegistered && prog < progUnregistered {
+	c.rows, err = pmap.DecodePmapList(d, c.rows[:0], maxDumpRows)
+	if err != nil {
+		return len(c.rows), 0, fmt.Errorf("decode DUMP: %w", err)
+	}
+	for _, m := range c.rows {
+		if m.Prog >= progRegistered && m.Prog < progUnregistered {
 			ours++
 		}
 	}
+	return len(c.rows), ours, nil
 }
 
 // change makes an RPCBIND v3 SET or UNSET of prog on netid "udp" and

@@ -3,8 +3,6 @@ package liveness
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
-	"net"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -12,8 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
-	"github.com/portmapd/portmapd/xdr"
 )
 
 // Checker probes registered services and removes dead ones.
@@ -134,7 +132,8 @@ func probeAddr(m pmap.Mapping) netip.AddrPort {
 	return ap
 }
 
-// alive makes one NULL call to the mapping's service.
+// alive makes one NULL call to the mapping's service: any reply, an
+// error reply included, shows that something serves the program there.
 func (c *Checker) alive(ctx context.Context, m pmap.Mapping) bool {
 	ap := probeAddr(m)
 	network := "udp"
@@ -143,53 +142,14 @@ func (c *Checker) alive(ctx context.Context, m pmap.Mapping) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, ap.String())
+	cl, err := client.Dial(ctx, network, ap.String())
 	if err != nil {
 		return false
 	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	xid := rand.Uint32()
-	msg := rpc.AppendCall(nil, xid, m.Prog, m.Vers, 0, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
-	if network == "tcp" {
-		if rpc.WriteRecord(conn, msg) != nil {
-			return false
-		}
-		rec, err := rpc.NewRecordReader(conn, 64<<10).Next()
-		return err == nil && answers(rec, xid)
-	}
-	// A datagram may be lost: retry within the timeout.
-	buf := make([]byte, 8800)
-	for try := 0; try < 3; try++ {
-		if _, err := conn.Write(msg); err != nil {
-			return false // ICMP port unreachable: nobody is there
-		}
-		conn.SetReadDeadline(time.Now().Add(c.Timeout / 3))
-		n, err := conn.Read(buf)
-		if err == nil && answers(buf[:n], xid) {
-			return true
-		}
-		if err != nil && !isTimeout(err) {
-			return false
-		}
-	}
-	return false
-}
-
-// answers reports whether b is an RPC reply to xid, of any status.
-func answers(b []byte, xid uint32) bool {
-	got, err := rpc.ParseReply(xdr.NewDecoder(b))
-	if got != xid {
-		return false
-	}
+	defer cl.Close()
+	// A datagram may be lost: the client sends it again within the
+	// timeout. An ICMP port unreachable ends the call at once.
+	err = cl.CallProgram(ctx, m.Prog, m.Vers, pmap.ProcNull, nil, nil)
 	var re *rpc.ReplyError
 	return err == nil || errors.As(err, &re)
-}
-
-func isTimeout(err error) bool {
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
 }

@@ -574,11 +574,10 @@ func (f *Forwarder) relay(out, msg []byte, from netip.AddrPort) {
 	}
 	out = rpc.AppendSuccess(out, e.key.xid)
 	if e.key.version == pmap.VersPMAP {
-		out = xdr.AppendUint32(out, e.port)
+		out = pmap.AppendPortCallResult(out, &pmap.PortCallResult{Port: e.port, Results: d.Rest()})
 	} else {
-		out = xdr.AppendString(out, e.uaddr)
+		out = pmap.AppendRmtcallResult(out, &pmap.RmtcallResult{Addr: e.uaddr, Results: d.Rest()})
 	}
-	out = xdr.AppendOpaque(out, d.Rest())
 	if !e.local && float64(len(out)) > f.cfg.MaxReplyRatio*float64(e.reqSize) {
 		f.tooLarge.Add(1)
 		if ce := f.log.Check(zap.InfoLevel, "remote-call reply too large for a caller that is not local; dropped"); ce != nil {

@@ -60,15 +60,11 @@ func uaddr2taddr(nc netconf, ua string) (taddr, bool) {
 		// An absolute path is taken whole; anything else loses the two
 		// port parts of an IP universal address first, as in libtirpc.
 		if !strings.HasPrefix(ua, "/") {
-			i := strings.LastIndexByte(ua, '.')
-			if i < 0 {
+			host, _, _, ok := pmap.SplitUaddr(ua)
+			if !ok {
 				return taddr{}, false
 			}
-			j := strings.LastIndexByte(ua[:i], '.')
-			if j < 0 {
-				return taddr{}, false
-			}
-			ua = ua[:j]
+			ua = host
 		}
 		if len(ua) > 107 { // strncpy into sun_path
 			ua = ua[:107]

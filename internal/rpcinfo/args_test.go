@@ -38,7 +38,7 @@ func TestGetoptLikeGlibc(t *testing.T) {
 			"rpcinfo: unrecognized option '--frobnicate'\n" + usageText, 1, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := &runner{}
+			r := &runner{options: &options{}}
 			cl := parseArgs("rpcinfo", c.argv, r)
 			if cl.exitNow != c.exitNow {
 				t.Fatalf("exitNow %d, want %d", cl.exitNow, c.exitNow)
@@ -60,12 +60,12 @@ func TestGetoptLikeGlibc(t *testing.T) {
 }
 
 func TestLongOptions(t *testing.T) {
-	r := &runner{}
+	r := &runner{options: &options{}}
 	cl := parseArgs("rpcinfo", []string{"--json", "-p", "--host", "a,b", "--host=c", "--timeout=2s", "--socket", "/s"}, r)
 	if !cl.json || !slices.Equal(cl.hosts, []string{"a", "b", "c"}) || r.timeout.String() != "2s" || r.socket != "/s" || cl.exitNow != -1 {
 		t.Errorf("%+v, runner timeout %v socket %q", cl, r.timeout, r.socket)
 	}
-	r = &runner{}
+	r = &runner{options: &options{}}
 	cl = parseArgs("rpcinfo", []string{"--timeout"}, r)
 	if cl.exitNow != 1 || r.stderr.String() != "rpcinfo: option '--timeout' requires an argument\n"+usageText {
 		t.Errorf("%d %q", cl.exitNow, r.stderr.String())
@@ -74,25 +74,17 @@ func TestLongOptions(t *testing.T) {
 
 // TestNumbers checks rpcinfo's conversions, C's casts included.
 func TestNumbers(t *testing.T) {
-	r := &runner{rpc: parseRPC([]byte(defaultRPC))}
-	prog := func(s string) (v uint64, msg string) {
-		defer func() {
-			if recover() != nil {
-				msg = r.stderr.String()
-				r.stderr.Reset()
-			}
-		}()
-		return r.getprognum(s), ""
+	r := &runner{options: &options{rpc: parseRPC([]byte(defaultRPC))}}
+	failed := func(v uint64, ok bool) (uint64, string) {
+		if ok {
+			return v, ""
+		}
+		msg := r.stderr.String()
+		r.stderr.Reset()
+		return v, msg
 	}
-	vers := func(s string) (v uint64, msg string) {
-		defer func() {
-			if recover() != nil {
-				msg = r.stderr.String()
-				r.stderr.Reset()
-			}
-		}()
-		return r.getvers(s), ""
-	}
+	prog := func(s string) (uint64, string) { return failed(r.getprognum(s)) }
+	vers := func(s string) (uint64, string) { return failed(r.getvers(s)) }
 	for _, c := range []struct {
 		in   string
 		want uint64
@@ -167,7 +159,7 @@ func TestNetconfig(t *testing.T) {
 	if got := loadNetconfig(filepath.Join(dir, "missing")); len(got) != len(defaultNetconfig) {
 		t.Errorf("missing file: %+v", got)
 	}
-	r := &runner{netconfig: defaultNetconfig}
+	r := &runner{options: &options{netconfig: defaultNetconfig}}
 	var ids []string
 	for _, n := range r.nettype("circuit") {
 		ids = append(ids, n.Netid)
@@ -178,8 +170,8 @@ func TestNetconfig(t *testing.T) {
 }
 
 func TestUaddr2taddr(t *testing.T) {
-	local, _ := (&runner{netconfig: defaultNetconfig}).lookup("local")
-	udp6, _ := (&runner{netconfig: defaultNetconfig}).lookup("udp6")
+	local, _ := (&runner{options: &options{netconfig: defaultNetconfig}}).lookup("local")
+	udp6, _ := (&runner{options: &options{netconfig: defaultNetconfig}}).lookup("udp6")
 	for _, c := range []struct {
 		nc   netconf
 		in   string

@@ -11,27 +11,21 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // rpc_broadcast's timing: a round of sends, a wait of 4 seconds, a
-// second round and a wait of 8. A wait starts again after every answer,
-// as poll(2) is called again; maxBroadcast bounds the whole, which C does
-// not, so that a responder answering forever cannot hold rpcinfo.
+// second round and a wait of 8, all bounded by maxBroadcast.
 const (
 	bcastInit    = 4 * time.Second
 	bcastWait    = 8 * time.Second
 	maxBroadcast = 60 * time.Second
 )
 
-// rpcbMulticast is where RPCBIND broadcasts go on IPv6 (RFC 1833).
-var rpcbMulticast = netip.MustParseAddr("ff02::202")
-
 type bcastTransport struct {
-	nc      netconf
-	pc      *net.UDPConn
-	targets []*net.UDPAddr
-	v4      bool
+	nc netconf
 }
 
 type bcastPacket struct {
@@ -52,6 +46,7 @@ func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
 		return nil, UnknownProto
 	}
 	var ts []*bcastTransport
+	var socks []client.BroadcastSocket
 	pmapFlag := false
 	stat := Success
 	for _, nc := range r.nettype("datagram") {
@@ -59,21 +54,22 @@ func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
 		if !ok || stream {
 			continue
 		}
-		targets := broadcastTargets(family, port)
+		v6 := family == syscall.AF_INET6
+		targets := client.BroadcastTargets(v6, uint16(port))
 		if len(targets) == 0 {
 			continue
 		}
-		pc, err := listenBroadcast(family)
+		pc, err := client.ListenBroadcast(v6)
 		if err != nil {
 			stat = CantSend
 			continue
 		}
 		defer pc.Close()
-		t := &bcastTransport{nc: nc, pc: pc, targets: targets, v4: family == syscall.AF_INET}
-		if t.v4 {
+		if !v6 {
 			pmapFlag = true
 		}
-		ts = append(ts, t)
+		ts = append(ts, &bcastTransport{nc: nc})
+		socks = append(socks, client.BroadcastSocket{Conn: pc, Targets: targets})
 	}
 	if len(ts) == 0 {
 		if stat == Success {
@@ -85,70 +81,25 @@ func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
 	cred := authSysCred()
 	xid := uint32(time.Now().Unix()) ^ rand.Uint32()
 	msg3 := rpc.AppendCall(nil, xid, pmap.Program, pmap.VersRPCB3, procCallit, cred)
-	msg3 = pmap.AppendRmtcallArgs(msg3, &pmap.RmtcallArgs{Prog: prog, Vers: vers})
-	msg2 := rpc.AppendCall(nil, xid+1, pmap.Program, pmap.VersPMAP, procCallit, cred)
-	msg2 = pmap.AppendRmtcallArgs(msg2, &pmap.RmtcallArgs{Prog: prog, Vers: vers})
-
-	packets := make(chan bcastPacket, 64)
-	done := make(chan struct{})
-	defer close(done)
-	for _, t := range ts {
-		go func() {
-			for {
-				buf := make([]byte, udpMsgSize)
-				n, from, err := t.pc.ReadFromUDP(buf)
-				if err != nil {
-					return
-				}
-				select {
-				case packets <- bcastPacket{t, from, buf[:n]}:
-				case <-done:
-					return
-				}
-			}
-		}()
+	msgs := [][]byte{pmap.AppendRmtcallArgs(msg3, &pmap.RmtcallArgs{Prog: prog, Vers: vers})}
+	if pmapFlag {
+		msg2 := rpc.AppendCall(nil, xid+1, pmap.Program, pmap.VersPMAP, procCallit, cred)
+		msgs = append(msgs, pmap.AppendRmtcallArgs(msg2, &pmap.RmtcallArgs{Prog: prog, Vers: vers}))
 	}
-
 	init, wait := bcastInit, bcastWait
 	if r.timeout > 0 {
 		init = max(r.timeout/3, 10*time.Millisecond)
 		wait = 2 * init
 	}
-	hardStop := time.After(min(maxBroadcast, 3*(init+wait)))
 	var replies []bcastReply
-	for msec := init; msec <= wait; msec += msec {
-		for _, t := range ts {
-			for _, to := range t.targets {
-				if _, err := t.pc.WriteToUDP(msg3, to); err != nil {
-					stat = CantSend
-					continue
-				}
-				if pmapFlag {
-					if _, err := t.pc.WriteToUDP(msg2, to); err != nil {
-						stat = CantSend
-					}
-				}
+	client.Broadcast(socks, msgs, client.BroadcastSchedule{First: init, Last: wait, Max: min(maxBroadcast, 3*(init+wait))},
+		udpMsgSize, func(i int, from netip.AddrPort, b []byte) {
+			if rep, ok := r.bcastAnswer(bcastPacket{ts[i], net.UDPAddrFromAddrPort(from), b}, xid, pmapFlag); ok {
+				replies = append(replies, rep)
 			}
-		}
-		timer := time.NewTimer(msec)
-	recv:
-		for {
-			select {
-			case p := <-packets:
-				if b, ok := r.bcastAnswer(p, xid, pmapFlag); ok {
-					replies = append(replies, b)
-				}
-				timer.Reset(msec)
-			case <-timer.C:
-				stat = TimedOut
-				break recv
-			case <-hardStop:
-				timer.Stop()
-				return replies, TimedOut
-			}
-		}
-	}
-	return replies, stat
+		})
+	// rpc_broadcast ends when its time is up, whatever came.
+	return replies, TimedOut
 }
 
 // bcastAnswer decodes one datagram as an answer to either call.
@@ -165,7 +116,7 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 	default:
 		return bcastReply{}, false
 	}
-	d := newReader(p.data)
+	d := xdr.NewDecoder(p.data)
 	_, e, ok := parseReply(d)
 	if !ok || e.Stat != Success {
 		return bcastReply{}, false
@@ -173,23 +124,23 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 	var who taddr
 	if v2 {
 		// xdr_rmtcallres: the port (through xdr_reference, which has no
-		// optional-data flag), the results' length, then void results.
-		port := d.u32()
-		d.u32()
-		if !d.ok() {
+		// optional-data flag), then the results, which a datagram bounds.
+		res, err := pmap.DecodePortCallResult(d, udpMsgSize)
+		if err != nil {
 			return bcastReply{}, false
 		}
+		port := res.Port
 		from := p.from.AddrPort().Addr()
 		if from.Is4In6() {
 			from = from.Unmap()
 		}
 		who = ipTaddr(netip.AddrPortFrom(from, uint16(port)))
 	} else {
-		ua := d.str(maxWrapStr)
-		d.u32()
-		if !d.ok() {
+		res, err := pmap.DecodeRmtcallResult(d, udpMsgSize)
+		if err != nil {
 			return bcastReply{}, false
 		}
+		ua := res.Addr
 		a, ok := uaddr2taddr(p.t.nc, ua)
 		if !ok {
 			// __ipv6v4_fixup: an IPv6 universal address in an answer
@@ -220,66 +171,6 @@ func (r *runner) nameinfo(a netip.Addr) string {
 		return strings.TrimSuffix(names[0], ".")
 	}
 	return a.String()
-}
-
-// broadcastTargets is __rpc_getbroadifs: for IPv4 the broadcast address
-// of every address of an interface that is up and can broadcast; for
-// IPv6, for every address of an interface that is up and multicasts,
-// ff02::202 on that interface.
-func broadcastTargets(family, port int) []*net.UDPAddr {
-	ifs, err := net.Interfaces()
-	if err != nil {
-		return nil
-	}
-	var out []*net.UDPAddr
-	for _, ifc := range ifs {
-		if ifc.Flags&net.FlagUp == 0 {
-			continue
-		}
-		addrs, err := ifc.Addrs()
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			ipn, ok := a.(*net.IPNet)
-			if !ok {
-				continue
-			}
-			ip4 := ipn.IP.To4()
-			switch {
-			case family == syscall.AF_INET && ip4 != nil && ifc.Flags&net.FlagBroadcast != 0:
-				mask := ipn.Mask
-				if len(mask) == 16 {
-					mask = mask[12:]
-				}
-				bc := make(net.IP, 4)
-				for i := range bc {
-					bc[i] = ip4[i] | ^mask[i]
-				}
-				out = append(out, &net.UDPAddr{IP: bc, Port: port})
-			case family == syscall.AF_INET6 && ip4 == nil && ifc.Flags&net.FlagMulticast != 0:
-				out = append(out, &net.UDPAddr{IP: rpcbMulticast.AsSlice(), Port: port, Zone: ifc.Name})
-			}
-		}
-	}
-	return out
-}
-
-func listenBroadcast(family int) (*net.UDPConn, error) {
-	network, ip := "udp4", net.IPv4zero
-	if family == syscall.AF_INET6 {
-		network, ip = "udp6", net.IPv6unspecified
-	}
-	pc, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
-	if err != nil {
-		return nil, err
-	}
-	if sc, err := pc.SyscallConn(); err == nil {
-		sc.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
-		})
-	}
-	return pc, nil
 }
 
 // authSysCred is authunix_create_default's credential: the host name,

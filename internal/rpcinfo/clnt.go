@@ -22,7 +22,7 @@ import (
 // geterr its details; the controls are the CLSET_/CLGET_ requests
 // rpcinfo and rpcb_clnt use.
 type clnt interface {
-	call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status
+	call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status
 	geterr() rpcErr
 	setVers(uint32)
 	setProg(uint32)
@@ -77,39 +77,28 @@ func (r *runner) tliCreate(nc netconf, a taddr, prog, vers uint32) (clnt, bool) 
 			r.cerr = sysErr(err)
 			return nil, false
 		}
-		return &vcClient{conn: conn, rr: rpc.NewRecordReader(conn, maxRecord), id: nc.Netid, addr: a,
+		return &vcClient{s: client.NewStream(conn, maxRecord), id: nc.Netid, addr: a,
 			prog: prog, vers: vers, xid: rand.Uint32()}, true
 	}
-	pc, err := r.listenUDP(family)
+	pc, err := client.ListenReserved(family == syscall.AF_INET6)
 	if err != nil {
 		r.cerr = sysErr(err)
 		return nil, false
 	}
-	return &dgClient{pc: pc, id: nc.Netid, addr: a, prog: prog, vers: vers, xid: rand.Uint32(),
-		wait: r.retry()}, true
+	return &dgClient{d: client.NewDatagram(pc, a.IP, udpMsgSize), id: nc.Netid, addr: a, prog: prog, vers: vers,
+		xid: rand.Uint32(), wait: r.retry()}, true
 }
 
-// dial connects a stream. connect(2) has no timeout of its own in
-// libtirpc; here it is bounded by the call timeout so that a filtered
-// port cannot hold rpcinfo for the two minutes of SYN retries.
+// dial connects a stream: the local socket, or TCP as libtirpc does
+// (client.DialReserved), bounded by the call timeout.
 func (r *runner) dial(a taddr) (net.Conn, error) {
-	d := net.Dialer{Timeout: r.callTimeout(60 * time.Second)}
+	timeout := r.callTimeout(60 * time.Second)
 	var conn net.Conn
 	var err error
 	if a.Family == syscall.AF_UNIX {
-		conn, err = d.Dial("unix", a.Path)
+		conn, err = net.DialTimeout("unix", a.Path, timeout)
 	} else {
-		network := "tcp4"
-		if a.Family == syscall.AF_INET6 {
-			network = "tcp6"
-		}
-		for _, port := range reservedPorts() {
-			d.LocalAddr = &net.TCPAddr{Port: port}
-			conn, err = d.Dial(network, a.hostPort())
-			if !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EADDRNOTAVAIL) {
-				break
-			}
-		}
+		conn, err = client.DialReserved(a.IP, timeout)
 	}
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		err = syscall.ETIMEDOUT
@@ -117,56 +106,9 @@ func (r *runner) dial(a taddr) (net.Conn, error) {
 	return conn, err
 }
 
-// reservedPorts are the source ports to try, as bindresvport does for
-// every socket clnt_tli_create makes: as root, a few reserved ports from
-// a random start in 600 to 1023 (so a portmapper takes the caller for
-// root: it matters to rpcb_unset over TCP), then any port.
-func reservedPorts() []int {
-	if os.Geteuid() != 0 {
-		return []int{0}
-	}
-	const low, n = 600, 1024 - 600
-	start := rand.IntN(n)
-	ports := make([]int, 0, 9)
-	for i := range 8 {
-		ports = append(ports, low+(start+i)%n)
-	}
-	return append(ports, 0)
-}
-
-// listenUDP opens an unconnected datagram socket, as libtirpc does, so
-// that a reply from another address of the host still counts. On IPv4
-// it asks for ICMP errors (IP_RECVERR), which is how libtirpc turns a
-// port unreachable into "Unable to receive; errno = Connection refused"
-// at once; libtirpc does not do it for IPv6, which therefore waits for
-// the timeout.
-func (r *runner) listenUDP(family int) (pc *net.UDPConn, err error) {
-	network, ip := "udp4", net.IPv4zero
-	if family == syscall.AF_INET6 {
-		network, ip = "udp6", net.IPv6unspecified
-	}
-	for _, port := range reservedPorts() {
-		if pc, err = net.ListenUDP(network, &net.UDPAddr{IP: ip, Port: port}); err == nil {
-			break
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if family == syscall.AF_INET {
-		if sc, err := pc.SyscallConn(); err == nil {
-			sc.Control(func(fd uintptr) {
-				syscall.SetsockoptInt(int(fd), syscall.SOL_IP, syscall.IP_RECVERR, 1)
-			})
-		}
-	}
-	return pc, nil
-}
-
 // vcClient is clnt_vc: calls on a connected stream in records.
 type vcClient struct {
-	conn            net.Conn
-	rr              *rpc.RecordReader
+	s               *client.Stream
 	id              string
 	addr            taddr
 	prog, vers, xid uint32
@@ -181,59 +123,56 @@ func (c *vcClient) setServer(taddr) bool   { return false }
 func (c *vcClient) setRetry(time.Duration) {}
 func (c *vcClient) server() taddr          { return c.addr }
 func (c *vcClient) netid() string          { return c.id }
-func (c *vcClient) close()                 { c.conn.Close() }
+func (c *vcClient) close()                 { c.s.Conn().Close() }
+
+// appendCall builds a call after the record mark's room.
+func appendCall(b []byte, xid, prog, vers, proc uint32, args []byte) []byte {
+	b = append(b[:0], make([]byte, rpc.RecordHeaderLen)...)
+	b = rpc.AppendCall(b, xid, prog, vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
+	return append(b, args...)
+}
 
 // call sends one record and reads records until the reply with its xid.
 // A record that is not a reply libtirpc can decode is skipped, as
 // clnt_vc_call does; the timeout bounds the whole wait.
-func (c *vcClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status {
+func (c *vcClient) call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status {
 	c.xid--
-	c.buf = rpc.AppendCall(c.buf[:0], c.xid, c.prog, c.vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
-	c.buf = append(c.buf, args...)
-	c.conn.SetDeadline(time.Now().Add(timeout))
-	if err := rpc.WriteRecord(c.conn, c.buf); err != nil {
-		if isTimeout(err) {
-			c.err = rpcErr{Stat: TimedOut}
-		} else {
-			c.err = errnoErr(CantSend, err)
-		}
-		return c.err.Stat
+	c.buf = appendCall(c.buf, c.xid, c.prog, c.vers, proc, args)
+	c.s.Conn().SetDeadline(time.Now().Add(timeout))
+	_, err := c.s.RoundTrip(c.buf, func(rec []byte) bool {
+		var ok bool
+		c.err, ok = acceptRecord(rec, c.xid, dec)
+		return ok
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, client.ErrSend) && isTimeout(err):
+		c.err = rpcErr{Stat: TimedOut}
+	case errors.Is(err, client.ErrSend):
+		c.err = errnoErr(CantSend, err)
+	case isTimeout(err):
+		c.err = rpcErr{Stat: TimedOut}
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// read_vc reports a premature end of stream as a reset.
+		c.err = rpcErr{Stat: CantRecv, S1: int32(syscall.ECONNRESET)}
+	case errors.Is(err, rpc.ErrRecordTooLarge), errors.Is(err, rpc.ErrTooManyFrags):
+		c.err = rpcErr{Stat: CantDecodeRes}
+	default:
+		c.err = errnoErr(CantRecv, err)
 	}
-	for {
-		rec, err := c.rr.Next()
-		switch {
-		case err == nil:
-		case isTimeout(err):
-			c.err = rpcErr{Stat: TimedOut}
-			return c.err.Stat
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			// read_vc reports a premature end of stream as a reset.
-			c.err = rpcErr{Stat: CantRecv, S1: int32(syscall.ECONNRESET)}
-			return c.err.Stat
-		case errors.Is(err, rpc.ErrRecordTooLarge), errors.Is(err, rpc.ErrTooManyFrags):
-			c.err = rpcErr{Stat: CantDecodeRes}
-			return c.err.Stat
-		default:
-			c.err = errnoErr(CantRecv, err)
-			return c.err.Stat
-		}
-		if e, ok := acceptRecord(rec, c.xid, dec); ok {
-			c.err = e
-			return e.Stat
-		}
-	}
+	return c.err.Stat
 }
 
 // acceptRecord judges a record read for the call with xid, as clnt_vc
 // does: ok is false for a record to skip (not a reply it can decode, or
 // another call's); otherwise e is the call's outcome.
-func acceptRecord(rec []byte, xid uint32, dec func(*xdrReader) bool) (e rpcErr, ok bool) {
-	rd := newReader(rec)
-	got, e, ok := parseReply(rd)
+func acceptRecord(rec []byte, xid uint32, dec func(*xdr.Decoder) error) (e rpcErr, ok bool) {
+	d := xdr.NewDecoder(rec)
+	got, e, ok := parseReply(d)
 	if !ok || got != xid {
 		return e, false
 	}
-	if e.Stat == Success && dec != nil && !dec(rd) {
+	if e.Stat == Success && dec != nil && dec(d) != nil {
 		e = rpcErr{Stat: CantDecodeRes}
 	}
 	return e, true
@@ -241,14 +180,13 @@ func acceptRecord(rec []byte, xid uint32, dec func(*xdrReader) bool) (e rpcErr, 
 
 // dgClient is clnt_dg: calls in datagrams, retransmitted every wait.
 type dgClient struct {
-	pc              *net.UDPConn
+	d               *client.Datagram
 	id              string
 	addr            taddr
 	prog, vers, xid uint32
 	wait            time.Duration
 	err             rpcErr
 	buf             []byte
-	in              [udpMsgSize]byte
 }
 
 func (c *dgClient) geterr() rpcErr   { return c.err }
@@ -256,12 +194,13 @@ func (c *dgClient) setVers(v uint32) { c.vers = v }
 func (c *dgClient) setProg(p uint32) { c.prog = p }
 func (c *dgClient) server() taddr    { return c.addr }
 func (c *dgClient) netid() string    { return c.id }
-func (c *dgClient) close()           { c.pc.Close() }
+func (c *dgClient) close()           { c.d.Conn().Close() }
 
 func (c *dgClient) setRetry(d time.Duration) { c.wait = d }
 
 func (c *dgClient) setServer(a taddr) bool {
 	c.addr = a
+	c.d.SetPeer(a.IP)
 	return true
 }
 
@@ -270,56 +209,41 @@ func (c *dgClient) setServer(a taddr) bool {
 // whole retransmit interval and sends the call again. So a flood of
 // junk ends the call early instead of prolonging it, and the number of
 // rounds is bounded by timeout/wait whatever arrives.
-func (c *dgClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status {
+func (c *dgClient) call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status {
 	c.xid++
-	c.buf = rpc.AppendCall(c.buf[:0], c.xid, c.prog, c.vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
-	c.buf = append(c.buf, args...)
-	total := timeout
-	to := c.addr.netAddr().(*net.UDPAddr)
-	for {
-		if total <= 0 {
-			c.err = rpcErr{Stat: TimedOut}
-			return c.err.Stat
-		}
-		if _, err := c.pc.WriteToUDP(c.buf, to); err != nil {
-			c.err = errnoErr(CantSend, err)
-			return c.err.Stat
-		}
-		tv := min(total, c.wait)
-		c.pc.SetReadDeadline(time.Now().Add(tv))
-		n, _, err := c.pc.ReadFromUDP(c.in[:])
-		if err != nil {
-			if isTimeout(err) {
-				total -= tv
-				continue
-			}
-			c.err = errnoErr(CantRecv, err)
-			return c.err.Stat
-		}
-		e, ok := acceptDatagram(c.in[:n], c.xid, dec)
-		if !ok {
-			total -= tv
-			continue
-		}
-		c.err = e
-		return e.Stat
+	c.buf = appendCall(c.buf, c.xid, c.prog, c.vers, proc, args)
+	_, err := c.d.RoundTrip(context.Background(), c.buf, client.Retry{Total: timeout, Wait: c.wait, StrayCosts: true},
+		func(in []byte) bool {
+			var ok bool
+			c.err, ok = acceptDatagram(in, c.xid, dec)
+			return ok
+		})
+	switch {
+	case err == nil:
+	case errors.Is(err, client.ErrSend):
+		c.err = errnoErr(CantSend, err)
+	case isTimeout(err):
+		c.err = rpcErr{Stat: TimedOut}
+	default:
+		c.err = errnoErr(CantRecv, err)
 	}
+	return c.err.Stat
 }
 
 // acceptDatagram judges a datagram received for the call with xid, as
 // clnt_dg does: ok is false for one of another call (or too short to
 // say), which costs a retransmission; a reply it cannot decode ends the
 // call with CANTDECODERES.
-func acceptDatagram(in []byte, xid uint32, dec func(*xdrReader) bool) (e rpcErr, ok bool) {
+func acceptDatagram(in []byte, xid uint32, dec func(*xdr.Decoder) error) (e rpcErr, ok bool) {
 	if len(in) < 4 || uint32(in[0])<<24|uint32(in[1])<<16|uint32(in[2])<<8|uint32(in[3]) != xid {
 		return e, false
 	}
-	rd := newReader(in)
-	_, e, ok = parseReply(rd)
+	d := xdr.NewDecoder(in)
+	_, e, ok = parseReply(d)
 	switch {
 	case !ok:
 		e = rpcErr{Stat: CantDecodeRes}
-	case e.Stat == Success && dec != nil && !dec(rd):
+	case e.Stat == Success && dec != nil && dec(d) != nil:
 		e = rpcErr{Stat: CantDecodeRes}
 	}
 	return e, true
@@ -388,11 +312,11 @@ func (p *pkgClient) server() taddr          { return taddr{Family: syscall.AF_UN
 func (p *pkgClient) netid() string          { return "local" }
 func (p *pkgClient) close()                 { p.c.Close() }
 
-func (p *pkgClient) call(proc uint32, args []byte, dec func(*xdrReader) bool, timeout time.Duration) Status {
+func (p *pkgClient) call(proc uint32, args []byte, dec func(*xdr.Decoder) error, timeout time.Duration) Status {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := p.c.CallProgram(ctx, pmap.Program, p.vers, proc, args, func(d *xdr.Decoder) error {
-		if dec != nil && !dec(newReader(d.Rest())) {
+		if dec != nil && dec(d) != nil {
 			return errDecode
 		}
 		return nil

@@ -17,8 +17,12 @@
 // --timeout and --socket, and gives -n PORT, which rpcinfo 1.2.x parses
 // and ignores, a meaning: the portmapper is asked on that port.
 //
-// Calls over the local socket go through the Go client package
-// (pmap/client); everything else through the libtirpc emulation here. As
+// The command line is parsed once into options that every --host's run
+// shares; each mode fills a typed result, which render.go turns into
+// rpcinfo's text and finish into --json's. Calls go through the Go client
+// package (pmap/client): over the local socket its Client, elsewhere its
+// Stream, Datagram and Broadcast under the libtirpc emulation here
+// (netconfig, rpcb_clnt's lookups and fallbacks, clnt_perror). As
 // in rpcinfo 1.2.7 and libtirpc 1.3.5, the local socket is its abstract
 // name (@/run/rpcbind.sock, this network namespace's portmapper) when
 // something listens there, else its path (--abstract-socket, --socket).

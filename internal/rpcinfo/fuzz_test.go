@@ -25,7 +25,7 @@ type replayClnt struct {
 	err             rpcErr
 }
 
-func (c *replayClnt) call(_ uint32, _ []byte, dec func(*xdrReader) bool, _ time.Duration) Status {
+func (c *replayClnt) call(_ uint32, _ []byte, dec func(*xdr.Decoder) error, _ time.Duration) Status {
 	c.xid++
 	b := append([]byte(nil), c.reply...)
 	if len(b) >= 4 {
@@ -57,12 +57,12 @@ func (c *replayClnt) close()                 {}
 // replayRunner is a runner whose every client handle answers reply.
 func replayRunner(reply []byte, dgram bool) *runner {
 	notFound := &net.DNSError{Err: "no such host", IsNotFound: true}
-	r := &runner{netconfig: defaultNetconfig, rpc: parseRPC([]byte(defaultRPC)), socket: DefaultSocket,
+	r := &runner{options: &options{netconfig: defaultNetconfig, rpc: parseRPC([]byte(defaultRPC)), socket: DefaultSocket,
 		lookupHost: func(context.Context, string) ([]netip.Addr, error) { return nil, notFound },
-		lookupAddr: func(context.Context, string) ([]string, error) { return nil, notFound }}
-	r.transport = func(netid string, a taddr, prog, vers uint32) clnt {
-		return &replayClnt{reply: reply, dgram: dgram, id: netid, addr: a, prog: prog, vers: vers}
-	}
+		lookupAddr: func(context.Context, string) ([]string, error) { return nil, notFound },
+		transport: func(netid string, a taddr, prog, vers uint32) clnt {
+			return &replayClnt{reply: reply, dgram: dgram, id: netid, addr: a, prog: prog, vers: vers}
+		}}}
 	r.broadcast = func(prog, vers uint32) ([]bcastReply, Status) {
 		p := bcastPacket{t: &bcastTransport{nc: defaultNetconfig[0]}, from: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 111}}
 		p.data = append([]byte(nil), reply...)

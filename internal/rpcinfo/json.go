@@ -5,6 +5,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/portmapd/portmapd/pmap"
 )
 
 // The results of each mode, as --json prints them. Every result says
@@ -166,7 +168,7 @@ type UsageResult struct {
 	Common
 }
 
-func statsJSON(st *[3]VersStat, r *runner) []StatVersion {
+func statsJSON(st *[3]pmap.VersStat, r *runner) []StatVersion {
 	hdrs := [][]string{pmapHdr, rpcb3Hdr, rpcb4Hdr}
 	out := make([]StatVersion, 3)
 	for i := range st {

@@ -93,9 +93,8 @@ func Run(args []string, o Options) int {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	base := &runner{netconfig: loadNetconfig(o.Netconfig), rpc: loadRPC(o.RPCFile), socket: o.Socket,
-		abstract: o.AbstractSocket, lookupHost: defaultLookup, lookupAddr: net.DefaultResolver.LookupAddr}
-	base.broadcast = base.rpcBroadcast
+	base := &runner{options: &options{netconfig: loadNetconfig(o.Netconfig), rpc: loadRPC(o.RPCFile), socket: o.Socket,
+		abstract: o.AbstractSocket, lookupHost: defaultLookup, lookupAddr: net.DefaultResolver.LookupAddr}}
 
 	cl := parseArgs(o.Name, args, base)
 	if cl.exitNow >= 0 {
@@ -118,9 +117,7 @@ func Run(args []string, o Options) int {
 	codes := make([]int, len(hosts))
 	var wg sync.WaitGroup
 	for i, h := range hosts {
-		r := &runner{netconfig: base.netconfig, rpc: base.rpc, socket: base.socket, abstract: base.abstract, port: base.port,
-			timeout: base.timeout, lookupHost: base.lookupHost, lookupAddr: base.lookupAddr}
-		r.broadcast = r.rpcBroadcast
+		r := &runner{options: base.options}
 		runners[i] = r
 		wg.Add(1)
 		go func() {
@@ -132,44 +129,40 @@ func Run(args []string, o Options) int {
 	return finish(o, cl, runners, codes, hosts)
 }
 
-// run dispatches as rpcinfo's main does, turning the exit(1) of its
-// helpers back into a status.
-func (r *runner) run(cl *cmdline, args []string) (code int) {
-	defer func() {
-		if v := recover(); v != nil {
-			e, ok := v.(exitError)
-			if !ok {
-				panic(v)
-			}
-			code = e.code
-		}
-	}()
+// run dispatches as rpcinfo's main does: the mode's typed result is the
+// run's, and its status rpcinfo's exit status.
+func (r *runner) run(cl *cmdline, args []string) int {
+	var res result
+	var code int
 	switch cl.modeFor(args) {
 	case modePmapDump:
 		// rpcinfo refuses -p with -n; here -n names the port to ask.
-		return r.pmapdump(args)
+		res, code = r.pmapdump(args)
 	case modeUDPPing:
-		return r.ipPing("udp", args)
+		res, code = r.ipPing("udp", args)
 	case modeTCPPing:
-		return r.ipPing("tcp", args)
+		res, code = r.ipPing("tcp", args)
 	case modeBroadcast:
-		return r.brdcst(args)
+		res, code = r.brdcst(args)
 	case modeDelete:
-		return r.deletereg(cl.netid, cl.netidSet, args)
+		res, code = r.deletereg(cl.netid, cl.netidSet, args)
 	case modeAddrPing:
-		return r.addrping(cl.address, cl.netid, cl.netidSet, args)
+		res, code = r.addrping(cl.address, cl.netid, cl.netidSet, args)
 	case modeProgPing:
-		return r.progping(cl.netid, cl.netidSet, args)
+		res, code = r.progping(cl.netid, cl.netidSet, args)
 	case modeRpcbDump:
-		return r.rpcbdump(false, cl.netid, cl.netidSet, args)
+		res, code = r.rpcbdump(false, cl.netid, cl.netidSet, args)
 	case modeRpcbDumpShort:
-		return r.rpcbdump(true, cl.netid, cl.netidSet, args)
+		res, code = r.rpcbdump(true, cl.netid, cl.netidSet, args)
 	case modeAddrList:
-		return r.rpcbaddrlist(cl.netid, cl.netidSet, args)
+		res, code = r.rpcbaddrlist(cl.netid, cl.netidSet, args)
 	case modeGetstat:
-		return r.getstat(args)
+		res, code = r.getstat(args)
+	default:
+		return r.usage()
 	}
-	return r.usage()
+	r.result = res
+	return code
 }
 
 func takesHost(mode int) bool {
@@ -289,7 +282,8 @@ func (cl *cmdline) modeFor(args []string) int {
 	return cl.function
 }
 
-// parseArgs is glibc's getopt with rpcinfo's option string
+// parseArgs fills r's options from the command line, and its output with
+// what getopt says about it. It is glibc's getopt with rpcinfo's option string
 // "a:bdlmn:pstT:u", permuting arguments as GNU getopt does unless
 // POSIXLY_CORRECT is set, plus the long options of this program, which
 // rpcinfo does not have.

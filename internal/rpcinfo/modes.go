@@ -3,11 +3,11 @@ package rpcinfo
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // The functions below are rpcinfo.c's, one for each of its modes. They
@@ -23,15 +23,14 @@ const maxVersionsPinged = 1024
 
 // rpcbdump is rpcinfo's default listing (RPCBIND v3 DUMP, falling back
 // to v4 and to PMAP v2) and, with short, -s.
-func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) int {
+func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) (*DumpResult, int) {
 	res := &DumpResult{Mappings: []Mapping{}}
 	res.Query = "dump"
 	if short {
 		res.Query = "short"
 	}
-	r.result = res
 	if len(args) > 1 {
-		return r.usage()
+		return res, r.usage()
 	}
 	var c clnt
 	var ok bool
@@ -44,7 +43,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 			nc, found := r.lookupNetid(netid)
 			if !found {
 				r.ncPerror("rpcinfo: invalid transport")
-				return 1
+				return res, 1
 			}
 			c, _, ok = r.infoHandle(host, nc, pmap.VersRPCB3)
 		}
@@ -53,29 +52,29 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	}
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
 	var rows []pmap.Mapping
 	timeout := r.callTimeout(minuteTimeout)
-	st := c.call(procDump, nil, decodeRpcbList(&rows), timeout)
+	st := c.call(procDump, nil, rpcbList(&rows), timeout)
 	if st != Success {
 		if st != ProgVersMismatch && st != ProgUnavail {
-			return r.failed(c)
+			return res, r.failed(c)
 		}
 		e := c.geterr()
 		switch {
 		case e.low() == pmap.VersRPCB4:
 			rows = nil
 			c.setVers(pmap.VersRPCB4)
-			if c.call(procDump, nil, decodeRpcbList(&rows), timeout) != Success {
-				return r.failed(c)
+			if c.call(procDump, nil, rpcbList(&rows), timeout) != Success {
+				return res, r.failed(c)
 			}
 		case e.high() == pmap.VersPMAP:
 			var ports []pmap.PortMapping
 			c.setVers(pmap.VersPMAP)
-			if c.call(procDump, nil, decodePmapList(&ports), timeout) != Success {
-				return r.failed(c)
+			if c.call(procDump, nil, pmapList(&ports), timeout) != Success {
+				return res, r.failed(c)
 			}
 			rows = nil
 			for _, p := range ports {
@@ -89,23 +88,16 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	for _, m := range rows {
 		res.Mappings = append(res.Mappings, Mapping{m.Prog, m.Vers, m.Netid, m.Addr, m.Owner, r.serviceOr(m.Prog, "")})
 	}
-	switch {
-	case len(rows) == 0:
-		r.printf("No remote programs registered.\n")
-	case !short:
-		r.printf("   program version netid     address                service    owner\n")
-		for _, m := range rows {
-			r.printf("%10d%5d    %-9s %-22s %-10s %s\n", m.Prog, m.Vers, m.Netid, m.Addr, r.serviceOr(m.Prog, "-"), m.Owner)
-		}
-	default:
-		r.printShort(rows, res)
+	if short && len(rows) > 0 {
+		res.Programs = r.shortPrograms(res.Mappings)
 	}
+	renderDump(&r.stdout, res)
 	for _, m := range rows {
 		if port, ok := pmap.UaddrPort(m.Addr); ok && m.Netid != "local" && m.Netid != "unix" {
 			r.flagOutsideRange(m.Prog, m.Vers, m.Netid, port)
 		}
 	}
-	return 0
+	return res, 0
 }
 
 // flagOutsideRange names, on stderr, a registration whose port is
@@ -139,159 +131,65 @@ func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
 	return m
 }
 
-// printShort is -s: one row per program, its versions and netids in the
-// order rpcinfo builds its lists (each new one in front). The lookups
-// use maps: a hostile list of 65536 programs must not take quadratic
-// time.
-func (r *runner) printShort(rows []pmap.Mapping, res *DumpResult) {
-	type prog struct {
-		prog   uint32
-		owner  string
-		vers   []int32  // oldest first; printed newest first
-		netids []string // likewise
-		seenV  map[uint32]bool
-		seenN  map[string]bool
-	}
-	var progs []*prog
-	byNum := make(map[uint32]*prog)
-	for _, m := range rows {
-		p := byNum[m.Prog]
-		if p == nil {
-			p = &prog{prog: m.Prog, owner: m.Owner, seenV: map[uint32]bool{}, seenN: map[string]bool{}}
-			byNum[m.Prog] = p
-			progs = append(progs, p)
-		}
-		// add_version compares the int it stored with the unsigned long
-		// it got: versions from 2^31 up never match, so they repeat.
-		if m.Vers >= 1<<31 || !p.seenV[m.Vers] {
-			p.seenV[m.Vers] = true
-			p.vers = append(p.vers, int32(m.Vers))
-		}
-		if !p.seenN[m.Netid] {
-			p.seenN[m.Netid] = true
-			p.netids = append(p.netids, m.Netid)
-		}
-	}
-	r.printf("   program version(s) netid(s)                         service     owner\n")
-	for _, p := range progs {
-		slices.Reverse(p.vers)
-		slices.Reverse(p.netids)
-		r.printf("%10d  ", p.prog)
-		var vl strings.Builder
-		for i, v := range p.vers {
-			fmt.Fprint(&vl, v)
-			if i < len(p.vers)-1 {
-				vl.WriteString(",")
-			}
-		}
-		// Debian's rpcinfo pads the list to ten characters, and a longer
-		// one runs into the netids.
-		r.printf("%-10s", vl.String())
-		r.printf("%-32s", joinNetids(p.netids))
-		r.printf(" %-11s", r.serviceOr(p.prog, "-"))
-		r.printf(" %s\n", p.owner)
-		vs := make([]int64, len(p.vers))
-		for i, v := range p.vers {
-			vs[i] = int64(v)
-		}
-		res.Programs = append(res.Programs, Program{p.prog, vs, p.netids, r.serviceOr(p.prog, ""), p.owner})
-	}
-}
-
-// joinNetids is rpcinfo's strncat loop into a 256-byte buffer.
-func joinNetids(netids []string) string {
-	var buf strings.Builder
-	netidmax := 255
-	for i, n := range netids {
-		buf.WriteString(n[:min(len(n), netidmax)])
-		if len(n) < netidmax {
-			netidmax -= len(n)
-		} else {
-			break
-		}
-		if i < len(netids)-1 && netidmax > 1 {
-			buf.WriteString(",")
-			netidmax--
-		}
-	}
-	return buf.String()
-}
-
 // pmapdump is -p: PMAP v2 DUMP, over the local socket or, for a host, over
 // TCP at the port the portmapper gives for itself.
-func (r *runner) pmapdump(args []string) int {
+func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 	res := &PortsResult{Ports: []Port{}}
 	res.Query = "pmap"
-	r.result = res
 	if len(args) > 1 {
-		return r.usage()
+		return res, r.usage()
 	}
 	var c clnt
 	host := "(null)" // printf of a NULL host in glibc
 	if len(args) == 1 {
 		host = args[0]
 		res.Host = host
-		c = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp")
+		var ok bool
+		if c, ok = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); !ok {
+			return res, 1
+		}
 	} else {
 		var ok bool
 		if c, ok = r.localInfo(pmap.VersPMAP); !ok {
 			r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact portmapper"))
-			return 1
+			return res, 1
 		}
 	}
 	defer c.close()
 	var rows []pmap.PortMapping
-	if st := c.call(procDump, nil, decodePmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
+	if st := c.call(procDump, nil, pmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
 		if st == ProgVersMismatch || st == ProgUnavail {
 			if c.geterr().low() > pmap.VersPMAP {
 				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
 			}
-			return 1
+			return res, 1
 		}
 		r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact portmapper"))
-		return 1
+		return res, 1
 	}
-	if len(rows) == 0 {
-		r.printf("No remote programs registered.\n")
-		return 0
-	}
-	r.printf("   program vers proto   port  service\n")
 	for _, p := range rows {
-		r.printf("%10d%5d", p.Prog, p.Vers)
-		if netid, ok := pmap.ProtoNetid(p.Prot); ok {
-			r.printf("%6s", netid)
-		} else {
-			r.printf("%6d", p.Prot)
-		}
-		r.printf("%7d", p.Port)
-		name, ok := r.service(p.Prog)
-		if ok {
-			r.printf("  %s\n", name)
-		} else {
-			r.printf("\n")
-		}
+		name, _ := r.service(p.Prog)
 		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port, name})
 	}
+	renderPorts(&r.stdout, res)
 	for _, p := range rows {
 		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
-	return 0
+	return res, 0
 }
 
-// pstatus prints the outcome of the last ping on c.
+// pstatus records and renders the outcome of the last ping on c.
 func (r *runner) pstatus(c clnt, prog, vers uint64, res *PingResult) bool {
 	e := c.geterr()
 	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == Success}
-	defer func() { res.Pings = append(res.Pings, p) }()
 	if e.Stat != Success {
 		msg := e.sperror("rpcinfo")
 		p.Error = strings.TrimPrefix(msg, "rpcinfo: ")
 		r.eprintf("%s\n", msg)
-		r.printf("program %d version %d is not available\n", prog, vers)
-		return false
 	}
-	r.printf("program %d version %d ready and waiting\n", prog, vers)
-	return true
+	res.Pings = append(res.Pings, p)
+	renderPing(&r.stdout, p)
+	return p.Ready
 }
 
 // versionRange reads the range a PROG_MISMATCH named, or learns that
@@ -337,24 +235,31 @@ func (r *runner) pingRange(c clnt, ping func(uint32) Status, prog, lo, hi uint64
 
 // ipPing is -u and -t: the service's address from the portmapper over
 // the protocol, then NULL calls to it.
-func (r *runner) ipPing(proto string, args []string) int {
+func (r *runner) ipPing(proto string, args []string) (*PingResult, int) {
 	res := &PingResult{Netid: proto, Pings: []Ping{}}
 	res.Query = "ping"
-	r.result = res
 	if len(args) < 2 || len(args) > 3 {
-		return r.usage()
+		return res, r.usage()
 	}
 	host := args[0]
 	res.Host = host
-	prog := r.getprognum(args[1])
+	prog, ok := r.getprognum(args[1])
+	if !ok {
+		return res, 1
+	}
 	var vers uint64
 	if len(args) == 3 {
-		vers = r.getvers(args[2])
+		if vers, ok = r.getvers(args[2]); !ok {
+			return res, 1
+		}
 	}
-	c := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	c, ok := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	if !ok {
+		return res, 1
+	}
 	defer c.close()
 	res.Netid = c.netid()
-	return r.pingVersions(c, prog, vers, len(args) == 3, res)
+	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // pingVersions is what -u, -t, -T and -a do once the client exists:
@@ -380,74 +285,85 @@ func (r *runner) pingVersions(c clnt, prog, vers uint64, versGiven bool, res *Pi
 }
 
 // progping is -T netid host prog [vers]: clnt_tp_create, then NULL calls.
-func (r *runner) progping(netid string, netidSet bool, args []string) int {
+func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResult, int) {
 	res := &PingResult{Netid: netid, Pings: []Ping{}}
 	res.Query = "ping"
-	r.result = res
 	if len(args) < 2 || len(args) > 3 || !netidSet {
-		return r.usage()
+		return res, r.usage()
 	}
 	res.Host = args[0]
-	prog := uint64(uint32(r.getprognum(args[1])))
+	prog, ok := r.getprognum(args[1])
+	if !ok {
+		return res, 1
+	}
+	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 3 {
-		vers = uint64(uint32(r.getvers(args[2])))
+		if vers, ok = r.getvers(args[2]); !ok {
+			return res, 1
+		}
+		vers = uint64(uint32(vers))
 	}
 	nc, ok := r.lookupNetid(netid)
 	if !ok {
 		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return 1
+		return res, 1
 	}
 	c, ok := r.tpCreate(args[0], uint32(prog), uint32(vers), nc)
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
-	return r.pingVersions(c, prog, vers, len(args) == 3, res)
+	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // addrping is -a address -T netid prog [vers]: NULL calls to the address
 // itself, without the portmapper.
-func (r *runner) addrping(address, netid string, netidSet bool, args []string) int {
+func (r *runner) addrping(address, netid string, netidSet bool, args []string) (*PingResult, int) {
 	res := &PingResult{Netid: netid, Address: address, Pings: []Ping{}}
 	res.Query = "ping"
-	r.result = res
 	if len(args) < 1 || len(args) > 2 || !netidSet {
-		return r.usage()
+		return res, r.usage()
 	}
 	nc, ok := r.lookupNetid(netid)
 	if !ok {
 		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return 1
+		return res, 1
 	}
-	prog := uint64(uint32(r.getprognum(args[0])))
+	prog, ok := r.getprognum(args[0])
+	if !ok {
+		return res, 1
+	}
+	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 2 {
-		vers = uint64(uint32(r.getvers(args[1])))
+		if vers, ok = r.getvers(args[1]); !ok {
+			return res, 1
+		}
+		vers = uint64(uint32(vers))
 	}
 	// uaddr2taddr fails for a transport libtirpc has no socket for.
 	a, ok := uaddr2taddr(nc, address)
 	if !ok {
 		r.eprintf("rpcinfo: rpcinfo: no address for client handle\n")
-		return 1
+		return res, 1
 	}
 	c, ok := r.tliCreate(nc, a, uint32(prog), uint32(vers))
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
-	return r.pingVersions(c, prog, vers, len(args) == 2, res)
+	return res, r.pingVersions(c, prog, vers, len(args) == 2, res)
 }
 
 // rpcbaddrlist is -l host prog vers: RPCBIND v4 GETADDRLIST.
-func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
+func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*AddrListResult, int) {
 	res := &AddrListResult{Entries: []Entry{}}
 	res.Query = "addrlist"
-	r.result = res
 	if len(args) != 3 {
-		return r.usage()
+		return res, r.usage()
 	}
 	host := args[0]
 	res.Host = host
@@ -460,30 +376,29 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		nc, found := r.lookupNetid(netid)
 		if !found {
 			r.ncPerror("rpcinfo: invalid transport")
-			return 1
+			return res, 1
 		}
 		c, target, ok = r.infoHandle(host, nc, pmap.VersRPCB4)
 	}
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
-	prog := uint32(r.getprognum(args[1]))
-	vers := uint32(r.getvers(args[2]))
+	prog, vers, ok := r.progAndVers(args[1], args[2], false)
+	if !ok {
+		return res, 1
+	}
 	res.Prog, res.Vers = prog, vers
 	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
-	var entries []AddrEntry
-	if c.call(procGetaddrlist, args2, decodeEntryList(&entries), r.callTimeout(minuteTimeout)) != Success {
-		return r.failed(c)
+	var entries []pmap.AddrEntry
+	if c.call(procGetaddrlist, args2, func(d *xdr.Decoder) (err error) {
+		entries, err = pmap.DecodeAddrList(d, entries, maxRows)
+		return err
+	}, r.callTimeout(minuteTimeout)) != Success {
+		return res, r.failed(c)
 	}
-	if len(entries) == 0 {
-		r.printf("No remote programs registered.\n")
-		return 0
-	}
-	r.printf("   program vers  tp_family/name/class    address\t\t  service\n")
 	for _, e := range entries {
-		r.printf("%10d%3d    ", prog, vers)
 		class := "cots_ord"
 		switch e.Semantics {
 		case semCLTS:
@@ -491,45 +406,39 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) int {
 		case semCOTS:
 			class = "cots"
 		}
-		buf := fmt.Sprintf("%s/%s/%s ", e.Family, e.Proto, class)
-		if len(buf) > 127 {
-			buf = buf[:127]
-		}
-		r.printf("%-24s", buf)
-		r.printf("%-24s", e.Addr)
-		r.printf(" %-13s", r.serviceOr(prog, "-"))
-		r.printf("\n")
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
 	}
-	return 0
+	renderAddrList(&r.stdout, res)
+	return res, 0
 }
 
 // deletereg is -d [-T netid] prog vers: rpcb_unset, through the local
 // socket first. C evaluates the arguments of rpcb_unset right to left,
 // so a bad version is reported before a bad program.
-func (r *runner) deletereg(netid string, netidSet bool, args []string) int {
+func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteResult, int) {
 	res := &DeleteResult{}
 	res.Query = "delete"
-	r.result = res
 	if len(args) != 2 {
-		return r.usage()
+		return res, r.usage()
 	}
 	if netidSet {
 		if _, ok := r.lookupNetid(netid); !ok {
 			r.eprintf("rpcinfo: netid %s not supported\n", netid)
-			return 1
+			return res, 1
 		}
 		res.Netid = netid
 	}
-	vers := uint32(r.getvers(args[1]))
-	prog := uint32(r.getprognum(args[0]))
+	prog, vers, ok := r.progAndVers(args[0], args[1], true)
+	if !ok {
+		return res, 1
+	}
 	res.Prog, res.Vers = prog, vers
 	if !r.rpcbUnset(prog, vers, res.Netid) {
 		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
-		return 1
+		return res, 1
 	}
 	res.Deleted = true
-	return 0
+	return res, 0
 }
 
 // rpcbUnset is libtirpc's rpcb_unset: UNSET through local_rpcb, the
@@ -548,15 +457,14 @@ func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
 	}
 	var done bool
 	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Owner: euidString()})
-	c.call(procUnset, args, func(d *xdrReader) bool { done = d.boolean(); return d.ok() }, r.callTimeout(minuteTimeout))
+	c.call(procUnset, args, func(d *xdr.Decoder) (err error) { done, err = d.AnyBool(); return err }, r.callTimeout(minuteTimeout))
 	return done
 }
 
 // getstat is -m: RPCBIND v4 GETSTAT, printed as rpcinfo's tables.
-func (r *runner) getstat(args []string) int {
+func (r *runner) getstat(args []string) (*StatResult, int) {
 	res := &StatResult{Versions: []StatVersion{}}
 	res.Query = "stat"
-	r.result = res
 	var c clnt
 	var ok bool
 	if len(args) >= 1 {
@@ -567,163 +475,46 @@ func (r *runner) getstat(args []string) int {
 	}
 	if !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return 1
+		return res, 1
 	}
 	defer c.close()
-	var st [3]VersStat
-	if c.call(procGetstat, nil, decodeStats(&st), r.callTimeout(minuteTimeout)) != Success {
-		return r.failed(c)
+	var st [3]pmap.VersStat
+	if c.call(procGetstat, nil, func(d *xdr.Decoder) (err error) {
+		st, err = pmap.DecodeStatByVers(d, maxRows)
+		return err
+	}, r.callTimeout(minuteTimeout)) != Success {
+		return res, r.failed(c)
 	}
-	r.printStats(&st)
 	res.Versions = statsJSON(&st, r)
-	return 0
-}
-
-var (
-	pmapHdr  = []string{"NULL", "SET", "UNSET", "GETPORT", "DUMP", "CALLIT"}
-	rpcb3Hdr = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U"}
-	rpcb4Hdr = []string{"NULL", "SET", "UNSET", "GETADDR", "DUMP", "CALLIT", "TIME", "U2T", "T2U", "VERADDR", "INDRECT", "GETLIST", "GETSTAT"}
-)
-
-// spaces is rpcinfo's: nothing for a count out of 1..65.
-func spaces(n int) string {
-	if n <= 0 || n > 64 {
-		return ""
-	}
-	return strings.Repeat(" ", n)
-}
-
-// statLine prints the header and value lines of procedures lo..hi of one
-// version, each column a tab stop wider than its value.
-func (r *runner) statLine(s *VersStat, hdr []string, lo, hi int, getaddrPlusList bool) string {
-	var line strings.Builder
-	for i := lo; i <= hi; i++ {
-		field := ""
-		switch i {
-		case 1:
-			field = fmt.Sprintf("%d/", s.Set)
-		case 2:
-			field = fmt.Sprintf("%d/", s.Unset)
-		case 3:
-			var cnt int32
-			for _, a := range s.Addrs {
-				cnt += a.Success
-			}
-			field = fmt.Sprintf("%d/", cnt)
-		case 5:
-			var cnt int32
-			for _, m := range s.Rmts {
-				cnt += m.Success
-			}
-			field = fmt.Sprintf("%d/", cnt)
-		}
-		v := s.Info[i]
-		// rpcbind counts GETADDRLIST's successes as GETADDR's, and
-		// rpcinfo adds its calls to match.
-		if getaddrPlusList && i == 3 {
-			v += s.Info[11]
-		}
-		field += fmt.Sprint(v)
-		flen := len(field)
-		width := 8 * (1 + flen/8)
-		r.printf("%s%s", hdr[i], spaces(width-len(hdr[i])))
-		line.WriteString(field + spaces(width-flen))
-	}
-	return line.String()
-}
-
-func (r *runner) printStats(st *[3]VersStat) {
-	r.printf("PORTMAP (version 2) statistics\n")
-	r.printf("\n%s\n\n", r.statLine(&st[0], pmapHdr, 0, 5, false))
-	if st[0].Info[5] != 0 {
-		r.printf("PMAP_RMTCALL call statistics\n")
-		r.printRmtStat(&st[0], false)
-		r.printf("\n")
-	}
-	if st[0].Info[3] != 0 {
-		r.printf("PMAP_GETPORT call statistics\n")
-		r.printAddrStat(&st[0])
-		r.printf("\n")
-	}
-	r.printf("RPCBIND (version 3) statistics\n")
-	r.printf("\n%s\n\n", r.statLine(&st[1], rpcb3Hdr, 0, 8, false))
-	if st[1].Info[5] != 0 {
-		r.printf("RPCB_RMTCALL (version 3) call statistics\n")
-		r.printRmtStat(&st[1], false)
-		r.printf("\n")
-	}
-	if st[1].Info[3] != 0 {
-		r.printf("RPCB_GETADDR (version 3) call statistics\n")
-		r.printAddrStat(&st[1])
-		r.printf("\n")
-	}
-	r.printf("RPCBIND (version 4) statistics\n")
-	r.printf("\n%s\n", r.statLine(&st[2], rpcb4Hdr, 0, 8, true))
-	r.printf("\n%s\n", r.statLine(&st[2], rpcb4Hdr, 9, 12, true))
-	if st[2].Info[5] != 0 || st[2].Info[10] != 0 {
-		r.printf("\n")
-		r.printf("RPCB_RMTCALL (version 4) call statistics\n")
-		r.printRmtStat(&st[2], true)
-	}
-	if st[2].Info[3] != 0 {
-		r.printf("\n")
-		r.printf("RPCB_GETADDR (version 4) call statistics\n")
-		r.printAddrStat(&st[2])
-	}
-}
-
-func (r *runner) progColumn(prog uint32) {
-	if name, ok := r.service(prog); ok {
-		r.printf("%-16s", name)
-	} else {
-		r.printf("%-16d", int32(prog))
-	}
-}
-
-func (r *runner) printRmtStat(s *VersStat, v4 bool) {
-	if v4 {
-		r.printf("prog\t\tvers\tproc\tnetid\tindirect success failure\n")
-	} else {
-		r.printf("prog\t\tvers\tproc\tnetid\tsuccess\tfailure\n")
-	}
-	for _, m := range s.Rmts {
-		r.progColumn(m.Prog)
-		r.printf("%d\t%d\t%s\t", int32(m.Vers), int32(m.Proc), m.Netid)
-		if v4 {
-			r.printf("%d\t ", m.Indirect)
-		}
-		r.printf("%d\t%d\n", m.Success, m.Failure)
-	}
-}
-
-func (r *runner) printAddrStat(s *VersStat) {
-	r.printf("prog\t\tvers\tnetid\t  success\tfailure\n")
-	for _, a := range s.Addrs {
-		r.progColumn(a.Prog)
-		r.printf("%d\t%s\t  %-12d\t%d\n", int32(a.Vers), a.Netid, a.Success, a.Failure)
-	}
+	renderStats(&r.stdout, res)
+	return res, 0
 }
 
 // brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
 // answer as it comes.
-func (r *runner) brdcst(args []string) int {
+func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
 	res := &BroadcastResult{Replies: []bcastReply{}}
 	res.Query = "broadcast"
-	r.result = res
 	if len(args) != 2 {
-		return r.usage()
+		return res, r.usage()
 	}
-	prog := uint32(r.getprognum(args[0]))
-	vers := uint32(r.getvers(args[1]))
+	prog, vers, ok := r.progAndVers(args[0], args[1], false)
+	if !ok {
+		return res, 1
+	}
 	res.Prog, res.Vers = prog, vers
-	replies, st := r.broadcast(prog, vers)
+	broadcast := r.broadcast
+	if broadcast == nil {
+		broadcast = r.rpcBroadcast
+	}
+	replies, st := broadcast(prog, vers)
 	for _, b := range replies {
-		r.printf("%s\t%s\n", b.Addr, b.Host)
+		renderReply(&r.stdout, b)
 		res.Replies = append(res.Replies, b)
 	}
 	if st != Success && st != TimedOut {
 		r.eprintf("rpcinfo: broadcast failed: %s\n", st)
-		return 1
+		return res, 1
 	}
-	return 0
+	return res, 0
 }

@@ -135,7 +135,7 @@ func (r *runner) findAddr(prog, vers uint32, nc netconf, host string, keep bool,
 	for v := uint32(pmap.VersRPCB4); v >= pmap.VersRPCB3; v-- {
 		c.setVers(v)
 		var ua string
-		st := c.call(procGetaddr, args, func(d *xdrReader) bool { ua = d.str(maxWrapStr); return d.ok() }, timeout)
+		st := c.call(procGetaddr, args, func(d *xdr.Decoder) (err error) { ua, err = d.CString(pmap.MaxWrapString); return err }, timeout)
 		switch st {
 		case Success:
 			if ua == "" {
@@ -216,9 +216,9 @@ func (r *runner) tryPMAP(prog, vers uint32, nc netconf, host string, timeout tim
 	if nc.Proto == "tcp" {
 		prot = pmap.ProtoTCP
 	}
-	args := xdr.AppendUint32(xdr.AppendUint32(xdr.AppendUint32(xdr.AppendUint32(nil, prog), vers), prot), 0)
+	args := pmap.AppendPortMapping(nil, &pmap.PortMapping{Prog: prog, Vers: vers, Prot: prot})
 	var port uint32
-	if st := c.call(procGetaddr, args, func(d *xdrReader) bool { port = d.u32(); return d.ok() }, timeout); st != Success {
+	if st := c.call(procGetaddr, args, func(d *xdr.Decoder) (err error) { port, err = d.Uint32(); return err }, timeout); st != Success {
 		r.cerr = createErr{Stat: PmapFailure, Detail: c.geterr()}
 		return taddr{}, false
 	}

@@ -259,3 +259,26 @@ func TestLocalTriesTheAbstractNameFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestPortRangeAppliesToEveryHost: --port-range is an option of the run,
+// so every --host's query names the registrations outside it, each line
+// under its host's name.
+func TestPortRangeAppliesToEveryHost(t *testing.T) {
+	port, socket := daemontest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, "unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, err := c.Set(ctx, pmap.Mapping{Prog: 400801, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.156.64"}); !ok || err != nil {
+		t.Fatalf("SET: %v %v", ok, err)
+	}
+	const line = "rpcinfo: program 400801 version 1 on tcp uses port 40000, outside the port range 1-30000\n"
+	_, errs, code := run(t, socket, "-n", fmt.Sprint(port), "--port-range", "1-30000",
+		"--host", "127.0.0.1", "--host", "localhost", "-p")
+	if code != 0 || !strings.Contains(errs, "127.0.0.1: "+line) || !strings.Contains(errs, "localhost: "+line) {
+		t.Errorf("exit %d, stderr:\n%s", code, errs)
+	}
+}

@@ -12,10 +12,10 @@ import (
 	"github.com/portmapd/portmapd/pmap"
 )
 
-// runner is one run of rpcinfo against one host: its configuration,
-// libtirpc's global rpc_createerr, what it printed and the result for
-// JSON.
-type runner struct {
+// options are a run's configuration: the databases, the command line's
+// options and the resolvers. They are filled once, while the command
+// line is parsed, and then only read: every --host's runner shares them.
+type options struct {
 	netconfig  []netconf
 	rpc        rpcDB
 	socket     string
@@ -25,10 +25,18 @@ type runner struct {
 	portRange  *pmap.PortRange // --port-range LOW-HIGH; nil: none
 	lookupHost func(context.Context, string) ([]netip.Addr, error)
 	lookupAddr func(context.Context, string) ([]string, error)
-	broadcast  func(prog, vers uint32) ([]bcastReply, Status)
 	// transport, when set, stands in for the sockets: tests give every
 	// client handle a fake that answers from memory.
 	transport func(netid string, a taddr, prog, vers uint32) clnt
+}
+
+// runner is one run of rpcinfo against one host: the shared options,
+// libtirpc's global rpc_createerr, what it printed and the result for
+// JSON.
+type runner struct {
+	*options
+	// broadcast, when set, stands in for rpc_broadcast (tests).
+	broadcast func(prog, vers uint32) ([]bcastReply, Status)
 
 	cerr   createErr
 	stdout bytes.Buffer
@@ -54,7 +62,6 @@ func (r *runner) retry() time.Duration {
 	return retryInterval
 }
 
-func (r *runner) printf(format string, a ...any)  { fmt.Fprintf(&r.stdout, format, a...) }
 func (r *runner) eprintf(format string, a ...any) { fmt.Fprintf(&r.stderr, format, a...) }
 
 // service is the name getrpcbynumber gives prog, if any.
@@ -82,17 +89,11 @@ func (r *runner) usage() int {
 	return 1
 }
 
-// exitError stops a run the way exit(1) ends rpcinfo in the middle of a
-// function; run recovers it.
-type exitError struct{ code int }
-
-func (r *runner) exit(code int) { panic(exitError{code}) }
-
-// getprognum is rpcinfo's: all digits is a number for strtol, anything
+// getprognum is rpcinfo's (ok false where rpcinfo exits with 1): all digits is a number for strtol, anything
 // else (including a number followed by a letter) a name for
 // getrpcbyname. The result is C's long, so ip_ping prints numbers
 // above 2^32 as given while the call carries their low 32 bits.
-func (r *runner) getprognum(arg string) uint64 {
+func (r *runner) getprognum(arg string) (uint64, bool) {
 	i := 0
 	for i < len(arg) && isDigit(arg[i]) {
 		i++
@@ -111,27 +112,48 @@ func (r *runner) getprognum(arg string) uint64 {
 		n, ok := r.rpc.byName(arg)
 		if !ok {
 			r.eprintf("rpcinfo: %s is unknown service\n", arg)
-			r.exit(1)
+			return 0, false
 		}
-		return uint64(n)
+		return uint64(n), true
 	}
 	v, ok := strtol(arg)
 	if !ok {
 		r.eprintf("rpcinfo: %s is illegal program number\n", arg)
-		r.exit(1)
+		return 0, false
 	}
-	return uint64(v)
+	return uint64(v), true
 }
 
-// getvers is rpcinfo's: strtol cast to int, then to unsigned long, so
+// getvers is rpcinfo's (ok false where rpcinfo exits with 1): strtol cast to int, then to unsigned long, so
 // "-1" is 2^64-1 where printed as unsigned long and 2^32-1 on the wire.
-func (r *runner) getvers(arg string) uint64 {
+func (r *runner) getvers(arg string) (uint64, bool) {
 	v, ok := strtol(arg)
 	if !ok {
 		r.eprintf("rpcinfo: %s is illegal version number\n", arg)
-		r.exit(1)
+		return 0, false
 	}
-	return uint64(int64(int32(v)))
+	return uint64(int64(int32(v))), true
+}
+
+// progAndVers reads a program and a version as they go on the wire, in
+// the order rpcinfo reads them (-d reads the version first), so that the
+// first bad one is the one named.
+func (r *runner) progAndVers(progArg, versArg string, versFirst bool) (prog, vers uint32, ok bool) {
+	var p, v uint64
+	if versFirst {
+		if v, ok = r.getvers(versArg); !ok {
+			return 0, 0, false
+		}
+	}
+	if p, ok = r.getprognum(progArg); !ok {
+		return 0, 0, false
+	}
+	if !versFirst {
+		if v, ok = r.getvers(versArg); !ok {
+			return 0, 0, false
+		}
+	}
+	return uint32(p), uint32(v), true
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -245,8 +267,9 @@ func (r *runner) rpcbindCreate(host string, vers uint32) (clnt, taddr, bool) {
 
 // ipGetclient is rpcinfo's ip_getclient: the first transport of proto in
 // the netconfig database through which the portmapper knows the program,
-// then a client for it. It ends the run on failure, as rpcinfo does.
-func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) clnt {
+// then a client for it. ok is false where rpcinfo ends the run (with 1)
+// after saying why.
+func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (c clnt, ok bool) {
 	saved := Success
 	var result *netconf
 	var addr taddr
@@ -258,7 +281,7 @@ func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) clnt 
 		if result == nil {
 			r.cerr.Stat = UnknownHost
 			r.eprintf("%s\n", r.cerr.spcreateerror(host))
-			r.exit(1)
+			return nil, false
 		}
 	}
 	for i, nc := range r.netconfig {
@@ -274,7 +297,7 @@ func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) clnt 
 		}
 		if r.cerr.Stat != UnknownHost {
 			r.eprintf("%s\n", r.cerr.spcreateerror(host))
-			r.exit(1)
+			return nil, false
 		}
 		saved = r.cerr.Stat
 	}
@@ -285,14 +308,12 @@ func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) clnt 
 		} else {
 			r.eprintf("Cannot find suitable transport for protocol %s\n", proto)
 		}
-		r.exit(1)
+		return nil, false
 	}
-	c, ok := r.tliCreate(*result, addr, prog, vers)
-	if !ok {
+	if c, ok = r.tliCreate(*result, addr, prog, vers); !ok {
 		r.eprintf("%s\n", r.cerr.spcreateerror(host))
-		r.exit(1)
 	}
-	return c
+	return c, ok
 }
 
 // directAddr is host at -n's port over the first transport of proto whose

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -25,8 +26,12 @@ const DefaultSocket = "/run/rpcbind.sock"
 const DefaultAbstractSocket = "@" + DefaultSocket
 
 // maxReply bounds a reply the client accepts: a DUMP of 100,000 entries
-// fits, a hostile server's 2 GB record does not.
-const maxReply = 16 << 20
+// fits, a hostile server's 2 GB record does not. A datagram holds at most
+// maxDatagram.
+const (
+	maxReply    = 16 << 20
+	maxDatagram = 65536
+)
 
 // Client is a connection to a portmapper. It is safe for concurrent use;
 // calls are made one at a time.
@@ -34,12 +39,12 @@ type Client struct {
 	// Timeout bounds each call when the context has no deadline.
 	Timeout time.Duration
 
-	mu      sync.Mutex
-	conn    net.Conn
-	network string
-	rr      *rpc.RecordReader
-	xid     uint32
-	buf     []byte
+	mu     sync.Mutex
+	conn   net.Conn
+	stream *Stream   // nil over UDP
+	dgram  *Datagram // nil over a stream
+	xid    uint32
+	buf    []byte
 	// broken is the error that cut a stream in the middle of a call.
 	// The rest of a late reply may still arrive, or half of one have
 	// been read, so the stream cannot be read as records any more.
@@ -58,9 +63,11 @@ func Dial(ctx context.Context, network, address string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{Timeout: 5 * time.Second, conn: conn, network: network, xid: rand.Uint32()}
-	if network != "udp" && network != "udp4" && network != "udp6" {
-		c.rr = rpc.NewRecordReader(conn, maxReply)
+	c := &Client{Timeout: 5 * time.Second, conn: conn, xid: rand.Uint32()}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		c.dgram = NewDatagram(uc, netip.AddrPort{}, maxDatagram)
+	} else {
+		c.stream = NewStream(conn, maxReply)
 	}
 	return c, nil
 }
@@ -109,12 +116,22 @@ func (c *Client) CallProgram(ctx context.Context, prog, vers, proc uint32, args 
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	msg := rpc.AppendCall(c.buf[:0], xid, prog, vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
+	msg := append(c.buf[:0], make([]byte, rpc.RecordHeaderLen)...) // the record mark's room
+	msg = rpc.AppendCall(msg, xid, prog, vers, proc, rpc.OpaqueAuth{Flavor: rpc.AuthNone})
 	msg = append(msg, args...)
 	c.buf = msg
-	reply, err := c.exchange(ctx, msg, xid, deadline)
+	var reply []byte
+	var err error
+	if c.stream != nil {
+		reply, err = c.stream.RoundTrip(msg, ReplyTo(xid))
+	} else {
+		// Over UDP the call is sent again at a growing interval until
+		// the deadline or until ctx is done.
+		reply, err = c.dgram.RoundTrip(ctx, msg, Retry{Total: time.Until(deadline),
+			Wait: 250 * time.Millisecond, MaxWait: 2 * time.Second, Grow: 2}, ReplyTo(xid))
+	}
 	if err != nil {
-		if c.rr != nil {
+		if c.stream != nil {
 			c.broken = err
 			c.conn.Close()
 		}
@@ -140,57 +157,6 @@ func (c *Client) CallProgram(ctx context.Context, prog, vers, proc uint32, args 
 		return fmt.Errorf("decode results of procedure %d: %w", proc, err)
 	}
 	return nil
-}
-
-// exchange sends msg and returns the reply with the same xid. Over UDP it
-// retransmits with a growing interval until the deadline or until ctx is
-// done.
-func (c *Client) exchange(ctx context.Context, msg []byte, xid uint32, deadline time.Time) ([]byte, error) {
-	if c.rr != nil {
-		if err := rpc.WriteRecord(c.conn, msg); err != nil {
-			return nil, err
-		}
-		for {
-			rec, err := c.rr.Next()
-			if err != nil {
-				return nil, err
-			}
-			if len(rec) >= 4 && replyXID(rec) == xid {
-				return rec, nil
-			}
-		}
-	}
-	buf := make([]byte, 65536)
-	wait := 250 * time.Millisecond
-	for {
-		if _, err := c.conn.Write(msg); err != nil {
-			return nil, err
-		}
-		try := time.Now().Add(wait)
-		if try.After(deadline) {
-			try = deadline
-		}
-		c.conn.SetReadDeadline(try)
-		// A cancellation that came before the line above had its past
-		// deadline overwritten; look again.
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		for {
-			n, err := c.conn.Read(buf)
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(deadline) && ctx.Err() == nil {
-					break // retransmit
-				}
-				return nil, err
-			}
-			if n >= 4 && replyXID(buf[:n]) == xid {
-				return buf[:n], nil
-			}
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
 }
 
 func replyXID(b []byte) uint32 {

@@ -373,6 +373,14 @@ func TestHostileServers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a record too short for an xid among pipelined replies", func(t *testing.T) {
+		cl := dial(t, "tcp", hostileTCP(t, func(uint32) []byte { return rpc.MarkRecord([]byte{0, 0, 0, 0, 1, 2}) }))
+		cl.Timeout = 2 * time.Second
+		outcomes, err := cl.SetMany(context.Background(), []pmap.Mapping{{Prog: 400100, Vers: 1, Netid: "tcp", Addr: "0.0.0.0.8.1"}})
+		if err == nil || outcomes[0] != nil {
+			t.Errorf("outcomes %v, err %v; want the connection's error", outcomes, err)
+		}
+	})
 	t.Run("a stream cut in the middle of a call is not read again", func(t *testing.T) {
 		cl := dial(t, "tcp", hostileTCP(t, func(uint32) []byte { return []byte{0x80, 0, 1, 0, 1} }))
 		cl.Timeout = 300 * time.Millisecond

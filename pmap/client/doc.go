@@ -7,4 +7,11 @@
 // socket), "tcp" or "udp". For registering, DialLocal tries the local
 // socket first, its abstract name before its path, and falls back to TCP
 // on the loopback address, as libtirpc 1.3.5 does.
+//
+// Beneath Client lies the call machinery every RPC client of this module
+// is built on (portmapd info's libtirpc emulation, the load generator,
+// the liveness checker): Stream and Datagram carry a call the caller
+// built and return the reply in a reused buffer, on a Retry schedule over
+// UDP; DialReserved and ListenReserved make sockets as libtirpc does.
+// The RFC 1833 structures themselves are coded in package pmap.
 package client

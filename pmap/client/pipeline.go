@@ -28,7 +28,7 @@ const pipelineWindow = 128
 // The error is for the connection: after it, later outcomes are unknown.
 func (c *Client) SetMany(ctx context.Context, ms []pmap.Mapping) ([]error, error) {
 	outcomes := make([]error, len(ms))
-	if c.rr == nil {
+	if c.stream == nil {
 		for i, m := range ms {
 			ok, err := c.Set(ctx, m)
 			if err == nil && !ok {
@@ -87,21 +87,30 @@ func (c *Client) setWindow(ctx context.Context, ms []pmap.Mapping, outcomes []er
 	if _, err := c.conn.Write(buf); err != nil {
 		return fail(err)
 	}
-	for range ms {
-		rec, err := c.rr.Next()
+	// Every call is answered once; anything else on the stream (a record
+	// too short to hold an xid, another xid, a second answer) is stray,
+	// and the deadline bounds how long strays can keep the loop going.
+	answered := make([]bool, len(ms))
+	for pending := len(ms); pending > 0; {
+		rec, err := c.stream.RecordReader().Next()
 		if err != nil {
 			return fail(err)
 		}
-		i := int(replyXID(rec) - first)
-		if len(rec) < 4 || i < 0 || i >= len(ms) {
-			continue // a stray reply
+		if len(rec) < 4 {
+			continue
 		}
+		i := int(replyXID(rec) - first)
+		if i < 0 || i >= len(ms) || answered[i] {
+			continue
+		}
+		answered[i] = true
+		pending--
 		d := xdr.NewDecoder(rec)
 		if _, err := rpc.ParseReply(d); err != nil {
 			outcomes[i] = err
 			continue
 		}
-		set, err := d.Bool()
+		set, err := d.AnyBool()
 		switch {
 		case err != nil:
 			outcomes[i] = fmt.Errorf("decode results of SET: %w", err)

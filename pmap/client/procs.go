@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/xdr"
@@ -16,11 +15,11 @@ type PortMapping = pmap.PortMapping
 const maxListed = 1 << 20
 
 func decodeBool(v *bool) func(*xdr.Decoder) error {
-	return func(d *xdr.Decoder) (err error) { *v, err = d.Bool(); return err }
+	return func(d *xdr.Decoder) (err error) { *v, err = d.AnyBool(); return err }
 }
 
 func decodeString(v *string) func(*xdr.Decoder) error {
-	return func(d *xdr.Decoder) (err error) { *v, err = d.String(pmap.MaxWireString); return err }
+	return func(d *xdr.Decoder) (err error) { *v, err = d.CString(pmap.MaxWireString); return err }
 }
 
 // Null calls procedure 0 of version vers: a ping.
@@ -54,21 +53,9 @@ func (c *Client) UnsetPort(ctx context.Context, prog, vers uint32) (bool, error)
 // DumpPorts lists the PMAP v2 table.
 func (c *Client) DumpPorts(ctx context.Context) ([]PortMapping, error) {
 	var out []PortMapping
-	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcDump, nil, func(d *xdr.Decoder) error {
-		for {
-			more, err := d.Bool()
-			if err != nil || !more {
-				return err
-			}
-			if len(out) >= maxListed {
-				return fmt.Errorf("more than %d rows", maxListed)
-			}
-			m, err := pmap.DecodePortMapping(d)
-			if err != nil {
-				return err
-			}
-			out = append(out, m)
-		}
+	err := c.Call(ctx, pmap.VersPMAP, pmap.ProcDump, nil, func(d *xdr.Decoder) (err error) {
+		out, err = pmap.DecodePmapList(d, out, maxListed)
+		return err
 	})
 	return out, err
 }
@@ -100,29 +87,9 @@ func (c *Client) Unset(ctx context.Context, prog, vers uint32, netid string) (bo
 // Dump lists the whole table with RPCBIND v3.
 func (c *Client) Dump(ctx context.Context) ([]pmap.Mapping, error) {
 	var out []pmap.Mapping
-	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcDump, nil, func(d *xdr.Decoder) error {
-		for {
-			more, err := d.Bool()
-			if err != nil || !more {
-				return err
-			}
-			if len(out) >= maxListed {
-				return fmt.Errorf("more than %d rows", maxListed)
-			}
-			var m pmap.Mapping
-			if m.Prog, err = d.Uint32(); err != nil {
-				return err
-			}
-			if m.Vers, err = d.Uint32(); err != nil {
-				return err
-			}
-			for _, s := range []*string{&m.Netid, &m.Addr, &m.Owner} {
-				if *s, err = d.String(pmap.MaxWireString); err != nil {
-					return err
-				}
-			}
-			out = append(out, m)
-		}
+	err := c.Call(ctx, pmap.VersRPCB3, pmap.ProcDump, nil, func(d *xdr.Decoder) (err error) {
+		out, err = pmap.DecodeRpcbList(d, out, maxListed)
+		return err
 	})
 	return out, err
 }
