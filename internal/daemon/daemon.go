@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portmapd/portmapd/internal/activation"
 	"github.com/portmapd/portmapd/internal/liveness"
 	"github.com/portmapd/portmapd/internal/lockfile"
 	"github.com/portmapd/portmapd/internal/metrics"
@@ -29,7 +30,15 @@ import (
 
 // Config is what the serve command configures.
 type Config struct {
-	// Port is the portmapper's port, 111 unless testing.
+	// Sockets, if not nil, are served as they are, in place of the ones
+	// socket activation would pass: a caller that binds its own (a test,
+	// on port 0 or in its temporary directory) hands them in and reads
+	// the ports back from them. As with systemd's, --host closes an
+	// excluded one, and the transports none of them serves are bound as
+	// Port, Hosts, SocketPath and AbstractSocket say.
+	Sockets []activation.Socket
+	// Port is the portmapper's port, 111 unless testing. With Sockets and
+	// no Port, the first IP socket's port.
 	Port int
 	// Hosts, if not empty, restricts the IP sockets to these addresses
 	// (the loopback addresses are always added, so local services can
@@ -159,11 +168,11 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 		defer time.AfterFunc(gcHoldAfterStart, release)
 		saved = readSaved(cmp.Or(cfg.StateDir, DefaultStateDir), d.log)
 	}
-	served, err := d.adopt()
+	served, err := d.adopt(cfg.Sockets)
 	if err != nil {
 		return abort(err)
 	}
-	if err := d.bind(cfg, served); err != nil {
+	if err := d.bind(d.cfg, served); err != nil { // d.cfg: adopt may have set Port
 		return abort(err)
 	}
 	if err := d.applyPolicy(cfg.Policy); err != nil {

@@ -1,9 +1,8 @@
-package daemon
+package daemon_test
 
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,23 +12,18 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/internal/lockfile"
 )
 
-// newOnFreePort builds a daemon on a free loopback port with cfg's other
+// newOnLoopback builds a daemon on loopback sockets with cfg's other
 // settings; it is closed when the test ends.
-func newOnFreePort(t *testing.T, cfg Config, log *zap.Logger) (*Daemon, error) {
+func newOnLoopback(t *testing.T, cfg daemon.Config, log *zap.Logger) (*daemon.Daemon, error) {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cfg.Hosts, cfg.NoIPv6 = []string{"127.0.0.1"}, true
-	d, err := New(cfg, log)
+	d, err := daemontest.New(t, &cfg, log)
 	if err == nil {
-		t.Cleanup(d.closeAll)
+		t.Cleanup(func() { daemon.CloseAll(d) })
 	}
 	return d, err
 }
@@ -42,8 +36,8 @@ func TestRpcbindLockHeldRefusesToStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer held.Release()
-	_, err = newOnFreePort(t, Config{SocketPath: filepath.Join(dir, "s.sock"),
-		System: System{LockPath: filepath.Join(dir, "own.lock"), RpcbindLockPath: path}}, zap.NewNop())
+	_, err = newOnLoopback(t, daemon.Config{SocketPath: filepath.Join(dir, "s.sock"),
+		System: daemon.System{LockPath: filepath.Join(dir, "own.lock"), RpcbindLockPath: path}}, zap.NewNop())
 	if !errors.Is(err, lockfile.ErrLocked) || !strings.Contains(err.Error(), path+"; stop it first (systemctl stop rpcbind.socket") {
 		t.Fatalf("got %v, want a refusal naming %s", err, path)
 	}
@@ -56,15 +50,15 @@ func TestRpcbindLockHeldRefusesToStart(t *testing.T) {
 func TestRpcbindLockIsTakenAndKept(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rpcbind.lock")
-	d, err := newOnFreePort(t, Config{SocketPath: filepath.Join(dir, "s.sock"),
-		System: System{LockPath: filepath.Join(dir, "own.lock"), RpcbindLockPath: path}}, zap.NewNop())
+	d, err := newOnLoopback(t, daemon.Config{SocketPath: filepath.Join(dir, "s.sock"),
+		System: daemon.System{LockPath: filepath.Join(dir, "own.lock"), RpcbindLockPath: path}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := lockfile.AcquireShared(path); !errors.Is(err, lockfile.ErrLocked) {
 		t.Errorf("rpcbind's lock is free while the daemon runs: %v", err)
 	}
-	d.closeAll()
+	daemon.CloseAll(d)
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("the daemon removed rpcbind's lock file, which rpcbind never does: %v", err)
 	}
@@ -78,8 +72,8 @@ func TestRpcbindLockIsTakenAndKept(t *testing.T) {
 func TestRpcbindLockThatCannotBeMadeIsAWarning(t *testing.T) {
 	dir := t.TempDir()
 	core, logs := observer.New(zap.WarnLevel)
-	_, err := newOnFreePort(t, Config{SocketPath: filepath.Join(dir, "s.sock"),
-		System: System{RpcbindLockPath: filepath.Join(dir, "no-such-dir", "rpcbind.lock")}}, zap.New(core))
+	_, err := newOnLoopback(t, daemon.Config{SocketPath: filepath.Join(dir, "s.sock"),
+		System: daemon.System{RpcbindLockPath: filepath.Join(dir, "no-such-dir", "rpcbind.lock")}}, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,21 +85,16 @@ func TestRpcbindLockThatCannotBeMadeIsAWarning(t *testing.T) {
 func TestAbstractSocketIsServedBesideThePath(t *testing.T) {
 	dir := t.TempDir()
 	name := fmt.Sprintf("@portmapd-daemon-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	d, err := newOnFreePort(t, Config{SocketPath: filepath.Join(dir, "s.sock"), AbstractSocket: name[1:]}, zap.NewNop())
+	d, err := newOnLoopback(t, daemon.Config{SocketPath: filepath.Join(dir, "s.sock"), AbstractSocket: name[1:]}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var local []string
-	for _, s := range d.stream {
-		if s.netid == "local" {
-			local = append(local, s.l.Addr().String())
-		}
-	}
+	local := daemon.LocalListeners(d)
 	if strings.Join(local, " ") != filepath.Join(dir, "s.sock")+" "+name {
 		t.Errorf("local listeners %q", local)
 	}
 	// The name is taken: a second daemon says who has it.
-	_, err = newOnFreePort(t, Config{AbstractSocket: name}, zap.NewNop())
+	_, err = newOnLoopback(t, daemon.Config{AbstractSocket: name}, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "abstract socket "+name+" is in use by a running portmapper") {
 		t.Errorf("second daemon on the same name: %v", err)
 	}

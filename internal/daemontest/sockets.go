@@ -1,0 +1,65 @@
+package daemontest
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+
+	"github.com/portmapd/portmapd/internal/activation"
+	"github.com/portmapd/portmapd/rpc"
+)
+
+// PortPair binds TCP and UDP on addr (127.0.0.1, ::1...) with one port
+// number, as a portmapper and rpcinfo -n expect of a service: TCP on port
+// 0, then UDP on the number the kernel chose. Both are held from the
+// start, so nothing can take the port between picking and binding; a new
+// pair is taken only when another socket holds that number's UDP side
+// (bounded). The sockets are closed when the test ends.
+func PortPair(tb testing.TB, addr netip.Addr) (net.Listener, *net.UDPConn) {
+	tb.Helper()
+	fam := "4"
+	if addr.Is6() {
+		fam = "6"
+	}
+	for range 20 {
+		// The daemon's own way of listening (TCP_DEFER_ACCEPT), so a
+		// daemon handed this socket serves as it does on one it bound.
+		l, err := rpc.ListenStream("tcp"+fam, netip.AddrPortFrom(addr, 0).String())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).AddrPort().Port()
+		u, err := net.ListenUDP("udp"+fam, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, port)))
+		if err == nil {
+			tb.Cleanup(func() { l.Close(); u.Close() })
+			return l, u
+		}
+		l.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			tb.Fatal(err)
+		}
+	}
+	tb.Fatalf("no port of %s is free on both TCP and UDP after 20 pairs", addr)
+	return nil, nil
+}
+
+// Loopback binds the sockets a portmapper on loopback serves, to hand to
+// a daemon (daemon.Config.Sockets): TCP and UDP on one port of 127.0.0.1
+// (PortPair) and the local socket at path. It returns them with the port;
+// they are closed when the test ends.
+func Loopback(tb testing.TB, path string) ([]activation.Socket, int) {
+	tb.Helper()
+	l, u := PortPair(tb, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	local, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { local.Close() })
+	return []activation.Socket{
+		{Netid: rpc.NetidTCP, Addr: l.Addr(), Listener: l},
+		{Netid: rpc.NetidUDP, Addr: u.LocalAddr(), UDP: u},
+		{Netid: rpc.NetidLocal, Addr: local.Addr(), Listener: local},
+	}, l.Addr().(*net.TCPAddr).Port
+}
