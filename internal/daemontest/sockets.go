@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portmapd/portmapd/internal/activation"
 	"github.com/portmapd/portmapd/rpc"
 )
@@ -62,4 +64,44 @@ func Loopback(tb testing.TB, path string) ([]activation.Socket, int) {
 		{Netid: rpc.NetidUDP, Addr: u.LocalAddr(), UDP: u},
 		{Netid: rpc.NetidLocal, Addr: local.Addr(), Listener: local},
 	}, l.Addr().(*net.TCPAddr).Port
+}
+
+// ClosedPort returns a port of 127.0.0.1 on which TCP and UDP both refuse,
+// held for the test so that nothing else binds it: a TCP socket bound
+// there but not listening (a SYN gets a reset) and a UDP socket connected
+// to another port (datagrams from anyone else find no socket and get a
+// port unreachable). A new number is taken only when another socket holds
+// the UDP side (bounded).
+func ClosedPort(tb testing.TB) int {
+	tb.Helper()
+	for range 20 {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			unix.Close(fd)
+			tb.Fatal(err)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			unix.Close(fd)
+			tb.Fatal(err)
+		}
+		port := sa.(*unix.SockaddrInet4).Port
+		// Port 9 (discard) is only the peer it is connected to; nothing is
+		// sent there.
+		u, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port},
+			&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
+		if err == nil {
+			tb.Cleanup(func() { unix.Close(fd); u.Close() })
+			return port
+		}
+		unix.Close(fd)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			tb.Fatal(err)
+		}
+	}
+	tb.Fatal("no port of 127.0.0.1 is free on both TCP and UDP after 20 tries")
+	return 0
 }

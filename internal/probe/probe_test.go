@@ -22,16 +22,6 @@ import (
 // On loopback: portmapd in the test, and services that answer, refuse,
 // mismatch or hang. The e2e tests build real networks with firewalls.
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // service serves program 400300 versions 1 and 2, and 400301 with an
 // AUTH_ERROR, over TCP and UDP on one loopback port.
 func service(t *testing.T) int {
@@ -44,22 +34,7 @@ func service(t *testing.T) int {
 		return res, rpc.AuthErr(rpc.AuthTooWeak)
 	})})
 	srv := &rpc.Server{Handler: mux}
-	var tl net.Listener
-	var ul *net.UDPConn
-	var err error
-	for range 20 {
-		if tl, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		ul, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tl.Addr().(*net.TCPAddr).Port})
-		if err == nil {
-			break
-		}
-		tl.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	tl, ul := daemontest.PortPair(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	go srv.ServeStream(tl, rpc.NetidTCP)
 	go srv.ServeUDP(ul, rpc.NetidUDP)
 	t.Cleanup(func() {
@@ -113,7 +88,7 @@ func TestVerdicts(t *testing.T) {
 	pm, socket := daemontest.Start(t)
 	svc := service(t)
 	hang := hanging(t)
-	closed := freePort(t)
+	closed := daemontest.ClosedPort(t)
 	for _, netid := range []string{"tcp", "udp"} {
 		register(t, socket, 400300, 1, netid, svc)
 		register(t, socket, 400300, 2, netid, svc)
@@ -170,7 +145,7 @@ func TestVerdicts(t *testing.T) {
 
 func TestReportFormats(t *testing.T) {
 	pm, socket := daemontest.Start(t)
-	register(t, socket, 400300, 1, "tcp", freePort(t))
+	register(t, socket, 400300, 1, "tcp", daemontest.ClosedPort(t))
 	rep := Run(context.Background(), Config{Host: "127.0.0.1", Port: pm, Prog: 400300, HasProg: true, Vers: 1, HasVers: true,
 		Protos: []string{"tcp"}, Timeout: time.Second})
 	var text bytes.Buffer
