@@ -133,35 +133,27 @@ func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
 	mux := rpc.NewMux()
 	mux.Handle(400700, 2, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
 	srv := &rpc.Server{Handler: mux}
-	// One port for both: the UDP port the kernel picks may be taken on
-	// TCP by a parallel test, so a few picks are tried.
-	var pc net.PacketConn
-	var l net.Listener
-	var port int
-	for try := 0; l == nil; try++ {
-		var err error
-		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = pc.LocalAddr().(*net.UDPAddr).Port
-		if l, err = net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
-			pc.Close()
-			if try == 20 {
-				t.Fatal(err)
-			}
-		}
+	// Each transport on a port the kernel chose for it, and -n gives the
+	// port of the one the mode calls: no number has to be free on both.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := map[string]int{"-u": pc.LocalAddr().(*net.UDPAddr).Port, "-t": l.Addr().(*net.TCPAddr).Port}
 	go srv.ServeUDP(pc.(*net.UDPConn), "udp")
 	go srv.ServeStream(l, "tcp")
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	for _, mode := range []string{"-u", "-t"} {
-		out, errs, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), mode, "127.0.0.1", "400700", "2")
+		out, errs, code := run(t, "/nonexistent", "-n", fmt.Sprint(port[mode]), mode, "127.0.0.1", "400700", "2")
 		if code != 0 || out != "program 400700 version 2 ready and waiting\n" {
 			t.Errorf("%s: %q %q exit %d", mode, out, errs, code)
 		}
 	}
-	out, _, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), "-u", "127.0.0.1", "400700")
+	out, _, code := run(t, "/nonexistent", "-n", fmt.Sprint(port["-u"]), "-u", "127.0.0.1", "400700")
 	if code != 0 || out != "program 400700 version 2 ready and waiting\n" {
 		t.Errorf("version range over -n: %q exit %d", out, code)
 	}
