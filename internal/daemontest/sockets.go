@@ -14,37 +14,76 @@ import (
 )
 
 // PortPair binds TCP and UDP on addr (127.0.0.1, ::1...) with one port
-// number, as a portmapper and rpcinfo -n expect of a service: TCP on port
-// 0, then UDP on the number the kernel chose. Both are held from the
-// start, so nothing can take the port between picking and binding; a new
-// pair is taken only when another socket holds that number's UDP side
-// (bounded). The sockets are closed when the test ends.
+// number, as a portmapper and rpcinfo -n expect of a service (OnePort).
 func PortPair(tb testing.TB, addr netip.Addr) (net.Listener, *net.UDPConn) {
 	tb.Helper()
-	fam := "4"
-	if addr.Is6() {
-		fam = "6"
-	}
+	ls, us := OnePort(tb, []netip.Addr{addr}, []netip.Addr{addr})
+	return ls[0], us[0]
+}
+
+// OnePort binds TCP on every address of tcp and UDP on every address of
+// udp with one port number: the first TCP socket at port 0, the others on
+// the number the kernel chose. Every socket is held from the start, so
+// nothing can take the port between picking and binding; a new number is
+// taken only when another socket holds one of the others (bounded). The
+// IPv6 wildcard is bound dual-stack, as systemd binds ListenStream=[::]:111
+// by default. The sockets are closed when the test ends.
+func OnePort(tb testing.TB, tcp, udp []netip.Addr) ([]net.Listener, []*net.UDPConn) {
+	tb.Helper()
 	for range 20 {
-		// The daemon's own way of listening (TCP_DEFER_ACCEPT), so a
-		// daemon handed this socket serves as it does on one it bound.
-		l, err := rpc.ListenStream("tcp"+fam, netip.AddrPortFrom(addr, 0).String())
-		if err != nil {
-			tb.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).AddrPort().Port()
-		u, err := net.ListenUDP("udp"+fam, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, port)))
+		ls, us, err := onePort(tcp, udp)
 		if err == nil {
-			tb.Cleanup(func() { l.Close(); u.Close() })
-			return l, u
+			tb.Cleanup(func() { closeSockets(ls, us) })
+			return ls, us
 		}
-		l.Close()
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			tb.Fatal(err)
 		}
 	}
-	tb.Fatalf("no port of %s is free on both TCP and UDP after 20 pairs", addr)
+	tb.Fatalf("no port is free on TCP of %v and UDP of %v after 20 numbers", tcp, udp)
 	return nil, nil
+}
+
+func onePort(tcp, udp []netip.Addr) (ls []net.Listener, us []*net.UDPConn, err error) {
+	family := func(a netip.Addr) string {
+		switch {
+		case a.Is4():
+			return "4"
+		case a.IsUnspecified():
+			return "" // dual-stack
+		}
+		return "6"
+	}
+	var port uint16
+	for _, a := range tcp {
+		// The daemon's own way of listening (TCP_DEFER_ACCEPT), so a
+		// daemon handed this socket serves as it does on one it bound.
+		l, err := rpc.ListenStream("tcp"+family(a), netip.AddrPortFrom(a, port).String())
+		if err != nil {
+			closeSockets(ls, us)
+			return nil, nil, err
+		}
+		ls = append(ls, l)
+		port = l.Addr().(*net.TCPAddr).AddrPort().Port()
+	}
+	for _, a := range udp {
+		u, err := net.ListenUDP("udp"+family(a), net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, port)))
+		if err != nil {
+			closeSockets(ls, us)
+			return nil, nil, err
+		}
+		us = append(us, u)
+	}
+	return ls, us, nil
+}
+
+func closeSockets(ls []net.Listener, us []*net.UDPConn) {
+	for _, l := range ls {
+		l.Close()
+	}
+	for _, u := range us {
+		u.Close()
+	}
 }
 
 // Loopback binds the sockets a portmapper on loopback serves, to hand to
