@@ -30,12 +30,11 @@ import (
 
 // Config is what the serve command configures.
 type Config struct {
-	// Sockets, if not nil, are served as they are, in place of the ones
-	// socket activation would pass: a caller that binds its own (a test,
-	// on port 0 or in its temporary directory) hands them in and reads
-	// the ports back from them. As with systemd's, --host closes an
-	// excluded one, and the transports none of them serves are bound as
-	// Port, Hosts, SocketPath and AbstractSocket say.
+	// Sockets are served as they are: the ones systemd passed (socket
+	// activation), or in tests sockets bound on port 0 or in a temporary
+	// directory, whose ports the test reads back from them. --host closes
+	// an excluded one (see adopt); the transports none of them serves are
+	// bound as Port, Hosts, SocketPath and AbstractSocket say.
 	Sockets []activation.Socket
 	// Port is the portmapper's port, 111 unless testing. With Sockets and
 	// no Port, the first IP socket's port.

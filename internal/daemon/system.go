@@ -114,22 +114,14 @@ func (d *Daemon) acquireRpcbindLock() error {
 	return nil
 }
 
-// adopt takes the sockets systemd passed. A socket bound to an address
+// adopt takes the sockets passed in Config.Sockets: systemd's in
+// production, a test's in tests. A socket bound to an address
 // that --host excludes is closed and the configured addresses are bound
 // instead, which rpcbind does not do; a wildcard socket is kept, since
 // systemd's copy of it leaves no address of its port free to bind. A
 // dual-stack IPv6 socket also serves its IPv4 netid. It
-// returns the netids now served. Sockets handed in by the caller
-// (Config.Sockets) are taken the same way, in place of systemd's.
+// returns the netids now served.
 func (d *Daemon) adopt(socks []activation.Socket) (map[string]string, error) {
-	from := "the caller"
-	if socks == nil {
-		var err error
-		if socks, err = activation.Sockets(true); err != nil {
-			return nil, fmt.Errorf("socket activation: %w", err)
-		}
-		from = "systemd"
-	}
 	if socks == nil {
 		return nil, nil
 	}
@@ -185,7 +177,7 @@ func (d *Daemon) adopt(socks []activation.Socket) (map[string]string, error) {
 		if d.cfg.Port == 0 && s.Netid != rpc.NetidLocal {
 			d.cfg.Port = int(s.AddrPort().Port())
 		}
-		d.log.Info("using a socket passed by "+from, zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr),
+		d.log.Info("using a passed socket", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr),
 			zap.Bool("dual_stack", s.DualStack), zap.Bool("abstract", s.Abstract))
 	}
 	return served, nil
