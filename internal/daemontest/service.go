@@ -1,0 +1,41 @@
+package daemontest
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/portmapd/portmapd/rpc"
+)
+
+// NullService serves program prog, versions vers, NULL procedure only,
+// over UDP and TCP on loopback ports the kernel chooses (one each), with
+// a real rpc.Server; it returns the two ports and stops when the test
+// ends.
+func NullService(tb testing.TB, prog uint32, vers ...uint32) (udpPort, tcpPort int) {
+	tb.Helper()
+	mux := rpc.NewMux()
+	null := []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })}
+	for _, v := range vers {
+		mux.Handle(prog, v, null)
+	}
+	srv := &rpc.Server{Handler: mux}
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		pc.Close()
+		tb.Fatal(err)
+	}
+	go srv.ServeUDP(pc, rpc.NetidUDP)
+	go srv.ServeStream(l, rpc.NetidTCP)
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return pc.LocalAddr().(*net.UDPAddr).Port, l.Addr().(*net.TCPAddr).Port
+}
