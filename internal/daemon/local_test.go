@@ -1,8 +1,10 @@
 package daemon_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +14,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/portmapd/portmapd/internal/activation"
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/internal/lockfile"
+	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client"
+	"github.com/portmapd/portmapd/rpc"
 )
 
 // newOnLoopback builds a daemon on loopback sockets with cfg's other
@@ -97,5 +103,57 @@ func TestAbstractSocketIsServedBesideThePath(t *testing.T) {
 	_, err = newOnLoopback(t, daemon.Config{AbstractSocket: name}, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), "abstract socket "+name+" is in use by a running portmapper") {
 		t.Errorf("second daemon on the same name: %v", err)
+	}
+}
+
+// Sockets handed in through the configuration are served as they are,
+// nothing else is bound, and the daemon's own rows name each socket's
+// port: here TCP and UDP on two ports the kernel chose.
+func TestHandedSocketsAreServedWithTheirOwnPorts(t *testing.T) {
+	tl, err := rpc.ListenStream("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	tcpPort, udpPort := tl.Addr().(*net.TCPAddr).Port, u.LocalAddr().(*net.UDPAddr).Port
+	d, err := daemon.New(daemon.Config{NoIPv6: true, Sockets: []activation.Socket{
+		{Netid: "tcp", Addr: tl.Addr(), Listener: tl},
+		{Netid: "udp", Addr: u.LocalAddr(), UDP: u},
+	}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	daemontest.Serve(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, c := range []struct {
+		network string
+		port    int
+		ask     uint32
+		want    int
+	}{{"udp", udpPort, pmap.ProtoTCP, tcpPort}, {"tcp", tcpPort, pmap.ProtoUDP, udpPort}} {
+		cl, err := client.Dial(ctx, c.network, fmt.Sprintf("127.0.0.1:%d", c.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := cl.GetPort(ctx, pmap.Program, pmap.VersPMAP, c.ask)
+		cl.Close()
+		if err != nil || int(p) != c.want {
+			t.Errorf("GETPORT(portmapper, %d) over %s = %d, %v; want %d", c.ask, c.network, p, err, c.want)
+		}
+	}
+	var own []string
+	for _, m := range d.Registry.Mappings() {
+		if m.Prog == pmap.Program && m.Vers == pmap.VersPMAP {
+			own = append(own, m.Netid)
+		}
+	}
+	if strings.Join(own, " ") != "tcp udp" {
+		t.Errorf("own rows of version 2 on %q, want tcp and udp only: nothing else was bound", own)
 	}
 }
