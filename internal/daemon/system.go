@@ -122,7 +122,7 @@ func (d *Daemon) acquireRpcbindLock() error {
 // dual-stack IPv6 socket also serves its IPv4 netid. It
 // returns the netids now served.
 func (d *Daemon) adopt(socks []activation.Socket) (map[string]string, error) {
-	if socks == nil {
+	if len(socks) == 0 {
 		return nil, nil
 	}
 	// Addresses are not watched then: the daemon did not bind these

@@ -48,6 +48,7 @@ func crashTransports(port int, sock, abstract string) []crashTransport {
 // as systemd does, with its local socket and state in a temporary
 // directory, so the test needs neither root nor a namespace.
 func TestWarmStartSurvivesSIGKILL(t *testing.T) {
+	PortmapdPath(t) // built before the time bound starts
 	dir := t.TempDir()
 	port, files := passLoopback(t)
 	sock := filepath.Join(dir, "rpcbind.sock")
