@@ -10,9 +10,8 @@ import (
 )
 
 // NullService serves program prog, versions vers, NULL procedure only,
-// over UDP and TCP on loopback ports the kernel chooses (one each), with
-// a real rpc.Server; it returns the two ports and stops when the test
-// ends.
+// over UDP and TCP on loopback ports the kernel chooses (one each); it
+// returns the two ports and stops when the test ends.
 func NullService(tb testing.TB, prog uint32, vers ...uint32) (udpPort, tcpPort int) {
 	tb.Helper()
 	mux := rpc.NewMux()
@@ -20,22 +19,28 @@ func NullService(tb testing.TB, prog uint32, vers ...uint32) (udpPort, tcpPort i
 	for _, v := range vers {
 		mux.Handle(prog, v, null)
 	}
-	srv := &rpc.Server{Handler: mux}
-	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
-		pc.Close()
+		u.Close()
 		tb.Fatal(err)
 	}
-	go srv.ServeUDP(pc, rpc.NetidUDP)
+	ServeRPC(tb, mux, l, u)
+	return u.LocalAddr().(*net.UDPAddr).Port, l.Addr().(*net.TCPAddr).Port
+}
+
+// ServeRPC serves h over l (netid tcp) and u (netid udp) with a real
+// rpc.Server until the test ends: a service for the daemon to point at.
+func ServeRPC(tb testing.TB, h rpc.Handler, l net.Listener, u *net.UDPConn) {
+	srv := &rpc.Server{Handler: h}
 	go srv.ServeStream(l, rpc.NetidTCP)
+	go srv.ServeUDP(u, rpc.NetidUDP)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return pc.LocalAddr().(*net.UDPAddr).Port, l.Addr().(*net.TCPAddr).Port
 }

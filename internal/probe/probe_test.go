@@ -33,15 +33,8 @@ func service(t *testing.T) int {
 	mux.Handle(400301, 1, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) {
 		return res, rpc.AuthErr(rpc.AuthTooWeak)
 	})})
-	srv := &rpc.Server{Handler: mux}
 	tl, ul := daemontest.PortPair(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
-	go srv.ServeStream(tl, rpc.NetidTCP)
-	go srv.ServeUDP(ul, rpc.NetidUDP)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	daemontest.ServeRPC(t, mux, tl, ul)
 	return tl.Addr().(*net.TCPAddr).Port
 }
 
