@@ -203,28 +203,6 @@ func TestSocketsRefusesAnUnusableDescriptorAndClosesTheRest(t *testing.T) {
 	}
 }
 
-// freePort finds a port nothing on loopback uses right now; the child binds
-// it moments later, so a collision is possible but unlikely.
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-}
-
 // TestSocketsUnderSystemdSocketActivate lets Debian's own tool bind and
 // pass the sockets, the way the socket unit would. One invocation binds
 // either stream or datagram sockets, and each passes on what it received,
@@ -247,7 +225,10 @@ func TestSocketsUnderSystemdSocketActivate(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	u4, u6, t4, t6 := freePort(t, "udp"), freePort(t, "udp"), freePort(t, "tcp"), freePort(t, "tcp")
+	// The network namespace is the script's own: nothing else binds there,
+	// so fixed ports are free. [::] (dual-stack) and 127.0.0.1 of one
+	// protocol would clash on one number, hence four.
+	u4, u6, t4, t6 := 1110, 1111, 1112, 1113
 	sock := filepath.Join(t.TempDir(), "rpcbind.sock")
 	script := fmt.Sprintf(`set -e
 ip link set lo up

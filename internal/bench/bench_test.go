@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/internal/netns"
 	"github.com/portmapd/portmapd/pmap"
 )
@@ -179,11 +180,7 @@ func TestConfigCheckRefusesUnboundedOrBadRuns(t *testing.T) {
 // portmapd on a high loopback port and checks that every answer was right
 // and the daemon was left as found.
 func TestRunAgainstInProcessDaemon(t *testing.T) {
-	port, sock := freePort(t), socketPath(t)
-	d, err := newTestDaemon(port, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, port, sock := inProcessDaemon(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- d.Serve(ctx) }()
@@ -250,11 +247,7 @@ func checkLoad(t *testing.T, l LoadResult, cfg Config) {
 // holds: the lookups of the missing ones must come back as errors, not as
 // fast answers.
 func TestWrongAnswersCountAsErrors(t *testing.T) {
-	port, sock := freePort(t), socketPath(t)
-	d, err := newTestDaemon(port, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, port, sock := inProcessDaemon(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- d.Serve(ctx) }()
@@ -311,8 +304,7 @@ func TestTimeoutsAreErrorsAndBounded(t *testing.T) {
 // TestRunSpawnsTheDaemon has Run start the daemon itself (this test
 // binary as portmapd), time its start-up and read its CPU and RSS.
 func TestRunSpawnsTheDaemon(t *testing.T) {
-	port, sock := freePort(t), socketPath(t)
-	t.Setenv(daemonEnv, strconv.Itoa(port)+" "+sock)
+	port, sock := lendPort(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +351,7 @@ func TestRunSpawnsTheDaemon(t *testing.T) {
 }
 
 func TestSpawnReportsADaemonThatDies(t *testing.T) {
-	port := freePort(t)
+	port := daemontest.ClosedPort(t)
 	p, started, err := spawn([]string{"sh", "-c", "echo no such luck >&2; exit 3"})
 	if err != nil {
 		t.Fatal(err)
@@ -435,16 +427,7 @@ func TestRunInNamespace(t *testing.T) {
 // daemon together, and proof that the client's steady state allocates
 // nothing of its own.
 func BenchmarkGetportRoundTrip(b *testing.B) {
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	d, err := newTestDaemon(port, "")
-	if err != nil {
-		b.Skip("no free port:", err)
-	}
+	d, port, _ := inProcessDaemon(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- d.Serve(ctx) }()
@@ -466,11 +449,7 @@ func BenchmarkGetportRoundTrip(b *testing.B) {
 // start, since another daemon holds its address: the rest of the run
 // stands, and the table will say why.
 func TestAFailedWarmStartIsANote(t *testing.T) {
-	port, sock := freePort(t), socketPath(t)
-	d, err := newTestDaemon(port, sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, port, sock := inProcessDaemon(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- d.Serve(ctx) }()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/internal/netns"
 )
 
@@ -43,22 +45,24 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// newTestDaemon binds portmapd on a free loopback port and a local socket
-// in dir; cfg.Port and cfg.SocketPath say where.
-func newTestDaemon(port int, socket string) (*daemon.Daemon, error) {
-	return daemon.New(daemon.Config{
-		Port: port, SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true,
-	}, zap.NewNop())
-}
-
+// serveTestDaemon is the daemon of daemonEnv: "PORT PATH" binds PORT on
+// 127.0.0.1 itself; "HANDOVER PATH" serves the sockets lent at HANDOVER
+// (lendPort) instead.
 func serveTestDaemon(spec string) int {
-	var port int
-	var socket string
+	var port, socket string
 	if _, err := fmt.Sscan(spec, &port, &socket); err != nil {
 		fmt.Fprintln(os.Stderr, "bad", daemonEnv, err)
 		return 2
 	}
-	d, err := newTestDaemon(port, socket)
+	cfg := daemon.Config{SocketPath: socket, Hosts: []string{"127.0.0.1"}, NoIPv6: true}
+	var err error
+	if cfg.Port, err = strconv.Atoi(port); err != nil {
+		if cfg.Sockets, err = daemontest.TakeSockets(port); err != nil {
+			fmt.Fprintln(os.Stderr, "handover:", err)
+			return 1
+		}
+	}
+	d, err := daemon.New(cfg, zap.NewNop())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -116,28 +120,33 @@ func shortConfig() Config {
 	return cfg
 }
 
-// freePort finds a port free on loopback for both UDP and TCP.
-func freePort(t *testing.T) int {
+// lendPort binds TCP and UDP on one port of 127.0.0.1 and lends them to
+// the daemons this test spawns (daemonEnv), as systemd lends a socket
+// unit's: every start and restart serves the same port, which stays the
+// test's in between. Each daemon binds its own local socket, at the
+// path returned, so that its going shows.
+func lendPort(t *testing.T) (port int, sock string) {
 	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	l, u := daemontest.PortPair(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	sock = socketPath(t)
+	t.Setenv(daemonEnv, daemontest.Handover(t, l.(*net.TCPListener), u)+" "+sock)
+	return l.Addr().(*net.TCPAddr).Port, sock
+}
+
+// inProcessDaemon builds portmapd in this process on loopback sockets
+// the test binds (daemontest.New), its local socket at socketPath.
+func inProcessDaemon(t testing.TB) (d *daemon.Daemon, port int, sock string) {
+	t.Helper()
+	cfg := daemon.Config{SocketPath: socketPath(t)}
+	d, err := daemontest.New(t, &cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	return d, cfg.Port, cfg.SocketPath
 }
 
 // socketPath is a local socket path short enough for sun_path.
-func socketPath(t *testing.T) string {
+func socketPath(t testing.TB) string {
 	dir, err := os.MkdirTemp("", "pmb")
 	if err != nil {
 		t.Fatal(err)

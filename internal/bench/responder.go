@@ -36,6 +36,13 @@ func Responder(ctx context.Context, address, socket string) error {
 		return err
 	}
 	defer pc.Close()
+	respondOn(ctx, tl, ul, pc)
+	return nil
+}
+
+// respondOn is Responder on sockets bound already (by Responder, or by a
+// test on port 0).
+func respondOn(ctx context.Context, tl, ul net.Listener, pc net.PacketConn) {
 	stop := context.AfterFunc(ctx, func() { tl.Close(); ul.Close(); pc.Close() })
 	defer stop()
 
@@ -68,7 +75,6 @@ func Responder(ctx context.Context, address, socket string) error {
 	ul.Close()
 	pc.Close()
 	wg.Wait()
-	return nil
 }
 
 // fixedReply appends an accepted, successful reply to xid whose result

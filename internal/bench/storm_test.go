@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 )
 
@@ -17,8 +20,7 @@ import (
 // answers (checked), no errors, the daemon's CPU time and peak RSS, and
 // the daemon holds no connection afterwards that the storm opened.
 func TestStormAgainstSpawnedDaemon(t *testing.T) {
-	port, sock := freePort(t), socketPath(t)
-	t.Setenv(daemonEnv, strconv.Itoa(port)+" "+sock)
+	port, sock := lendPort(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +57,19 @@ func TestStormAgainstSpawnedDaemon(t *testing.T) {
 // The minimal responder answers every storm load as a portmapper would,
 // so the storm checks its answers exactly as it checks a daemon's.
 func TestStormAgainstResponder(t *testing.T) {
-	port, sock := freePort(t), socketPath(t)
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	tl, pc := daemontest.PortPair(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	sock := socketPath(t)
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := tl.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Responder(ctx, addr, sock) }()
+	done := make(chan struct{})
+	go func() { respondOn(ctx, tl, ul, pc); close(done) }()
 	defer func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
+		<-done
 	}()
 	if _, err := waitReady(ctx, nil, time.Now(), addr); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/portmapd/portmapd/internal/activation"
 	"github.com/portmapd/portmapd/internal/daemon"
 	"github.com/portmapd/portmapd/internal/lockfile"
 	"github.com/portmapd/portmapd/internal/options"
@@ -61,6 +62,11 @@ level; SIGUSR1 writes the registration table to the log.`,
 			}
 			cfg.LogLevel = &level
 			cfg.Reload = func() (daemon.Policy, zapcore.Level, error) { return reloadServe(os.Args[1:]) }
+			// systemd's sockets, if it passed any; the daemon binds the
+			// transports they lack.
+			if cfg.Sockets, err = activation.Sockets(true); err != nil {
+				return fmt.Errorf("socket activation: %w", err)
+			}
 			d, err := daemon.New(*cfg, log)
 			if err != nil {
 				return err

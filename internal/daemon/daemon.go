@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portmapd/portmapd/internal/activation"
 	"github.com/portmapd/portmapd/internal/liveness"
 	"github.com/portmapd/portmapd/internal/lockfile"
 	"github.com/portmapd/portmapd/internal/metrics"
@@ -29,7 +30,14 @@ import (
 
 // Config is what the serve command configures.
 type Config struct {
-	// Port is the portmapper's port, 111 unless testing.
+	// Sockets are served as they are: the ones systemd passed (socket
+	// activation), or in tests sockets bound on port 0 or in a temporary
+	// directory, whose ports the test reads back from them. --host closes
+	// an excluded one (see adopt); the transports none of them serves are
+	// bound as Port, Hosts, SocketPath and AbstractSocket say.
+	Sockets []activation.Socket
+	// Port is the portmapper's port, 111 unless testing. With Sockets and
+	// no Port, the first IP socket's port.
 	Port int
 	// Hosts, if not empty, restricts the IP sockets to these addresses
 	// (the loopback addresses are always added, so local services can
@@ -154,11 +162,11 @@ func New(cfg Config, log *zap.Logger) (*Daemon, error) {
 	if cfg.WarmStart {
 		saved = readSaved(cmp.Or(cfg.StateDir, DefaultStateDir), d.log)
 	}
-	served, err := d.adopt()
+	served, err := d.adopt(cfg.Sockets)
 	if err != nil {
 		return abort(err)
 	}
-	if err := d.bind(cfg, served); err != nil {
+	if err := d.bind(d.cfg, served); err != nil { // d.cfg: adopt may have set Port
 		return abort(err)
 	}
 	if err := d.applyPolicy(cfg.Policy); err != nil {

@@ -1,45 +1,36 @@
-package daemon
+package daemon_test
 
 import (
-	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// startDaemon runs a whole daemon on a free loopback port.
+// startDaemon runs a whole daemon on loopback.
 func startDaemon(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	cfg := daemon.Config{}
+	d, err := daemontest.New(tb, &cfg, zap.NewNop())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	d, err := New(Config{Port: port, Hosts: []string{"127.0.0.1"}, NoIPv6: true,
-		SocketPath: filepath.Join(tb.TempDir(), "s.sock")}, zap.NewNop())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { d.Serve(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
+	daemontest.Serve(tb, d)
 	for i := 0; i < 100; i++ {
 		d.Registry.Set(pmap.Mapping{Prog: 300000 + uint32(i), Vers: 1, Netid: "udp", Addr: "0.0.0.0.8.1", Owner: "superuser"})
 		d.Registry.Set(pmap.Mapping{Prog: 300000 + uint32(i), Vers: 1, Netid: "tcp", Addr: "0.0.0.0.8.1", Owner: "superuser"})
 	}
-	return port
+	return cfg.Port
 }
 
 func getportCall(xid uint32) []byte {

@@ -114,20 +114,19 @@ func (d *Daemon) acquireRpcbindLock() error {
 	return nil
 }
 
-// adopt takes the sockets systemd passed. A socket bound to an address
+// adopt takes the sockets passed in Config.Sockets: systemd's in
+// production, a test's in tests. A socket bound to an address
 // that --host excludes is closed and the configured addresses are bound
 // instead, which rpcbind does not do; a wildcard socket is kept, since
 // systemd's copy of it leaves no address of its port free to bind. A
 // dual-stack IPv6 socket also serves its IPv4 netid. It
 // returns the netids now served.
-func (d *Daemon) adopt() (map[string]string, error) {
-	socks, err := activation.Sockets(true)
-	if err != nil {
-		return nil, fmt.Errorf("socket activation: %w", err)
-	}
-	if socks == nil {
+func (d *Daemon) adopt(socks []activation.Socket) (map[string]string, error) {
+	if len(socks) == 0 {
 		return nil, nil
 	}
+	// Addresses are not watched then: the daemon did not bind these
+	// sockets and cannot bind their addresses again.
 	d.sys.activated = true
 	hosts4, hosts6, err := splitHosts(d.cfg.Hosts)
 	if err != nil {
@@ -175,7 +174,10 @@ func (d *Daemon) adopt() (map[string]string, error) {
 		} else {
 			d.stream = append(d.stream, streamSock{s.Listener, s.Netid})
 		}
-		d.log.Info("using a socket passed by systemd", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr),
+		if d.cfg.Port == 0 && s.Netid != rpc.NetidLocal {
+			d.cfg.Port = int(s.AddrPort().Port())
+		}
+		d.log.Info("using a passed socket", zap.String("netid", s.Netid), zap.Stringer("addr", s.Addr),
 			zap.Bool("dual_stack", s.DualStack), zap.Bool("abstract", s.Abstract))
 	}
 	return served, nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
 )
@@ -186,15 +187,8 @@ func TestRpcbindLockExcludesBothWays(t *testing.T) {
 // are unique: this runs in the machine's network namespace.
 func TestSocketActivationWithTheAbstractSocket(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	tcp, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	udp, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tcp, udp := daemontest.PortPair(t, loopback4)
+	port := tcp.Addr().(*net.TCPAddr).Port
 	sockPath := filepath.Join(dir, "passed.sock")
 	unix, err := net.Listen("unix", sockPath)
 	if err != nil {
@@ -205,10 +199,10 @@ func TestSocketActivationWithTheAbstractSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := socketFiles(t, tcp.(*net.TCPListener), udp.(*net.UDPConn), unix.(*net.UnixListener), abstract.(*net.UnixListener))
+	files := socketFiles(t, tcp.(*net.TCPListener), udp, unix.(*net.UnixListener), abstract.(*net.UnixListener))
 	ownPath, ownName := filepath.Join(dir, "own.sock"), unique+"-own"
 	_, stderr := startActivated(t, files, []string{"LISTEN_FDNAMES=tcp:udp:local:abstract"},
-		"--port", strconv.Itoa(freePort(t)), "--no-ipv6", "--socket", ownPath, "--abstract-socket", ownName,
+		"--port", strconv.Itoa(daemontest.ClosedPort(t)), "--no-ipv6", "--socket", ownPath, "--abstract-socket", ownName,
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "info")
 	tcp.Close()
 	udp.Close()

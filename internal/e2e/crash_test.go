@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -45,19 +44,19 @@ func crashTransports(port int, sock, abstract string) []crashTransport {
 // be in the table, each acknowledged UNSET must have stayed removed, and
 // no mapping may appear twice.
 //
-// The daemon runs on a high port on loopback with its local socket and
-// state in a temporary directory, so the test needs neither root nor a
-// namespace.
+// The daemon runs on loopback sockets the test passes it at every start,
+// as systemd does, with its local socket and state in a temporary
+// directory, so the test needs neither root nor a namespace.
 func TestWarmStartSurvivesSIGKILL(t *testing.T) {
-	bin := PortmapdPath(t)
+	PortmapdPath(t) // built before the time bound starts
 	dir := t.TempDir()
-	port := freePort(t)
+	port, files := passLoopback(t)
 	sock := filepath.Join(dir, "rpcbind.sock")
 	// The abstract name lives in this machine's network namespace: one of
 	// the test's own, never rpcbind's "@/run/rpcbind.sock".
 	abstract := "@" + sock
 	stateDir := filepath.Join(dir, "state")
-	args := []string{"serve", "--port", strconv.Itoa(port), "--socket", sock, "--abstract-socket", abstract, "--lock-file", filepath.Join(dir, "lock"),
+	args := []string{"--port", strconv.Itoa(port), "--socket", sock, "--abstract-socket", abstract, "--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", stateDir, "--log-level", "warn"}
 
 	kills, deadline := 220, time.Now().Add(90*time.Second)
@@ -73,13 +72,8 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 	acked, round := 0, 0
 	ackedBy := make([]int, len(crashTransports(port, sock, abstract)))
 	for ; round < kills && time.Now().Before(deadline); round++ {
-		cmd := daemonCommand(t, bin, args...)
-		var stderr lockedBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitReady(t, port, cmd, &stderr)
+		cmd, stderr := startActivated(t, files(), nil, args...)
+		waitReady(t, port, cmd, stderr)
 		checkTable(t, round, port, want)
 		if t.Failed() {
 			t.Fatalf("daemon's log:\n%s", stderr.String())
@@ -154,14 +148,8 @@ func TestWarmStartSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	// A last start proves the final kill lost nothing either.
-	cmd := daemonCommand(t, bin, args...)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	waitReady(t, port, cmd, &stderr)
+	cmd, stderr := startActivated(t, files(), nil, args...)
+	waitReady(t, port, cmd, stderr)
 	checkTable(t, round, port, want)
 	t.Logf("%d kills, %d acknowledged SETs, %d keys tracked", round, acked, len(want))
 	if !testing.Short() && round < 200 {
@@ -249,43 +237,6 @@ func waitReady(t *testing.T, port int, cmd *exec.Cmd, stderr *lockedBuffer) {
 		}
 	}
 	t.Fatalf("portmapd did not answer on port %d; stderr:\n%s", port, stderr.String())
-}
-
-// freePort finds a port free on both UDP and TCP of 127.0.0.1 and ::1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for _, n := range []string{"udp4", "udp6", "tcp6"} {
-			addr := fmt.Sprintf(":%d", port)
-			if n[:3] == "udp" {
-				pc, err := net.ListenPacket(n, addr)
-				if err != nil {
-					ok = false
-					break
-				}
-				pc.Close()
-			} else {
-				l, err := net.Listen(n, addr)
-				if err != nil {
-					ok = false
-					break
-				}
-				l.Close()
-			}
-		}
-		if ok {
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // lockedBuffer collects a child's output safely.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,26 +27,6 @@ func daemonCommand(t *testing.T, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
-}
-
-// startLoopbackDaemon runs portmapd on a free high port of loopback with
-// its local socket in a temporary directory.
-func startLoopbackDaemon(t *testing.T, extra ...string) (port int, sock string) {
-	t.Helper()
-	port = freePort(t)
-	dir := t.TempDir()
-	sock = filepath.Join(dir, "rpcbind.sock")
-	args := append([]string{"serve", "--port", strconv.Itoa(port), "--socket", sock,
-		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn"}, extra...)
-	cmd := daemonCommand(t, PortmapdPath(t), args...)
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() })
-	waitReady(t, port, cmd, &stderr)
-	return port, sock
 }
 
 // TestDumpRestore saves a table by hand and restores it into another

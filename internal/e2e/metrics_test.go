@@ -27,8 +27,7 @@ func TestMetricsByOutcomeAndReason(t *testing.T) {
 		set        = 1
 		getport    = 3
 	)
-	mport := freePort(t)
-	port, _ := startLoopbackDaemon(t, "--metrics", fmt.Sprintf("127.0.0.1:%d", mport),
+	port, mport := startWithMetrics(t,
 		"--deny", "127.0.0.3", "--port-range", "3000-5000", "--port-range-refuse")
 	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
 
@@ -78,8 +77,7 @@ func TestMetricsByOutcomeAndReason(t *testing.T) {
 	waitMetrics(t, mport, want, nil)
 
 	// The forwarder: a table of one, a service that never answers.
-	mport = freePort(t)
-	port, _ = startLoopbackDaemon(t, "--metrics", fmt.Sprintf("127.0.0.1:%d", mport),
+	port, mport = startWithMetrics(t,
 		"--remote-calls", "--remote-call-max", "1", "--remote-call-timeout", "2s")
 	to.Port = port
 	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

@@ -29,7 +29,8 @@ func TestPortInUseIsExplained(t *testing.T) {
 
 	// A second daemon on another port but the same live local socket is
 	// refused too, naming the socket.
-	cmd = exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(freePort(t)), "--socket", sock,
+	// Port 0: the kernel's choice, as the port does not matter here.
+	cmd = exec.Command(PortmapdPath(t), "serve", "--port", "0", "--socket", sock,
 		"--lock-file", filepath.Join(other, "lock2"), "--log-level", "error")
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), sock) || !strings.Contains(string(out), "in use") {

@@ -32,18 +32,12 @@ func TestUserDropsPrivileges(t *testing.T) {
 	// state directory inside.
 	os.Chmod(dir, 0o755)
 	os.Chmod(filepath.Dir(dir), 0o755)
-	port := freePort(t)
+	port, files := passLoopback(t)
 	state := filepath.Join(dir, "state")
-	cmd := daemonCommand(t, PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+	cmd, stderr := startActivated(t, files(), nil, "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"),
 		"--warm-start", "--state-dir", state, "--user", "nobody", "--log-level", "warn")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	waitReady(t, port, cmd, &stderr)
+	waitReady(t, port, cmd, stderr)
 
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {

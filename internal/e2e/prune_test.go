@@ -6,7 +6,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,19 +18,12 @@ import (
 // service registered through it: while the service answers, its mapping
 // stays; once the service is killed, the mapping goes away by itself.
 func TestPruneDeadService(t *testing.T) {
-	bin := PortmapdPath(t)
 	dir := t.TempDir()
-	port := freePort(t)
-	cmd := daemonCommand(t, bin, "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+	port, files := passLoopback(t)
+	cmd, stderr := startActivated(t, files(), nil, "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"),
 		"--prune-dead", "100ms", "--prune-failures", "3", "--log-level", "warn")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	waitReady(t, port, cmd, &stderr)
+	waitReady(t, port, cmd, stderr)
 
 	// The service: a real RPC server for program 400200 on UDP.
 	mux := rpc.NewMux()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
 	"github.com/portmapd/portmapd/rpc"
@@ -29,21 +31,14 @@ import (
 // ready, and that it is stopping on SIGTERM.
 func TestSocketActivation(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	tcp, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	udp, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tcp, udp := daemontest.PortPair(t, loopback4)
+	port := tcp.Addr().(*net.TCPAddr).Port
 	sockPath := filepath.Join(dir, "passed.sock")
 	unix, err := net.Listen("unix", sockPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := socketFiles(t, tcp.(*net.TCPListener), udp.(*net.UDPConn), unix.(*net.UnixListener))
+	files := socketFiles(t, tcp.(*net.TCPListener), udp, unix.(*net.UnixListener))
 	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify"), Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +46,10 @@ func TestSocketActivation(t *testing.T) {
 	defer notify.Close()
 
 	// The daemon is told another port and no local socket: whatever it
-	// serves on port and sockPath came from the descriptors.
-	other := freePort(t)
+	// serves on port and sockPath came from the descriptors. The other
+	// port refuses connections and is the test's, so a daemon that bound
+	// it would not even start.
+	other := daemontest.ClosedPort(t)
 	cmd, stderr := startActivated(t, files, []string{"LISTEN_FDNAMES=tcp:udp:local", "NOTIFY_SOCKET=" + filepath.Join(dir, "notify")},
 		"--port", strconv.Itoa(other), "--no-ipv6", "--socket", filepath.Join(dir, "own.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
@@ -140,21 +137,15 @@ func socketFiles(t *testing.T, socks ...interface{ File() (*os.File, error) }) [
 // registration; a second daemon on the same lock file names the first.
 func TestSignals(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
+	port, files := passLoopback(t)
 	env := filepath.Join(dir, "portmapd.default")
 	if err := os.WriteFile(env, []byte("OPTIONS=\"\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	lock := filepath.Join(dir, "lock")
-	cmd := daemonCommand(t, PortmapdPath(t), "serve", "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
+	cmd, stderr := startActivated(t, files(), nil, "--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", lock, "--env-file", env, "--hosts-files=false", "--log-level", "info")
-	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }()
-	waitReady(t, port, cmd, &stderr)
+	waitReady(t, port, cmd, stderr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -191,11 +182,11 @@ func TestSignals(t *testing.T) {
 	}
 
 	cmd.Process.Signal(syscall.SIGUSR1)
-	waitLog(t, &stderr, `"prog": 400500`)
+	waitLog(t, stderr, `"prog": 400500`)
 
 	os.WriteFile(env, []byte("OPTIONS=\"--deny 127.0.0.2\"\n"), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitLog(t, &stderr, "SIGHUP: reloaded")
+	waitLog(t, stderr, "SIGHUP: reloaded")
 	var re *rpc.ReplyError
 	if err := from2(); !errors.As(err, &re) || re.Auth != rpc.AuthTooWeak {
 		t.Fatalf("127.0.0.2 after --deny was reloaded: %v, want AUTH_TOOWEAK", err)
@@ -204,7 +195,8 @@ func TestSignals(t *testing.T) {
 		t.Fatalf("registration after the reload: %d %v", p, err)
 	}
 
-	second := exec.Command(PortmapdPath(t), "serve", "--port", strconv.Itoa(freePort(t)), "--socket", filepath.Join(dir, "t.sock"),
+	// Refused at the lock, before binding anything: any port will do.
+	second := exec.Command(PortmapdPath(t), "serve", "--port", "0", "--socket", filepath.Join(dir, "t.sock"),
 		"--lock-file", lock, "--env-file", "")
 	out, err := second.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), strconv.Itoa(cmd.Process.Pid)) {
@@ -214,8 +206,7 @@ func TestSignals(t *testing.T) {
 
 // TestMetrics scrapes the optional metrics listener after some calls.
 func TestMetrics(t *testing.T) {
-	mport := freePort(t)
-	port, _ := startLoopbackDaemon(t, "--metrics", fmt.Sprintf("127.0.0.1:%d", mport))
+	port, mport := startWithMetrics(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := client.Dial(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", port))
@@ -313,16 +304,16 @@ func waitLog(t *testing.T, b *lockedBuffer, want string) {
 // the configured addresses itself.
 func TestSocketActivationHonoursHost(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	passed, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.3:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The daemon binds the port on 127.0.0.1 and 127.0.0.2 itself. The
+	// test holds it on 127.0.0.3, TCP and UDP, until then, so no wildcard
+	// socket can take it meanwhile.
+	ls, _ := daemontest.OnePort(t, []netip.Addr{loopback3}, []netip.Addr{loopback3})
+	passed, port := ls[0], ls[0].Addr().(*net.TCPAddr).Port
 	cmd, stderr := startActivated(t, socketFiles(t, passed.(*net.TCPListener)), nil,
 		"--port", strconv.Itoa(port), "--host", "127.0.0.2", "--no-ipv6", "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
-	passed.Close()
 	waitReady(t, port, cmd, stderr)
+	passed.Close()
 	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.2:%d", port), time.Second); err != nil {
 		t.Errorf("--host address not bound: %v", err)
 	} else {
@@ -345,12 +336,11 @@ func TestSocketActivationHonoursHost(t *testing.T) {
 // Restart= is a crash loop and no portmapper: the passed socket is served.
 func TestSocketActivationKeepsAWildcardUnderHost(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	passed, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer passed.Close() // systemd's copy stays open, as it does
+	// systemd's copy stays open, as it does (the test's, until its end).
+	// The daemon binds UDP on 127.0.0.1 and 127.0.0.2 itself; the test
+	// holds UDP on 127.0.0.3, so no wildcard socket can take it meanwhile.
+	ls, _ := daemontest.OnePort(t, []netip.Addr{netip.IPv4Unspecified()}, []netip.Addr{loopback3})
+	passed, port := ls[0], ls[0].Addr().(*net.TCPAddr).Port
 	cmd, stderr := startActivated(t, socketFiles(t, passed.(*net.TCPListener)), nil,
 		"--port", strconv.Itoa(port), "--host", "127.0.0.2", "--no-ipv6", "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
@@ -366,17 +356,10 @@ func TestSocketActivationKeepsAWildcardUnderHost(t *testing.T) {
 // IPv4 address, and no separate IPv4 socket is bound.
 func TestSocketActivationDualStack(t *testing.T) {
 	dir := t.TempDir()
-	port := freePort(t)
-	// "udp" and "tcp" on [::] give dual-stack sockets (IPV6_V6ONLY off).
-	tcp, err := net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
-	if err != nil {
-		t.Skip("no dual-stack sockets here:", err)
-	}
-	udp, err := net.ListenPacket("udp", fmt.Sprintf("[::]:%d", port))
-	if err != nil {
-		t.Skip("no dual-stack sockets here:", err)
-	}
-	cmd, stderr := startActivated(t, socketFiles(t, tcp.(*net.TCPListener), udp.(*net.UDPConn)), nil,
+	// OnePort binds [::] dual-stack (IPV6_V6ONLY off).
+	ls, us := daemontest.OnePort(t, []netip.Addr{netip.IPv6Unspecified()}, []netip.Addr{netip.IPv6Unspecified()})
+	tcp, udp, port := ls[0], us[0], ls[0].Addr().(*net.TCPAddr).Port
+	cmd, stderr := startActivated(t, socketFiles(t, tcp.(*net.TCPListener), udp), nil,
 		"--port", strconv.Itoa(port), "--socket", filepath.Join(dir, "s.sock"),
 		"--lock-file", filepath.Join(dir, "lock"), "--log-level", "warn")
 	tcp.Close()

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -40,20 +41,31 @@ func childMain(args []string) int {
 		defer l.Release()
 		fmt.Println("ready")
 	case "listen":
-		tl, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			fmt.Println("error", err)
-			return 1
+		// TCP at port 0, then UDP on the same number; a number whose UDP
+		// side another socket holds is given up for a new one (bounded).
+		// daemontest.PortPair does this for other tests; this package is
+		// below it (daemontest imports the daemon, which imports lockfile).
+		for try := 0; ; try++ {
+			tl, err := net.Listen("tcp4", "127.0.0.1:0")
+			if err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+			defer tl.Close()
+			port := tl.Addr().(*net.TCPAddr).Port
+			uc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+			if errors.Is(err, syscall.EADDRINUSE) && try < 20 {
+				tl.Close()
+				continue
+			}
+			if err != nil {
+				fmt.Println("error", err)
+				return 1
+			}
+			defer uc.Close()
+			fmt.Println("ready", port)
+			break
 		}
-		defer tl.Close()
-		port := tl.Addr().(*net.TCPAddr).Port
-		uc, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			fmt.Println("error", err)
-			return 1
-		}
-		defer uc.Close()
-		fmt.Println("ready", port)
 	case "ports":
 		port, _ := strconv.Atoi(args[1])
 		users, err := PortUsers(uint16(port))

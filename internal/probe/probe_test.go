@@ -22,16 +22,6 @@ import (
 // On loopback: portmapd in the test, and services that answer, refuse,
 // mismatch or hang. The e2e tests build real networks with firewalls.
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // service serves program 400300 versions 1 and 2, and 400301 with an
 // AUTH_ERROR, over TCP and UDP on one loopback port.
 func service(t *testing.T) int {
@@ -43,30 +33,8 @@ func service(t *testing.T) int {
 	mux.Handle(400301, 1, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) {
 		return res, rpc.AuthErr(rpc.AuthTooWeak)
 	})})
-	srv := &rpc.Server{Handler: mux}
-	var tl net.Listener
-	var ul *net.UDPConn
-	var err error
-	for range 20 {
-		if tl, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		ul, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: tl.Addr().(*net.TCPAddr).Port})
-		if err == nil {
-			break
-		}
-		tl.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.ServeStream(tl, rpc.NetidTCP)
-	go srv.ServeUDP(ul, rpc.NetidUDP)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	tl, ul := daemontest.PortPair(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+	daemontest.ServeRPC(t, mux, tl, ul)
 	return tl.Addr().(*net.TCPAddr).Port
 }
 
@@ -113,7 +81,7 @@ func TestVerdicts(t *testing.T) {
 	pm, socket := daemontest.Start(t)
 	svc := service(t)
 	hang := hanging(t)
-	closed := freePort(t)
+	closed := daemontest.ClosedPort(t)
 	for _, netid := range []string{"tcp", "udp"} {
 		register(t, socket, 400300, 1, netid, svc)
 		register(t, socket, 400300, 2, netid, svc)
@@ -170,7 +138,7 @@ func TestVerdicts(t *testing.T) {
 
 func TestReportFormats(t *testing.T) {
 	pm, socket := daemontest.Start(t)
-	register(t, socket, 400300, 1, "tcp", freePort(t))
+	register(t, socket, 400300, 1, "tcp", daemontest.ClosedPort(t))
 	rep := Run(context.Background(), Config{Host: "127.0.0.1", Port: pm, Prog: 400300, HasProg: true, Vers: 1, HasVers: true,
 		Protos: []string{"tcp"}, Timeout: time.Second})
 	var text bytes.Buffer

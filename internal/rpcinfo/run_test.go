@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
-	"github.com/portmapd/portmapd/rpc"
 )
 
 func run(t *testing.T, socket string, args ...string) (string, string, int) {
@@ -130,38 +128,17 @@ func TestDeleteAtPort(t *testing.T) {
 // rpcinfo(8) documents and rpcinfo 1.2.x does not do: here no portmapper
 // knows the program at all.
 func TestPortOptionPingsTheServiceDirectly(t *testing.T) {
-	mux := rpc.NewMux()
-	mux.Handle(400700, 2, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
-	srv := &rpc.Server{Handler: mux}
-	// One port for both: the UDP port the kernel picks may be taken on
-	// TCP by a parallel test, so a few picks are tried.
-	var pc net.PacketConn
-	var l net.Listener
-	var port int
-	for try := 0; l == nil; try++ {
-		var err error
-		pc, err = net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = pc.LocalAddr().(*net.UDPAddr).Port
-		if l, err = net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
-			pc.Close()
-			if try == 20 {
-				t.Fatal(err)
-			}
-		}
-	}
-	go srv.ServeUDP(pc.(*net.UDPConn), "udp")
-	go srv.ServeStream(l, "tcp")
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	// Each transport on a port the kernel chose for it, and -n gives the
+	// port of the one the mode calls: no number has to be free on both.
+	udp, tcp := daemontest.NullService(t, 400700, 2)
+	port := map[string]int{"-u": udp, "-t": tcp}
 	for _, mode := range []string{"-u", "-t"} {
-		out, errs, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), mode, "127.0.0.1", "400700", "2")
+		out, errs, code := run(t, "/nonexistent", "-n", fmt.Sprint(port[mode]), mode, "127.0.0.1", "400700", "2")
 		if code != 0 || out != "program 400700 version 2 ready and waiting\n" {
 			t.Errorf("%s: %q %q exit %d", mode, out, errs, code)
 		}
 	}
-	out, _, code := run(t, "/nonexistent", "-n", fmt.Sprint(port), "-u", "127.0.0.1", "400700")
+	out, _, code := run(t, "/nonexistent", "-n", fmt.Sprint(port["-u"]), "-u", "127.0.0.1", "400700")
 	if code != 0 || out != "program 400700 version 2 ready and waiting\n" {
 		t.Errorf("version range over -n: %q exit %d", out, code)
 	}

@@ -15,10 +15,11 @@ import (
 
 // portmapper runs a portmapper for the examples, made of this module's
 // parts: the procedures of pmap.Service on an rpc.Server, serving a local
-// socket and TCP and UDP on one free loopback port. A real one (portmapd
-// or rpcbind) listens on port 111 and /run/rpcbind.sock, and a program
-// would use client.DialLocal to reach it.
-func portmapper() (socket string, port int, stop func()) {
+// socket and TCP and UDP on loopback ports the kernel chose, which it
+// returns as udp and tcp addresses. A real one (portmapd or rpcbind)
+// listens on port 111 of both and /run/rpcbind.sock, and a program would
+// use client.DialLocal to reach it.
+func portmapper() (socket, udpAddr, tcpAddr string, stop func()) {
 	dir, err := os.MkdirTemp("", "pmap-example-")
 	if err != nil {
 		panic(err)
@@ -33,29 +34,22 @@ func portmapper() (socket string, port int, stop func()) {
 	if err != nil {
 		panic(err)
 	}
-	var tcp net.Listener
-	var udp *net.UDPConn
-	for range 100 { // a free port for both TCP and UDP
-		if tcp, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
-			panic(err)
-		}
-		port = tcp.Addr().(*net.TCPAddr).Port
-		if udp, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err == nil {
-			break
-		}
-		tcp.Close()
-	}
+	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
 	}
-	uaddr := fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&255)
-	svc.AddTransport(rpc.NetidTCP, uaddr)
-	svc.AddTransport(rpc.NetidUDP, uaddr)
+	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		panic(err)
+	}
+	uaddr := func(port int) string { return fmt.Sprintf("0.0.0.0.%d.%d", port>>8, port&255) }
+	svc.AddTransport(rpc.NetidTCP, uaddr(tcp.Addr().(*net.TCPAddr).Port))
+	svc.AddTransport(rpc.NetidUDP, uaddr(udp.LocalAddr().(*net.UDPAddr).Port))
 	svc.AddTransport(rpc.NetidLocal, socket)
 	go srv.ServeStream(local, rpc.NetidLocal)
 	go srv.ServeStream(tcp, rpc.NetidTCP)
 	go srv.ServeUDP(udp, rpc.NetidUDP)
-	return socket, port, func() {
+	return socket, udp.LocalAddr().String(), tcp.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
@@ -66,7 +60,7 @@ func portmapper() (socket string, port int, stop func()) {
 // Registering by hand: SET over the local socket, where the portmapper
 // learns the caller's uid and records it as the owner.
 func ExampleClient_Set() {
-	socket, _, stop := portmapper()
+	socket, _, _, stop := portmapper()
 	defer stop()
 	ctx := context.Background()
 
@@ -90,7 +84,7 @@ func ExampleClient_Set() {
 // Looking a service up as a remote client does: PMAP version 2 GETPORT,
 // here over UDP. Port 0 means not registered.
 func ExampleClient_GetPort() {
-	socket, port, stop := portmapper()
+	socket, udpAddr, _, stop := portmapper()
 	defer stop()
 	ctx := context.Background()
 	local, err := client.Dial(ctx, "unix", socket)
@@ -101,7 +95,7 @@ func ExampleClient_GetPort() {
 	defer local.Close()
 	local.Set(ctx, pmap.Mapping{Prog: 100005, Vers: 3, Netid: "udp", Addr: "0.0.0.0.78.80"})
 
-	udp, err := client.Dial(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	udp, err := client.Dial(ctx, "udp", udpAddr)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -120,7 +114,7 @@ func ExampleClient_GetPort() {
 // registered on every address (0.0.0.0) it is the address at which the
 // caller reached the portmapper, here the loopback one.
 func ExampleClient_GetAddr() {
-	socket, port, stop := portmapper()
+	socket, _, tcpAddr, stop := portmapper()
 	defer stop()
 	ctx := context.Background()
 	local, err := client.Dial(ctx, "unix", socket)
@@ -131,7 +125,7 @@ func ExampleClient_GetAddr() {
 	defer local.Close()
 	local.Set(ctx, pmap.Mapping{Prog: 100005, Vers: 3, Netid: "tcp", Addr: "0.0.0.0.78.80"})
 
-	tcp, err := client.Dial(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	tcp, err := client.Dial(ctx, "tcp", tcpAddr)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -149,7 +143,7 @@ func ExampleClient_GetAddr() {
 // Listing the table: RPCBIND DUMP gives every netid and owner, PMAP DUMP
 // the udp and tcp rows as ports. The portmapper's own rows come first.
 func ExampleClient_Dump() {
-	socket, _, stop := portmapper()
+	socket, _, _, stop := portmapper()
 	defer stop()
 	ctx := context.Background()
 	c, err := client.Dial(ctx, "unix", socket)
@@ -190,7 +184,7 @@ func ExampleClient_Dump() {
 // Removing registrations: UNSET with a netid removes that one, with ""
 // every netid of the program's version.
 func ExampleClient_Unset() {
-	socket, _, stop := portmapper()
+	socket, _, _, stop := portmapper()
 	defer stop()
 	ctx := context.Background()
 	c, err := client.Dial(ctx, "unix", socket)
@@ -225,7 +219,7 @@ func ExampleClient_Unset() {
 // starts and removes them when it stops, as C services do with
 // svc_register and svc_unregister.
 func ExampleRegister() {
-	socket, port, stop := portmapper()
+	socket, udpAddr, _, stop := portmapper()
 	defer stop()
 	ctx := context.Background()
 
@@ -263,7 +257,7 @@ func ExampleRegister() {
 	}
 
 	// A client finds the service through the portmapper and calls it.
-	look, err := client.Dial(ctx, "udp", fmt.Sprintf("127.0.0.1:%d", port))
+	look, err := client.Dial(ctx, "udp", udpAddr)
 	if err != nil {
 		fmt.Println(err)
 		return
