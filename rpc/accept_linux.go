@@ -62,7 +62,7 @@ func (s *Server) serveFast(l net.Listener, netid string) error {
 		return err
 	}
 	lfd := -1
-	raw.Control(func(fd uintptr) { lfd = int(fd) })
+	_ = raw.Control(func(fd uintptr) { lfd = int(fd) }) // if closed, EpollCtl refuses lfd -1 below
 	t, err := newTail(s)
 	if err != nil {
 		return err
@@ -296,7 +296,7 @@ func (rc *rawConn) writeRecord(reply []byte) error {
 		return net.ErrClosed
 	}
 	n, err := unix.Write(rc.fd, MarkRecord(reply))
-	if err == unix.EAGAIN || (err == nil && n < len(reply)) {
+	if errors.Is(err, unix.EAGAIN) || (err == nil && n < len(reply)) {
 		// A fresh socket's buffer holds any reply that is not a DUMP;
 		// a client whose socket does not take one is not waited for.
 		err = errors.New("reply did not fit the socket buffer")
@@ -360,7 +360,7 @@ func (w *worker) promote(rc *rawConn, st *connState, pending, reply, tail []byte
 	go func() {
 		if reply != nil {
 			// Written as serveConn writes, with its write deadline.
-			rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout)) // writeReply reports a closed conn
 			if err := writeReply(rc, reply, tail); err != nil {
 				w.drop(rc, st)
 				return
@@ -409,7 +409,7 @@ func (rc *rawConn) promoteLocked(pending []byte) error {
 		return net.ErrClosed
 	}
 	if rc.netid != NetidLocal {
-		unix.SetsockoptInt(rc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		_ = unix.SetsockoptInt(rc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // best effort, as net.Conn
 	}
 	f := os.NewFile(uintptr(rc.fd), "")
 	if f == nil {
@@ -691,7 +691,7 @@ func (t *tail) closedOutside(rc *rawConn) {
 
 func (t *tail) signal() {
 	one := [8]byte{7: 1}
-	unix.Write(t.wake, one[:])
+	_, _ = unix.Write(t.wake, one[:]) // a full eventfd is already a wake-up
 }
 
 // stop makes the loop close every connection in the tail and return.
@@ -736,7 +736,7 @@ func (t *tail) run() {
 			switch id {
 			case wakeID:
 				var b [8]byte
-				unix.Read(t.wake, b[:])
+				_, _ = unix.Read(t.wake, b[:]) // drains the wake-up; EAGAIN means drained
 			case listenID:
 				if !t.stopping() && !t.acceptBatch() {
 					t.stop()
@@ -749,7 +749,7 @@ func (t *tail) run() {
 		if t.stopping() && !delisted {
 			// Level-triggered, a listener with connections waiting
 			// would wake the loop at once, every time.
-			t.listener.Control(func(fd uintptr) { unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
+			_ = t.listener.Control(func(fd uintptr) { _ = unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
 			delisted = true
 		}
 		if t.reap(w) {
@@ -784,7 +784,7 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 		rc.closed = true
 		unix.Close(rc.fd) // which also takes it out of the epoll set
 	} else {
-		unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
+		_ = unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil) // fails only if not in the set
 	}
 	rc.mu.Unlock()
 	t.mu.Lock()

@@ -65,7 +65,7 @@ func SetupNamespace() error {
 		return fmt.Errorf("refusing to set up the benchmark namespace: %w", err)
 	}
 	if out, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		return fmt.Errorf("ip link set lo up: %v: %s", err, out)
+		return fmt.Errorf("ip link set lo up: %w: %s", err, out)
 	}
 	// The storms open tens of thousands of connections a second: every
 	// port for the clients, and TIME_WAIT ports reused (both are the

@@ -59,7 +59,7 @@ func Responder(ctx context.Context, address, socket string) error {
 				return
 			}
 			if n >= 4 {
-				pc.WriteTo(fixedReply(nil, binary.BigEndian.Uint32(buf), 0, 0, false), from)
+				_, _ = pc.WriteTo(fixedReply(nil, binary.BigEndian.Uint32(buf), 0, 0, false), from)
 			}
 		}
 	})

@@ -292,7 +292,7 @@ func (r *runner) start(ctx context.Context, argv []string) (pid int, startup tim
 	}
 	startup, err = waitReady(ctx, p, started, r.cfg.Address)
 	if err != nil {
-		p.stop()
+		_ = p.stop() // err above is the one to report
 		return 0, 0, nil, err
 	}
 	return p.pid(), startup, p.stop, nil

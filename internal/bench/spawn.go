@@ -34,7 +34,7 @@ func spawn(argv []string) (*process, time.Time, error) {
 		return nil, time.Time{}, errors.New("empty daemon command")
 	}
 	p := &process{out: &tailBuffer{max: 16 << 10}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd = exec.Command(argv[0], argv[1:]...) //nolint:gosec // G204: the daemon under test, as the operator named it
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	// If the benchmark dies the daemon goes too, rather than holding port
 	// 111 of the namespace, or of whatever it was started in. Its own
@@ -72,12 +72,12 @@ func (p *process) stop() error {
 	if p.exited() {
 		return nil
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM) // already gone: p.done says so
 	select {
 	case <-p.done:
 		return nil
 	case <-time.After(stopTimeout):
-		syscall.Kill(-p.pid(), syscall.SIGKILL)
+		_ = syscall.Kill(-p.pid(), syscall.SIGKILL) // the error below says it was killed
 		<-p.done
 		return fmt.Errorf("%s did not exit within %v of SIGTERM; killed", p.cmd.Path, stopTimeout)
 	}
@@ -99,7 +99,7 @@ func waitReady(ctx context.Context, p *process, started time.Time, udpAddr strin
 			return time.Since(started), nil
 		}
 		if p != nil && p.exited() {
-			return 0, fmt.Errorf("daemon exited before answering (%v): %s", p.err, p.out.tail(1000))
+			return 0, fmt.Errorf("daemon exited before answering (%w): %s", p.err, p.out.tail(1000))
 		}
 		if tick.After(deadline) {
 			return 0, fmt.Errorf("daemon did not answer a NULL call within %v", readyTimeout)

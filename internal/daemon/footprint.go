@@ -38,7 +38,7 @@ func trimFootprint() {
 		if candidate && anon == 0 && end > start {
 			// The raw call: the range is not Go memory, and no slice
 			// should pretend it is.
-			unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
+			_, _, _ = unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
 		}
 		candidate = false
 	}

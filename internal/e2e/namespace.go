@@ -277,7 +277,7 @@ func (p *Proc) Stop() {
 	if p.Exited() {
 		return
 	}
-	killTree(p.cmd.Process.Pid)
+	_ = killTree(p.cmd.Process.Pid) // already exited: p.done says so
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
@@ -297,13 +297,13 @@ func (ns *Namespace) close() {
 	ns.stdin.Close()
 	done := make(chan struct{})
 	go func() {
-		ns.holder.Wait()
+		_ = ns.holder.Wait() // killed by design
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		ns.holder.Process.Kill()
+		_ = ns.holder.Process.Kill()
 		<-done
 	}
 }
@@ -312,7 +312,7 @@ func (ns *Namespace) close() {
 // /proc/PID/task/*/children, which sees through PID namespaces.
 func killTree(pid int) error {
 	for _, child := range children(pid, 0) {
-		syscall.Kill(child, syscall.SIGKILL)
+		_ = syscall.Kill(child, syscall.SIGKILL) // it may have exited already
 	}
 	return syscall.Kill(pid, syscall.SIGKILL)
 }
@@ -384,7 +384,7 @@ func holderMain() {
 	}
 	os.Stdout.WriteString("ready\n")
 	go func() {
-		io.Copy(io.Discard, os.Stdin)
+		_, _ = io.Copy(io.Discard, os.Stdin) // returns when the test closes stdin
 		os.Exit(0)
 	}()
 	for {

@@ -275,8 +275,8 @@ func listenBroadcast(family int) (*net.UDPConn, error) {
 		return nil, err
 	}
 	if sc, err := pc.SyscallConn(); err == nil {
-		sc.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+		_ = sc.Control(func(fd uintptr) { // without it, the send fails with EACCES
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
 		})
 	}
 	return pc, nil

@@ -155,8 +155,8 @@ func (r *runner) listenUDP(family int) (pc *net.UDPConn, err error) {
 	}
 	if family == syscall.AF_INET {
 		if sc, err := pc.SyscallConn(); err == nil {
-			sc.Control(func(fd uintptr) {
-				syscall.SetsockoptInt(int(fd), syscall.SOL_IP, syscall.IP_RECVERR, 1)
+			_ = sc.Control(func(fd uintptr) { // best effort, as libtirpc
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_IP, syscall.IP_RECVERR, 1)
 			})
 		}
 	}
