@@ -91,8 +91,22 @@ fuzz:
 		done; \
 	done
 
-lint: vet
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed; ran go vet and gofmt"; fi
+# lint runs go vet and gofmt, then golangci-lint with .golangci.yml at the
+# version pinned here, which it installs into bin/ on first use: built from
+# the Go module proxy, about 5.5 CPU-minutes on a clean module cache (8.5 to
+# 15 minutes of wall time on a busy 2-core machine), then about a minute to lint.
+# It stays out of go.mod: a tool directive would bring golangci-lint's ~200
+# modules into go.mod and go.sum, where they could raise (by minimal
+# version selection) the versions of what the daemon links.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI := bin/golangci-lint-$(GOLANGCI_VERSION)
+
+lint: vet $(GOLANGCI)
+	$(GOLANGCI) run ./...
+
+$(GOLANGCI):
+	GOBIN=$(abspath bin) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
+	mv bin/golangci-lint $@
 
 # install puts the binary, the systemd units (pointing at the installed
 # binary), the environment file example and the man pages under

@@ -295,10 +295,10 @@ var headerErrors = func() (t [numHeaderFields][2]error) {
 }()
 
 func headerError(field int, err error) error {
-	switch err {
-	case xdr.ErrShort:
+	switch {
+	case errors.Is(err, xdr.ErrShort):
 		return headerErrors[field][0]
-	case xdr.ErrTooLong:
+	case errors.Is(err, xdr.ErrTooLong):
 		return headerErrors[field][1]
 	}
 	return fmt.Errorf("decode %s: %w", headerFieldNames[field], err)

@@ -129,7 +129,7 @@ func (rr *RecordReader) next() ([]byte, error) {
 		for n > 0 {
 			if rr.off == rr.end {
 				if err := rr.fill(); err != nil {
-					if err == io.EOF {
+					if errors.Is(err, io.EOF) {
 						err = io.ErrUnexpectedEOF
 					}
 					return nil, err
@@ -154,7 +154,7 @@ func (rr *RecordReader) header(frag int) error {
 	for got := 0; got < len(rr.hdr); {
 		if rr.off == rr.end {
 			if err := rr.fill(); err != nil {
-				if err == io.EOF && (frag > 0 || got > 0) {
+				if errors.Is(err, io.EOF) && (frag > 0 || got > 0) {
 					err = io.ErrUnexpectedEOF
 				}
 				return err
@@ -253,11 +253,11 @@ func newRawSource(rc syscall.RawConn) *rawSource {
 		b := aheadPool.Get().(*[readChunk]byte)
 		for {
 			s.n, s.err = syscall.Read(int(fd), b[:])
-			if s.err != syscall.EINTR {
+			if !errors.Is(s.err, syscall.EINTR) {
 				break
 			}
 		}
-		if s.err == syscall.EAGAIN {
+		if errors.Is(s.err, syscall.EAGAIN) {
 			aheadPool.Put(b)
 			return false
 		}

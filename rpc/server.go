@@ -284,7 +284,7 @@ func (s *Server) replyLater(r Responder, reply []byte, c *Call, wait func() erro
 		if s.Observer != nil {
 			s.Observer.Call(vers, proc, netid, outcome)
 		}
-		r.Respond(reply)
+		_ = r.Respond(reply) // a responder drops what it cannot send itself
 	}()
 }
 
@@ -302,7 +302,7 @@ func (s *Server) errorReply(out []byte, c *Call, err error) ([]byte, bool, Outco
 	case errors.Is(err, ErrGarbageArgs):
 		s.logRefused(c, "garbage arguments")
 		return AppendAccepted(out, h.XID, GarbageArgs), true, OutcomeGarbageArgs
-	case err == ErrSystem:
+	case errors.Is(err, ErrSystem):
 		// A deliberate SYSTEM_ERR (an INDIRECT that is not forwarded, a
 		// change that could not be persisted, already logged): any host
 		// can cause the first, so it is logged sampled, not as a warning.

@@ -281,7 +281,7 @@ func (o *benchCompareOptions) run(ctx context.Context, cmd *cobra.Command) error
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil { //nolint:gosec // G306: results, for anyone to read
 			return err
 		}
 	}

@@ -92,7 +92,7 @@ func changeRange(ctx context.Context, network, addr string, proc uint32, from, t
 // (a read on a connection closed because ctx ended).
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	return err
 }

@@ -66,7 +66,7 @@ func respondOn(ctx context.Context, tl, ul net.Listener, pc net.PacketConn) {
 				return
 			}
 			if n >= 4 {
-				pc.WriteTo(fixedReply(nil, binary.BigEndian.Uint32(buf), 0, 0, false), from)
+				_, _ = pc.WriteTo(fixedReply(nil, binary.BigEndian.Uint32(buf), 0, 0, false), from)
 			}
 		}
 	})

@@ -274,7 +274,7 @@ func storm(ctx context.Context, cfg *StormConfig, spec stormSpec, load string, c
 	if pid > 0 {
 		// Writing 5 to clear_refs resets VmHWM, so that the peak read
 		// afterwards is this load's.
-		os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) // best effort: the peak is then the process's
 		cpu0, _ = procCPU(pid)
 	}
 	self0 := selfCPU()
@@ -337,7 +337,6 @@ type stormLoop struct {
 	xid     uint32
 	slots   []stormSlot
 	ep      int
-	buf     [512]byte
 
 	lat      []time.Duration // every call, failed ones too
 	errs     int64
@@ -426,7 +425,7 @@ func (l *stormLoop) open(i int) {
 		return
 	}
 	if !l.spec.unix {
-		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	}
 	s.fd = fd
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(i)}
@@ -486,7 +485,7 @@ func (l *stormLoop) event(i int, events uint32, now time.Time) {
 	}
 	for {
 		n, err := unix.Read(s.fd, s.rbuf[s.got:])
-		if err == unix.EAGAIN {
+		if errors.Is(err, unix.EAGAIN) {
 			return
 		}
 		if err != nil {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -75,7 +76,7 @@ func Execute() int {
 		root.SetArgs(argv[1:])
 	}
 	if err := root.ExecuteContext(ctx); err != nil {
-		if code, ok := err.(exitCode); ok { // info and probe printed their own
+		if code := exitCode(0); errors.As(err, &code) { // info and probe printed their own
 			return int(code)
 		}
 		fmt.Fprintln(os.Stderr, "portmapd:", err)

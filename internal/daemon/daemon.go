@@ -511,8 +511,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	stopping, err := d.startSystem(ctx, signals)
 	if err != nil {
 		signal.Stop(signals)
-		d.Server.Shutdown(context.Background())
-		d.stopNFTSet()
+		_ = d.Server.Shutdown(context.Background()) // err is the one to report
+		_ = d.stopNFTSet()
 		return err
 	}
 	if d.cfg.PruneInterval > 0 {
@@ -574,11 +574,11 @@ func (d *Daemon) closeAll() {
 
 func (d *Daemon) releaseLock() {
 	if d.sys.rpcbLock != nil {
-		d.sys.rpcbLock.Release()
+		_ = d.sys.rpcbLock.Release() // at exit; the kernel drops the lock anyway
 		d.sys.rpcbLock = nil
 	}
 	if d.sys.lock != nil {
-		d.sys.lock.Release()
+		_ = d.sys.lock.Release()
 		d.sys.lock = nil
 	}
 }

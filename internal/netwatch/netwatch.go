@@ -84,7 +84,7 @@ func Watch(ctx context.Context) (*Watcher, error) {
 		syscall.Close(fd)
 		return nil, fmt.Errorf("netwatch: %w", os.NewSyscallError("bind", err))
 	}
-	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, recvBuffer) // best effort
+	_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF, recvBuffer) // best effort
 	// A non-blocking descriptor in an os.File is served by the runtime's
 	// poller, so the read below parks the goroutine rather than a thread,
 	// and a deadline can interrupt it when ctx ends.

@@ -36,8 +36,7 @@ func (a taddr) uaddr() string {
 // netAddr is the address for Go's dialers; a zone of an IPv6 link-local
 // address is kept so that the kernel knows the interface.
 func (a taddr) netAddr() net.Addr {
-	switch a.Family {
-	case syscall.AF_UNIX:
+	if a.Family == syscall.AF_UNIX {
 		return &net.UnixAddr{Name: a.Path, Net: "unix"}
 	}
 	return net.UDPAddrFromAddrPort(a.IP)

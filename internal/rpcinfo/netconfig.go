@@ -108,13 +108,13 @@ func (nc netconf) sockinfo() (family int, stream bool, ok bool) {
 	case "udp":
 		family = syscall.AF_INET
 	case "tcp":
-		family, stream = syscall.AF_INET, true
+		family = syscall.AF_INET
 	case "udp6":
 		family = syscall.AF_INET6
 	case "tcp6":
-		family, stream = syscall.AF_INET6, true
+		family = syscall.AF_INET6
 	case "local", "unix":
-		family, stream = syscall.AF_UNIX, true
+		family = syscall.AF_UNIX
 	default:
 		return 0, false, false
 	}

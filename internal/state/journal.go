@@ -49,9 +49,6 @@ const (
 	journalVersion = 1
 	opSet          = 1
 	opUnset        = 2
-	// recordFixed is a record's size without its entry: length, seq,
-	// op and crc.
-	recordFixed = 4 + 8 + 4 + crcSize
 	// maxRecordBody bounds a record's length field, so that a damaged
 	// length never makes the reader skip ahead blindly.
 	maxRecordBody = 8 + 4 + 8 + 3*(4+MaxString)

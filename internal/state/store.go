@@ -133,8 +133,7 @@ func (s *Store) Load() []pmap.Mapping {
 	ms, snapErr := s.loadSnapshot()
 	switch {
 	case snapErr == nil:
-	case errors.Is(snapErr, fs.ErrNotExist):
-		snapErr = nil
+	case errors.Is(snapErr, fs.ErrNotExist): // a cold start
 	default:
 		s.refuse(s.path, snapErr)
 		// The journal's records follow a table that is gone: partial
