@@ -48,12 +48,11 @@ func benchCall(b *testing.B, h *harness, c caller, vers, proc uint32, args [][]b
 	for i := 0; b.Loop(); i++ {
 		call.XID = uint32(i)
 		call.Args = args[i%len(args)]
-		call.Tail = nil
-		res, err := h.mux.ServeRPC(rpc.AppendSuccess(buf[:0], call.XID), &call)
-		if err != nil || len(res)+len(call.Tail) <= 24 {
-			b.Fatalf("(%x, %v)", res, err)
+		r, err := h.mux.ServeRPC(rpc.AppendSuccess(buf[:0], call.XID), &call)
+		if err != nil || len(r.Body)+len(r.Tail) <= 24 {
+			b.Fatalf("(%x, %v)", r.Body, err)
 		}
-		buf = res[:0]
+		buf = r.Body[:0]
 	}
 }
 

@@ -114,16 +114,20 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 		UID:        c.uid,
 	}
 	head := rpc.AppendSuccess(nil, h.xid)
-	res, err := h.mux.ServeRPC(head, &call)
-	if err == nil && call.ReplyAfter != nil {
-		err = call.ReplyAfter() // as the server does before replying
+	r, err := h.mux.ServeRPC(head, &call)
+	h.padded = call.Padded()
+	if err != nil {
+		// The server answers as the error says; the Reply is not used.
+		return head[len(head):], err
 	}
-	if !bytes.HasPrefix(res, head) {
+	if r.After != nil {
+		err = r.After() // as the server does before replying
+	}
+	if !bytes.HasPrefix(r.Body, head) {
 		h.t.Fatalf("%s: v%d proc %d: reply header clobbered", c, vers, proc)
 	}
-	h.padded = call.Padded()
 	// The server sends a handler's Tail after its results.
-	return append(res[len(head):len(res):len(res)], call.Tail...), err
+	return append(r.Body[len(head):len(r.Body):len(r.Body)], r.Tail...), err
 }
 
 // ok is call for calls that must succeed.

@@ -58,9 +58,9 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	sv := statVers(v)
 	procs := []rpc.Handler{
 		ProcNull:        s.counted(sv, ProcNull, null),
-		ProcSet:         s.counted(sv, ProcSet, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbSet(res, c, sv) }),
-		ProcUnset:       s.counted(sv, ProcUnset, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbUnset(res, c, sv) }),
-		ProcGetaddr:     s.counted(sv, ProcGetaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, false) }),
+		ProcSet:         s.counted(sv, ProcSet, func(res []byte, c *rpc.Call) (rpc.Reply, error) { return s.rpcbSet(res, c, sv) }),
+		ProcUnset:       s.counted(sv, ProcUnset, func(res []byte, c *rpc.Call) (rpc.Reply, error) { return s.rpcbUnset(res, c, sv) }),
+		ProcGetaddr:     s.counted(sv, ProcGetaddr, func(res []byte, c *rpc.Call) (rpc.Reply, error) { return s.getaddr(res, c, sv, false) }),
 		ProcDump:        s.counted(sv, ProcDump, s.rpcbDump),
 		ProcCallit:      s.counted(sv, ProcCallit, s.remoteCall(sv, false)),
 		ProcGettime:     s.counted(sv, ProcGettime, s.gettime),
@@ -69,7 +69,7 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	}
 	if v == VersRPCB4 {
 		procs = append(procs,
-			s.counted(sv, ProcGetversaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, true) }),
+			s.counted(sv, ProcGetversaddr, func(res []byte, c *rpc.Call) (rpc.Reply, error) { return s.getaddr(res, c, sv, true) }),
 			s.counted(sv, ProcIndirect, s.remoteCall(sv, true)),
 			s.counted(sv, ProcGetaddrlist, s.getaddrlist),
 			s.counted(sv, ProcGetstat, s.getstat),
@@ -78,13 +78,13 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	return procs
 }
 
-func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
+func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) (rpc.Reply, error) {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.Reply{}, rpc.ErrAuthTooWeak
 	}
 	ok, gen := false, uint64(0)
 	if len(r.netid) <= MaxNetidLen && len(r.addr) <= MaxAddrLen {
@@ -94,19 +94,16 @@ func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 		}
 	}
 	s.Stats.Set(sv, ok)
-	if ok {
-		s.changed(c, gen)
-	}
-	return xdr.AppendBool(res, ok), nil
+	return s.changeReply(xdr.AppendBool(res, ok), ok, gen), nil
 }
 
-func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
+func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) (rpc.Reply, error) {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.Reply{}, rpc.ErrAuthTooWeak
 	}
 	before := s.Registry.Generation()
 	ok, gen := s.Registry.UnsetAt(r.prog, r.vers, string(r.netid), ownerOf(c))
@@ -114,19 +111,16 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 		s.rejected(rpc.RefusedNotOwner)
 	}
 	s.Stats.Unset(sv, ok)
-	if gen != before {
-		s.changed(c, gen)
-	}
-	return xdr.AppendBool(res, ok), nil
+	return s.changeReply(xdr.AppendBool(res, ok), gen != before, gen), nil
 }
 
 // getaddr serves GETADDR and, with exact set, GETVERSADDR. It looks the
 // program up on the transport the call arrived on, not on the r_netid the
 // caller sent, and answers with the address merged for the caller.
-func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, error) {
+func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) (rpc.Reply, error) {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	m, found, exactHit := s.Registry.Lookup(r.prog, r.vers, c.Netid)
 	if exact && !exactHit {
@@ -141,7 +135,7 @@ func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, 
 	if s.serves(c.Netid) {
 		s.Stats.Lookup(sv, r.prog, r.vers, c.Netid, ok)
 	}
-	return res, nil
+	return rpc.Reply{Body: res}, nil
 }
 
 // mergeFor appends the address at which caller c reaches a service
@@ -187,8 +181,8 @@ func semantics(netid string) (uint32, string) {
 	return 3, "-" // /etc/netconfig's "local": tpi_cots_ord, no protocol
 }
 
-func (s *Service) gettime(res []byte, _ *rpc.Call) ([]byte, error) {
-	return xdr.AppendUint32(res, uint32(s.Now().Unix())), nil
+func (s *Service) gettime(res []byte, _ *rpc.Call) (rpc.Reply, error) {
+	return rpc.Reply{Body: xdr.AppendUint32(res, uint32(s.Now().Unix()))}, nil
 }
 
 // Address families as they appear, in host byte order, at the start of a
@@ -215,16 +209,16 @@ func addrFamily(c *rpc.Call, fromAddr int) int {
 	return fromAddr
 }
 
-func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) (rpc.Reply, error) {
 	d := xdr.NewDecoder(c.Args)
 	defer c.NotePadding(d)
 	maxlen, err := d.Uint32()
 	if err != nil || maxlen > MaxWireString {
-		return res, rpc.ErrGarbageArgs
+		return rpc.Reply{}, rpc.ErrGarbageArgs
 	}
 	buf, err := d.Opaque(int(maxlen))
 	if err != nil {
-		return res, rpc.ErrGarbageArgs
+		return rpc.Reply{}, rpc.ErrGarbageArgs
 	}
 	fam := 0
 	if len(buf) >= 2 {
@@ -249,7 +243,7 @@ func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
 			res = append(res, cstring(buf[2:])...)
 		}
 	}
-	return endString(res, start), nil
+	return rpc.Reply{Body: endString(res, start)}, nil
 }
 
 func indexByte(b []byte, c byte) int {
@@ -261,12 +255,12 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) (rpc.Reply, error) {
 	d := xdr.NewDecoder(c.Args)
 	defer c.NotePadding(d)
 	ua, err := d.StringBytes(MaxWireString)
 	if err != nil {
-		return res, rpc.ErrGarbageArgs
+		return rpc.Reply{}, rpc.ErrGarbageArgs
 	}
 	uaddr := string(cstring(ua))
 	fam := syscall.AF_INET
@@ -302,18 +296,18 @@ func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
 		binary.NativeEndian.PutUint16(sa, syscall.AF_UNIX)
 		sa = append(sa, path...)
 		res = xdr.AppendUint32(res, sizeofSockaddrUn) // maxlen
-		return xdr.AppendOpaque(res, sa), nil
+		return rpc.Reply{Body: xdr.AppendOpaque(res, sa)}, nil
 	}
 	res = xdr.AppendUint32(res, uint32(len(sa))) // maxlen
-	return xdr.AppendOpaque(res, sa), nil
+	return rpc.Reply{Body: xdr.AppendOpaque(res, sa)}, nil
 }
 
 // getaddrlist answers every mapping of exactly (prog, vers) whose netid
 // is of the arrival transport's protocol family, addresses merged.
-func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) getaddrlist(res []byte, c *rpc.Call) (rpc.Reply, error) {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	fam := family(c.Netid)
 	var matches []Mapping
@@ -354,9 +348,9 @@ func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
 	if s.serves(c.Netid) {
 		s.Stats.Lookup(StatV4, r.prog, r.vers, c.Netid, ok)
 	}
-	return xdr.AppendBool(res, false), nil
+	return rpc.Reply{Body: xdr.AppendBool(res, false)}, nil
 }
 
-func (s *Service) getstat(res []byte, _ *rpc.Call) ([]byte, error) {
-	return s.Stats.AppendXDR(res), nil
+func (s *Service) getstat(res []byte, _ *rpc.Call) (rpc.Reply, error) {
+	return rpc.Reply{Body: s.Stats.AppendXDR(res)}, nil
 }

@@ -60,50 +60,46 @@ func (s *Service) v2Procs() []rpc.Handler {
 // counted wraps a procedure so that GETSTAT counts its calls, and applies
 // the host access lists.
 func (s *Service) counted(v int, proc uint32, f rpc.HandlerFunc) rpc.HandlerFunc {
-	return func(res []byte, c *rpc.Call) ([]byte, error) {
+	return func(res []byte, c *rpc.Call) (rpc.Reply, error) {
 		s.Stats.Proc(v, proc)
 		if !s.allowed(c, proc) {
-			return res, rpc.ErrAuthTooWeak
+			return rpc.Reply{}, rpc.ErrAuthTooWeak
 		}
 		return f(res, c)
 	}
 }
 
-func null(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil }
+func null(res []byte, _ *rpc.Call) (rpc.Reply, error) { return rpc.Reply{Body: res}, nil }
 
-func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) pmapSet(res []byte, c *rpc.Call) (rpc.Reply, error) {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.Reply{}, rpc.ErrAuthTooWeak
 	}
 	netid, _ := ProtoNetid(p.Prot)
-	ok := false
+	ok, gen := false, uint64(0)
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
 		addr := FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port)))
 		m := Mapping{Prog: p.Prog, Vers: p.Vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
-		var gen uint64
 		if s.admit(c, m) {
 			ok, gen = s.Registry.SetAt(m)
 		}
 		s.Stats.Set(StatV2, ok)
-		if ok {
-			s.changed(c, gen)
-		}
 	}
-	return xdr.AppendBool(res, ok), nil
+	return s.changeReply(xdr.AppendBool(res, ok), ok, gen), nil
 }
 
-func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) pmapUnset(res []byte, c *rpc.Call) (rpc.Reply, error) {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.Reply{}, rpc.ErrAuthTooWeak
 	}
 	// Version 2 removes both IPv4 transports whatever prot and port say;
 	// the IPv6 and local rows of the program stay.
@@ -115,16 +111,13 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 		s.rejected(rpc.RefusedNotOwner)
 	}
 	s.Stats.Unset(StatV2, ok)
-	if gen != before {
-		s.changed(c, gen)
-	}
-	return xdr.AppendBool(res, ok), nil
+	return s.changeReply(xdr.AppendBool(res, ok), gen != before, gen), nil
 }
 
-func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) pmapGetport(res []byte, c *rpc.Call) (rpc.Reply, error) {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return res, err
+		return rpc.Reply{}, err
 	}
 	var port uint32
 	netid, _ := ProtoNetid(p.Prot)
@@ -134,5 +127,5 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 			s.Stats.Lookup(StatV2, p.Prog, p.Vers, netid, port != 0)
 		}
 	}
-	return xdr.AppendUint32(res, port), nil
+	return rpc.Reply{Body: xdr.AppendUint32(res, port)}, nil
 }

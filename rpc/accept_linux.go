@@ -224,26 +224,27 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 		return
 	}
 	c := rc.call()
-	fr := &fastResponder{w: w, rc: rc, st: st}
-	c.fast = fr
-	reply, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, &c)
-	if cap(reply) <= DefaultKeep {
-		w.out = reply[:0]
+	r, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, &c)
+	if cap(r.Body) <= DefaultKeep {
+		w.out = r.Body[:0]
 	}
 	switch {
-	case fr.deferred:
-		// The reply is the responder's to send (a change waiting for
-		// the disk), on a goroutine of its own.
 	case !send:
 		// Silence, or a record that is not a call: its framing was
 		// sound, so the connection stays (serveConn does the same).
 		w.toTail(rc, st, false)
-	case len(c.Tail) > 0:
+	case r.After != nil:
+		// A change waiting for the disk: the reply is sent by a
+		// goroutine of its own, so that the accepting goroutine does not
+		// wait (and changes arriving on many new connections still reach
+		// the disk together).
+		s.replyLater(&fastResponder{w: w, rc: rc, st: st}, r.Body[RecordHeaderLen:], r.Tail, r.After, &c)
+	case len(r.Tail) > 0:
 		// A cached DUMP: written by the connection's goroutine, which
 		// may wait for a slow reader; this one may not.
-		w.promote(rc, st, nil, append([]byte(nil), reply...), c.Tail)
+		w.promote(rc, st, nil, append([]byte(nil), r.Body...), r.Tail)
 	default:
-		if err := rc.writeRecord(reply); err != nil {
+		if err := rc.writeRecord(r.Body); err != nil {
 			s.logStreamEnd(&c, err)
 			w.drop(rc, st)
 			return
@@ -252,29 +253,15 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 	}
 }
 
-// deferReply returns where a reply that must wait for ReplyAfter goes, if
-// not out in turn: a datagram's Responder, or the fast path's, so that the
-// accepting goroutine does not wait for the disk (and changes arriving on
-// many new connections still reach it together). Handlers asking Defer
-// themselves still learn that streams do not reply late.
-func (c *Call) deferReply() Responder {
-	if c.fast != nil {
-		c.fast.deferred = true
-		return c.fast
-	}
-	return c.Defer()
-}
-
-// fastResponder sends the deferred reply of a first call.
+// fastResponder sends the late reply of a first call.
 type fastResponder struct {
-	w        *worker
-	rc       *rawConn
-	st       *connState
-	deferred bool
+	w  *worker
+	rc *rawConn
+	st *connState
 }
 
 // Respond writes reply (without its record mark) and leaves the
-// connection to the tail. It runs on the goroutine dispatch started.
+// connection to the tail. It runs on the goroutine replyLater started.
 func (r *fastResponder) Respond(reply []byte) error {
 	b := make([]byte, RecordHeaderLen, RecordHeaderLen+len(reply))
 	if err := r.rc.writeRecord(append(b, reply...)); err != nil {

@@ -12,18 +12,18 @@ import (
 
 // getportHandler is PMAP v2 GETPORT reduced to its shape: four uint32 in,
 // one out.
-func getportHandler(res []byte, c *Call) ([]byte, error) {
+func getportHandler(res []byte, c *Call) (Reply, error) {
 	var d xdr.Decoder
 	d.Reset(c.Args)
 	var args [4]uint32
 	for i := range args {
 		v, err := d.Uint32()
 		if err != nil {
-			return res, ErrGarbageArgs
+			return Reply{}, ErrGarbageArgs
 		}
 		args[i] = v
 	}
-	return xdr.AppendUint32(res, args[0]&0xffff), nil
+	return Reply{Body: xdr.AppendUint32(res, args[0]&0xffff)}, nil
 }
 
 func getportServer() *Server {
@@ -91,9 +91,9 @@ func BenchmarkDispatchUDP(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				*c = Call{Netid: NetidUDP, Remote: from, UID: -1}
-				reply, ok := s.dispatch(out[:0], tc.msg, c)
-				if !ok || len(reply) != 28 {
-					b.Fatalf("reply %x", reply)
+				r, ok := s.dispatch(out[:0], tc.msg, c)
+				if !ok || len(r.Body) != 28 {
+					b.Fatalf("reply %x", r.Body)
 				}
 			}
 		})

@@ -15,14 +15,14 @@ import (
 func TestNonZeroPaddingIsServedAndCounted(t *testing.T) {
 	const x = 0x9ad
 	// The handler echoes a string argument, noting its padding.
-	echo := HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+	echo := HandlerFunc(func(res []byte, c *Call) (Reply, error) {
 		d := xdr.NewDecoder(c.Args)
 		defer c.NotePadding(d)
 		s, err := d.StringBytes(64)
 		if err != nil {
-			return res, ErrGarbageArgs
+			return Reply{}, ErrGarbageArgs
 		}
-		return xdr.AppendOpaque(res, s), nil
+		return Reply{Body: xdr.AppendOpaque(res, s)}, nil
 	})
 	arg := xdr.AppendString(nil, "abc")
 	badArg := bytes.Clone(arg)
@@ -55,7 +55,8 @@ func TestNonZeroPaddingIsServedAndCounted(t *testing.T) {
 			s := &Server{Handler: echo, Observer: obs}
 			s.init()
 			var c Call
-			reply, ok := s.dispatch(nil, tt.msg, &c)
+			r, ok := s.dispatch(nil, tt.msg, &c)
+			reply := r.Body
 			if !ok || !bytes.Equal(reply, want) {
 				t.Fatalf("reply %x (sent %v), want %x", reply, ok, want)
 			}

@@ -44,20 +44,20 @@ const (
 
 // testMux serves the test program.
 func testMux() *Mux {
-	add := func(res []byte, c *Call) ([]byte, error) {
+	add := func(res []byte, c *Call) (Reply, error) {
 		var d xdr.Decoder
 		d.Reset(c.Args)
 		a, err1 := d.Uint32()
 		b, err2 := d.Uint32()
 		if err1 != nil || err2 != nil {
-			return res, ErrGarbageArgs
+			return Reply{}, ErrGarbageArgs
 		}
-		return xdr.AppendUint32(res, a+b), nil
+		return Reply{Body: xdr.AppendUint32(res, a+b)}, nil
 	}
 	procs := []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
+		procNull: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res}, nil }),
 		procAdd:  HandlerFunc(add),
-		procWhoami: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		procWhoami: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
 			res = xdr.AppendInt32(res, int32(c.UID))
 			res = xdr.AppendString(res, c.Netid)
 			res = xdr.AppendString(res, addrString(c.Local))
@@ -66,37 +66,37 @@ func testMux() *Mux {
 			if c.AuthSys != nil {
 				uid = int32(c.AuthSys.UID)
 			}
-			return xdr.AppendInt32(res, uid), nil
+			return Reply{Body: xdr.AppendInt32(res, uid)}, nil
 		}),
 		procNil: nil,
-		procWrapped: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return res, fmt.Errorf("decode test args: %w", ErrGarbageArgs)
+		procWrapped: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{}, fmt.Errorf("decode test args: %w", ErrGarbageArgs)
 		}),
-		procTooWeak: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, ErrAuthTooWeak }),
-		procNoReply: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, ErrNoReply }),
-		procFail: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return append(res, "half a result"...), errors.New("boom")
+		procTooWeak: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{}, ErrAuthTooWeak }),
+		procNoReply: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{}, ErrNoReply }),
+		procFail: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{Body: append(res, "half a result"...)}, errors.New("boom")
 		}),
-		procBig: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return xdr.AppendOpaque(res, make([]byte, bigReplyBytes)), nil
+		procBig: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{Body: xdr.AppendOpaque(res, make([]byte, bigReplyBytes))}, nil
 		}),
-		procDefer: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		procDefer: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
 			r := c.Defer()
 			if r == nil {
-				return xdr.AppendUint32(res, 0), nil
+				return Reply{Body: xdr.AppendUint32(res, 0)}, nil
 			}
 			reply := xdr.AppendUint32(AppendSuccess(nil, c.XID), 42)
 			go r.Respond(reply)
-			return res, ErrNoReply
+			return Reply{}, ErrNoReply
 		}),
-		procWrapAuth: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return res, fmt.Errorf("set from %v: %w", c.Remote, ErrAuthTooWeak)
+		procWrapAuth: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{}, fmt.Errorf("set from %v: %w", c.Remote, ErrAuthTooWeak)
 		}),
-		procArgLen: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return xdr.AppendUint32(res, uint32(len(c.Args))), nil
+		procArgLen: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{Body: xdr.AppendUint32(res, uint32(len(c.Args)))}, nil
 		}),
-		procMismatch: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return res, fmt.Errorf("forwarding: %w", &ProgMismatchError{Low: 7, High: 9})
+		procMismatch: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{}, fmt.Errorf("forwarding: %w", &ProgMismatchError{Low: 7, High: 9})
 		}),
 	}
 	m := NewMux()

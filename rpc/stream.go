@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -183,7 +182,6 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	writes := lazyDeadline{set: conn.SetWriteDeadline}
 	rr.Started = func() { reads.extend(s, time.Now(), s.ReadTimeout) }
 	batch := &streamBatch{rr: rr}
-	base.batch = batch
 	var out []byte // made with the first call: a connection that sends none holds none
 	now := time.Now()
 	for {
@@ -208,7 +206,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		if out == nil {
 			out = make([]byte, RecordHeaderLen, 4096)
 		}
-		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
+		r, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
 		now = time.Now()
 		if !ok {
 			// No reply: a call answered with silence, or a record that is
@@ -220,23 +218,26 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 			st.busy.Store(false)
 			continue
 		}
-		if len(batch.held) > 0 { // behind held replies, in order
-			batch.add(reply[RecordHeaderLen:], c.Tail, &c, nil)
+		if batch.holds(&r) {
+			batch.add(&r, &c)
 			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue
 		}
+		if r.After != nil && !s.await(r.After, c.Vers, c.Proc, netid) {
+			r = Reply{Body: AppendAccepted(r.Body[:RecordHeaderLen], c.XID, SystemErr)}
+		}
 		writes.extend(s, now, s.ReadTimeout)
-		if err := writeReply(conn, reply, c.Tail); err != nil {
+		if err := writeReply(conn, r.Body, r.Tail); err != nil {
 			s.logStreamEnd(&c, err)
 			return
 		}
 		st.lastActive.Store(now.UnixNano())
 		st.busy.Store(false)
-		if cap(reply) > DefaultKeep {
+		if cap(r.Body) > DefaultKeep {
 			out = make([]byte, RecordHeaderLen, 4096)
 		} else {
-			out = reply
+			out = r.Body
 		}
 	}
 }
@@ -318,11 +319,11 @@ func peerUID(conn *net.UnixConn) int {
 // writeReply sends reply, whose first bytes are reserved for the record
 // mark, followed by tail as one record; the tail is not copied.
 func writeReply(conn net.Conn, reply, tail []byte) error {
+	markRecord(reply, tail)
 	if len(tail) == 0 {
-		_, err := conn.Write(MarkRecord(reply))
+		_, err := conn.Write(reply)
 		return err
 	}
-	binary.BigEndian.PutUint32(reply, lastFragment|uint32(len(reply)-RecordHeaderLen+len(tail)))
 	if rc, ok := conn.(*rawConn); ok {
 		return rc.writeBuffers(reply, tail)
 	}

@@ -16,10 +16,12 @@ func TestReplyTail(t *testing.T) {
 	big := bytes.Repeat([]byte{0xcd}, 70000)
 	mux := NewMux()
 	mux.Handle(testProg, 1, []Handler{
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { c.Tail = small; return xdr.AppendUint32(res, 7), nil }),
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { c.Tail = big; return res, nil }),
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { c.Tail = small; return res, errors.New("boom") }),
+		HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res}, nil }),
+		HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{Body: xdr.AppendUint32(res, 7), Tail: small}, nil
+		}),
+		HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res, Tail: big}, nil }),
+		HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res, Tail: small}, errors.New("boom") }),
 	})
 	ts := startServer(t, &Server{Handler: mux, MaxRecord: 1 << 20})
 	withSmall := append(xdr.AppendUint32(AppendSuccess(nil, 1), 7), small...)

@@ -144,14 +144,12 @@ func TestServerUDPReadsCallsUpTo9000Bytes(t *testing.T) {
 func heldServer(t *testing.T, release <-chan struct{}) *testServer {
 	m := NewMux()
 	m.Handle(testProg, testVersLow, []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
-		1: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			c.ReplyAfter = func() error { <-release; return nil }
-			return xdr.AppendUint32(res, 7), nil
+		procNull: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res}, nil }),
+		1: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{Body: xdr.AppendUint32(res, 7), After: func() error { <-release; return nil }}, nil
 		}),
-		2: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			c.ReplyAfter = func() error { return errors.New("disk full") }
-			return xdr.AppendUint32(res, 8), nil
+		2: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+			return Reply{Body: xdr.AppendUint32(res, 8), After: func() error { return errors.New("disk full") }}, nil
 		}),
 	})
 	return startServer(t, &Server{Handler: m})
@@ -250,20 +248,18 @@ func TestServerPipelinedWaitsRunTogether(t *testing.T) {
 		}
 	}
 	m.Handle(testProg, testVersLow, []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
-		1: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		procNull: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res}, nil }),
+		1: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
 			mu.Lock()
 			handled++
 			mu.Unlock()
-			c.ReplyAfter = wait(false)
-			return xdr.AppendUint32(res, c.XID), nil
+			return Reply{Body: xdr.AppendUint32(res, c.XID), After: wait(false)}, nil
 		}),
-		2: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		2: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
 			mu.Lock()
 			handled++
 			mu.Unlock()
-			c.ReplyAfter = wait(true)
-			return xdr.AppendUint32(res, c.XID), nil
+			return Reply{Body: xdr.AppendUint32(res, c.XID), After: wait(true)}, nil
 		}),
 	})
 	ts := startServer(t, &Server{Handler: m})
