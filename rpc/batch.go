@@ -20,6 +20,7 @@ type heldReply struct {
 	xid       uint32
 	vers      uint32
 	proc      uint32
+	netid     string // the call's, as dispatch observed it
 }
 
 // maxHeld bounds the replies held on one stream: a client that pipelines
@@ -37,7 +38,7 @@ func (b *streamBatch) holds(r *Reply) bool {
 // add holds a copy of r's message.
 func (b *streamBatch) add(r *Reply, c *Call) {
 	b.held = append(b.held, heldReply{msg: append([]byte(nil), r.Body...), tail: r.Tail, wait: r.After,
-		xid: c.XID, vers: c.Vers, proc: c.Proc})
+		xid: c.XID, vers: c.Vers, proc: c.Proc, netid: c.Netid})
 }
 
 // due reports whether the held replies must go now: nothing more is
@@ -46,13 +47,13 @@ func (b *streamBatch) due() bool {
 	return len(b.held) > 0 && (len(b.held) >= maxHeld || !b.rr.Ready())
 }
 
-// flush runs the held waits in order (the first one's write carries the
+// flushBatch runs the held waits in order (the first one's write carries the
 // changes of all) and sends every held reply in one write.
-func (s *Server) flushBatch(conn net.Conn, b *streamBatch, netid string) error {
+func (s *Server) flushBatch(conn net.Conn, b *streamBatch) error {
 	bufs := make(net.Buffers, 0, 2*len(b.held))
 	for i := range b.held {
 		h := &b.held[i]
-		if h.wait != nil && !s.await(h.wait, h.vers, h.proc, netid) {
+		if h.wait != nil && !s.await(h.wait, h.vers, h.proc, h.netid) {
 			h.msg, h.tail = AppendAccepted(h.msg[:RecordHeaderLen], h.xid, SystemErr), nil
 		}
 		bufs = append(bufs, markRecord(h.msg, h.tail))

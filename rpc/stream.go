@@ -190,7 +190,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		}
 		if batch.due() {
 			writes.extend(s, time.Now(), s.ReadTimeout)
-			if err := s.flushBatch(conn, batch, netid); err != nil {
+			if err := s.flushBatch(conn, batch); err != nil {
 				s.logStreamEnd(&c, err)
 				return
 			}
@@ -224,7 +224,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 			st.busy.Store(false)
 			continue
 		}
-		if r.After != nil && !s.await(r.After, c.Vers, c.Proc, netid) {
+		if r.After != nil && !s.await(r.After, c.Vers, c.Proc, c.Netid) {
 			r = Reply{Body: AppendAccepted(r.Body[:RecordHeaderLen], c.XID, SystemErr)}
 		}
 		writes.extend(s, now, s.ReadTimeout)
