@@ -65,10 +65,12 @@ func AppendRpcb(b []byte, m *Mapping) []byte {
 	return xdr.AppendString(b, m.Owner)
 }
 
-func (s *Service) pmapDump(res []byte, _ *rpc.Call) (rpc.Reply, error) {
-	return rpc.Reply{Body: res, Tail: s.dumpV2.get(s.Registry, encodePmapRow)}, nil
+func (s *Service) pmapDump(w *rpc.Reply, _ *rpc.Call) error {
+	w.Tail = s.dumpV2.get(s.Registry, encodePmapRow)
+	return nil
 }
 
-func (s *Service) rpcbDump(res []byte, _ *rpc.Call) (rpc.Reply, error) {
-	return rpc.Reply{Body: res, Tail: s.dumpRpcb.get(s.Registry, encodeRpcbRow)}, nil
+func (s *Service) rpcbDump(w *rpc.Reply, _ *rpc.Call) error {
+	w.Tail = s.dumpRpcb.get(s.Registry, encodeRpcbRow)
+	return nil
 }

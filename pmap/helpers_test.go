@@ -114,20 +114,18 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 		UID:        c.uid,
 	}
 	head := rpc.AppendSuccess(nil, h.xid)
-	r, err := h.mux.ServeRPC(head, &call)
-	h.padded = call.Padded()
-	if err != nil {
-		// The server answers as the error says; the Reply is not used.
-		return head[len(head):], err
+	w := rpc.Reply{Body: head}
+	err := h.mux.ServeRPC(&w, &call)
+	if err == nil && w.After != nil {
+		err = w.After() // as the server does before replying
 	}
-	if r.After != nil {
-		err = r.After() // as the server does before replying
-	}
-	if !bytes.HasPrefix(r.Body, head) {
+	if !bytes.HasPrefix(w.Body, head) {
 		h.t.Fatalf("%s: v%d proc %d: reply header clobbered", c, vers, proc)
 	}
+	h.padded = call.Padded()
+	res := w.Body
 	// The server sends a handler's Tail after its results.
-	return append(r.Body[len(head):len(r.Body):len(r.Body)], r.Tail...), err
+	return append(res[len(head):len(res):len(res)], w.Tail...), err
 }
 
 // ok is call for calls that must succeed.

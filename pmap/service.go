@@ -170,23 +170,21 @@ func ownerOf(c *rpc.Call) string {
 	return OwnerUnknown
 }
 
-// changeReply is the reply of a SET or UNSET whose results are body. When
-// the call changed the table (to generation gen) and warm start asks for
-// it, the reply waits until the change is durable. A failure to persist is
-// answered as SYSTEM_ERR rather than TRUE: the caller must not believe a
-// change that a crash would lose (Durable has taken it back and logged
-// it).
-func (s *Service) changeReply(body []byte, changed bool, gen uint64) rpc.Reply {
-	r := rpc.Reply{Body: body}
-	if changed && s.Durable != nil {
-		r.After = func() error {
-			if err := s.Durable(gen); err != nil {
-				return rpc.ErrSystem
-			}
-			return nil
-		}
+// changed holds the reply w until the change that brought the table to
+// generation gen is durable, when warm start asks for it. A failure to
+// persist is answered as SYSTEM_ERR rather than TRUE: the caller must not
+// believe a change that a crash would lose (Durable has taken it back and
+// logged it).
+func (s *Service) changed(w *rpc.Reply, gen uint64) {
+	if s.Durable == nil {
+		return
 	}
-	return r
+	w.After = func() error {
+		if err := s.Durable(gen); err != nil {
+			return rpc.ErrSystem
+		}
+		return nil
+	}
 }
 
 // beginString reserves the length of an XDR string whose bytes the

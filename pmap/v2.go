@@ -60,46 +60,51 @@ func (s *Service) v2Procs() []rpc.Handler {
 // counted wraps a procedure so that GETSTAT counts its calls, and applies
 // the host access lists.
 func (s *Service) counted(v int, proc uint32, f rpc.HandlerFunc) rpc.HandlerFunc {
-	return func(res []byte, c *rpc.Call) (rpc.Reply, error) {
+	return func(w *rpc.Reply, c *rpc.Call) error {
 		s.Stats.Proc(v, proc)
 		if !s.allowed(c, proc) {
-			return rpc.Reply{}, rpc.ErrAuthTooWeak
+			return rpc.ErrAuthTooWeak
 		}
-		return f(res, c)
+		return f(w, c)
 	}
 }
 
-func null(res []byte, _ *rpc.Call) (rpc.Reply, error) { return rpc.Reply{Body: res}, nil }
+func null(*rpc.Reply, *rpc.Call) error { return nil }
 
-func (s *Service) pmapSet(res []byte, c *rpc.Call) (rpc.Reply, error) {
+func (s *Service) pmapSet(w *rpc.Reply, c *rpc.Call) error {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return rpc.Reply{}, err
+		return err
 	}
 	if !s.mayChange(c) {
-		return rpc.Reply{}, rpc.ErrAuthTooWeak
+		return rpc.ErrAuthTooWeak
 	}
 	netid, _ := ProtoNetid(p.Prot)
-	ok, gen := false, uint64(0)
+	ok := false
 	if netid != "" {
 		// rpcbind stores the port's two low bytes, whatever the rest.
 		addr := FormatUaddr(netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(p.Port)))
 		m := Mapping{Prog: p.Prog, Vers: p.Vers, Netid: netid, Addr: addr, Owner: ownerOf(c)}
+		var gen uint64
 		if s.admit(c, m) {
 			ok, gen = s.Registry.SetAt(m)
 		}
 		s.Stats.Set(StatV2, ok)
+		if ok {
+			s.changed(w, gen)
+		}
 	}
-	return s.changeReply(xdr.AppendBool(res, ok), ok, gen), nil
+	w.Body = xdr.AppendBool(w.Body, ok)
+	return nil
 }
 
-func (s *Service) pmapUnset(res []byte, c *rpc.Call) (rpc.Reply, error) {
+func (s *Service) pmapUnset(w *rpc.Reply, c *rpc.Call) error {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return rpc.Reply{}, err
+		return err
 	}
 	if !s.mayChange(c) {
-		return rpc.Reply{}, rpc.ErrAuthTooWeak
+		return rpc.ErrAuthTooWeak
 	}
 	// Version 2 removes both IPv4 transports whatever prot and port say;
 	// the IPv6 and local rows of the program stay.
@@ -111,13 +116,17 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) (rpc.Reply, error) {
 		s.rejected(rpc.RefusedNotOwner)
 	}
 	s.Stats.Unset(StatV2, ok)
-	return s.changeReply(xdr.AppendBool(res, ok), gen != before, gen), nil
+	if gen != before {
+		s.changed(w, gen)
+	}
+	w.Body = xdr.AppendBool(w.Body, ok)
+	return nil
 }
 
-func (s *Service) pmapGetport(res []byte, c *rpc.Call) (rpc.Reply, error) {
+func (s *Service) pmapGetport(w *rpc.Reply, c *rpc.Call) error {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return rpc.Reply{}, err
+		return err
 	}
 	var port uint32
 	netid, _ := ProtoNetid(p.Prot)
@@ -127,5 +136,6 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) (rpc.Reply, error) {
 			s.Stats.Lookup(StatV2, p.Prog, p.Vers, netid, port != 0)
 		}
 	}
-	return rpc.Reply{Body: xdr.AppendUint32(res, port)}, nil
+	w.Body = xdr.AppendUint32(w.Body, port)
+	return nil
 }

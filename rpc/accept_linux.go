@@ -168,11 +168,13 @@ type acceptor struct {
 }
 
 // worker answers a connection's first call in place, on the accepting
-// goroutine or on the tail's; out is its reply buffer, reused.
+// goroutine or on the tail's; out is its reply buffer, reused, and reply
+// the reply being built in it.
 type worker struct {
-	s    *Server
-	tail *tail
-	out  []byte
+	s     *Server
+	tail  *tail
+	out   []byte
+	reply Reply
 }
 
 // serve takes a newly accepted connection through its first call.
@@ -224,7 +226,8 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 		return
 	}
 	c := rc.call()
-	r, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, &c)
+	r := &w.reply
+	send := s.dispatch(r, append(w.out[:0], 0, 0, 0, 0), msg, &c)
 	if cap(r.Body) <= DefaultKeep {
 		w.out = r.Body[:0]
 	}

@@ -27,17 +27,17 @@ type heldReply struct {
 // without end is answered in batches of this many.
 const maxHeld = 64
 
-// holds reports whether r, a reply whose message starts with room for its
+// holds reports whether w, a reply whose message starts with room for its
 // record mark, waits in the batch: behind replies held already, so that
 // replies keep the calls' order, or when it has a wait and another whole
 // call is buffered behind it, which may share that wait.
-func (b *streamBatch) holds(r *Reply) bool {
-	return len(b.held) > 0 || (r.After != nil && b.rr.Ready())
+func (b *streamBatch) holds(w *Reply) bool {
+	return len(b.held) > 0 || (w.After != nil && b.rr.Ready())
 }
 
-// add holds a copy of r's message.
-func (b *streamBatch) add(r *Reply, c *Call) {
-	b.held = append(b.held, heldReply{msg: append([]byte(nil), r.Body...), tail: r.Tail, wait: r.After,
+// add holds a copy of w's message.
+func (b *streamBatch) add(w *Reply, c *Call) {
+	b.held = append(b.held, heldReply{msg: append([]byte(nil), w.Body...), tail: w.Tail, wait: w.After,
 		xid: c.XID, vers: c.Vers, proc: c.Proc, netid: c.Netid})
 }
 

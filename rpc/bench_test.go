@@ -12,18 +12,19 @@ import (
 
 // getportHandler is PMAP v2 GETPORT reduced to its shape: four uint32 in,
 // one out.
-func getportHandler(res []byte, c *Call) (Reply, error) {
+func getportHandler(w *Reply, c *Call) error {
 	var d xdr.Decoder
 	d.Reset(c.Args)
 	var args [4]uint32
 	for i := range args {
 		v, err := d.Uint32()
 		if err != nil {
-			return Reply{}, ErrGarbageArgs
+			return ErrGarbageArgs
 		}
 		args[i] = v
 	}
-	return Reply{Body: xdr.AppendUint32(res, args[0]&0xffff)}, nil
+	w.Body = xdr.AppendUint32(w.Body, args[0]&0xffff)
+	return nil
 }
 
 func getportServer() *Server {
@@ -86,14 +87,14 @@ func BenchmarkDispatchUDP(b *testing.B) {
 			s := getportServer()
 			out := make([]byte, 0, maxDatagram)
 			from := netip.MustParseAddrPort("192.0.2.1:700")
-			c := new(Call)
+			c, w := new(Call), new(Reply)
 			b.SetBytes(int64(len(tc.msg)))
 			b.ReportAllocs()
 			for b.Loop() {
 				*c = Call{Netid: NetidUDP, Remote: from, UID: -1}
-				r, ok := s.dispatch(out[:0], tc.msg, c)
-				if !ok || len(r.Body) != 28 {
-					b.Fatalf("reply %x", r.Body)
+				ok := s.dispatch(w, out[:0], tc.msg, c)
+				if !ok || len(w.Body) != 28 {
+					b.Fatalf("reply %x", w.Body)
 				}
 			}
 		})

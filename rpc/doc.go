@@ -11,9 +11,10 @@
 // to garbage can be used to amplify. Handlers see the transport, the remote
 // and local addresses, and on the local socket the caller's uid.
 //
-// A handler returns everything it produces as a Reply: the message, a
-// cached tail sent without copying, and a wait to finish before the reply
-// leaves; or an error that chooses the reply. The Call carries only the
+// A handler writes everything it produces into the Reply the server
+// gives it, in the manner of a ResponseWriter: the results, a cached tail
+// sent without copying, and a wait to finish before the reply leaves; or
+// it returns an error that chooses the reply. The Call carries only the
 // call.
 //
 // A datagram socket has one reader, which takes the calls queued in the

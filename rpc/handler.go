@@ -65,12 +65,13 @@ type Responder interface {
 	Respond(reply []byte) error
 }
 
-// Reply is everything a handler produces for a call that is answered, as
-// a value: the server keeps nothing of it in the Call, so there is nothing
-// to clear between calls.
+// Reply is what a handler writes for a call that is answered, in the
+// manner of a ResponseWriter: the server builds a new one for each call,
+// holding a SUCCESS reply header and nothing else, and sends what the
+// handler left in it. Nothing of the reply is kept in the Call.
 type Reply struct {
-	// Body is the reply message: the buffer the handler was given, which
-	// holds a SUCCESS reply header, with the call's results appended.
+	// Body is the reply message: the SUCCESS header, to which the handler
+	// appends the call's results.
 	Body []byte
 	// Tail, if set, is sent after Body without being copied into it: a
 	// large reply that does not change between calls (DUMP) is written
@@ -87,11 +88,12 @@ type Reply struct {
 	After func() error
 }
 
-// Handler serves calls. ServeRPC appends the call's results to res, which
-// already holds a SUCCESS reply header, and returns them as the Reply's
-// Body. An error instead makes the server answer as the error says (see
+// Handler serves calls. ServeRPC appends the call's results to w.Body,
+// which already holds a SUCCESS reply header, and may set w's Tail and
+// After. An error instead makes the server answer as the error says (see
 // the sentinel errors, ProgMismatchError and AuthErr, which may be
-// wrapped), and the Reply is not used; any other error is SYSTEM_ERR.
+// wrapped), and nothing the handler wrote in w is sent; any other error is
+// SYSTEM_ERR. w and c are valid only until ServeRPC returns.
 //
 // ErrNoReply answers with silence. A handler that answers later, after
 // it has returned (a remote call forwarded to a service), takes a
@@ -99,14 +101,14 @@ type Reply struct {
 // sends nothing for the call, and the Responder is the only way its
 // answer leaves.
 type Handler interface {
-	ServeRPC(res []byte, c *Call) (Reply, error)
+	ServeRPC(w *Reply, c *Call) error
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(res []byte, c *Call) (Reply, error)
+type HandlerFunc func(w *Reply, c *Call) error
 
 // ServeRPC calls f.
-func (f HandlerFunc) ServeRPC(res []byte, c *Call) (Reply, error) { return f(res, c) }
+func (f HandlerFunc) ServeRPC(w *Reply, c *Call) error { return f(w, c) }
 
 // Errors a Handler returns to choose the reply.
 var (

@@ -155,13 +155,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) isClosing() bool { return s.closing.Load() }
 
-// dispatch decodes one message and builds its reply after out: the
-// Reply's Body starts with out. It reports false when nothing is to be
+// dispatch decodes one message and builds its reply in w, whose Body
+// starts with out: what the handler wrote, or else the reply its error
+// asks for, made whole each time. It reports false when nothing is to be
 // sent (Body is then out): a message whose header does not parse gets no
 // reply, since any answer to garbage can be used to amplify, and is marked
 // in c as garbage. A reply with a wait (After) is the transport's to send
 // once the wait returns (await): its outcome is not observed here.
-func (s *Server) dispatch(out, msg []byte, c *Call) (Reply, bool) {
+func (s *Server) dispatch(w *Reply, out, msg []byte, c *Call) bool {
 	var d xdr.Decoder
 	d.Reset(msg)
 	h, err := ParseCall(&d)
@@ -173,7 +174,8 @@ func (s *Server) dispatch(out, msg []byte, c *Call) (Reply, bool) {
 		c.garbage = true
 		s.Counters.Undecodable.Add(1)
 		s.observeReject(RefusedUndecodable)
-		return Reply{Body: out}, false
+		*w = Reply{Body: out}
+		return false
 	}
 	c.CallHeader = h
 	if s.LogCalls {
@@ -185,7 +187,8 @@ func (s *Server) dispatch(out, msg []byte, c *Call) (Reply, bool) {
 	if h.RPCVers != Version {
 		s.observeCall(c, OutcomeRPCMismatch)
 		s.logRefused(c, "rpc version mismatch")
-		return Reply{Body: AppendRPCMismatch(out, h.XID, Version, Version)}, true
+		*w = Reply{Body: AppendRPCMismatch(out, h.XID, Version, Version)}
+		return true
 	}
 	c.padded = d.NonZeroPadding()
 	switch h.Cred.Flavor {
@@ -198,7 +201,8 @@ func (s *Server) dispatch(out, msg []byte, c *Call) (Reply, bool) {
 			if c.padded {
 				s.countPadding()
 			}
-			return Reply{Body: AppendAuthError(out, h.XID, AuthBadCred)}, true
+			*w = Reply{Body: AppendAuthError(out, h.XID, AuthBadCred)}
+			return true
 		}
 		c.padded = c.padded || padded
 		c.authSys = p
@@ -209,22 +213,25 @@ func (s *Server) dispatch(out, msg []byte, c *Call) (Reply, bool) {
 		if c.padded {
 			s.countPadding()
 		}
-		return Reply{Body: AppendAuthError(out, h.XID, unsupportedFlavor(h.Cred.Flavor))}, true
+		*w = Reply{Body: AppendAuthError(out, h.XID, unsupportedFlavor(h.Cred.Flavor))}
+		return true
 	}
 	c.Args = d.Rest()
-	r, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
+	*w = Reply{Body: AppendSuccess(out, h.XID)}
+	err = s.Handler.ServeRPC(w, c)
 	if c.padded {
 		s.countPadding()
 	}
 	if err != nil {
 		body, send, outcome := s.errorReply(out, c, err)
+		*w = Reply{Body: body}
 		s.observeCall(c, outcome)
-		return Reply{Body: body}, send
+		return send
 	}
-	if r.After == nil {
+	if w.After == nil {
 		s.observeCall(c, OutcomeSuccess)
 	}
-	return r, true
+	return true
 }
 
 // unsupportedFlavor is the AUTH_ERROR status rpcbind 1.2.6 (libtirpc's

@@ -182,6 +182,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	writes := lazyDeadline{set: conn.SetWriteDeadline}
 	rr.Started = func() { reads.extend(s, time.Now(), s.ReadTimeout) }
 	batch := &streamBatch{rr: rr}
+	var w Reply
 	var out []byte // made with the first call: a connection that sends none holds none
 	now := time.Now()
 	for {
@@ -206,7 +207,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		if out == nil {
 			out = make([]byte, RecordHeaderLen, 4096)
 		}
-		r, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
+		ok := s.dispatch(&w, out[:RecordHeaderLen], msg, &c)
 		now = time.Now()
 		if !ok {
 			// No reply: a call answered with silence, or a record that is
@@ -218,26 +219,26 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 			st.busy.Store(false)
 			continue
 		}
-		if batch.holds(&r) {
-			batch.add(&r, &c)
+		if batch.holds(&w) {
+			batch.add(&w, &c)
 			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue
 		}
-		if r.After != nil && !s.await(r.After, c.Vers, c.Proc, c.Netid) {
-			r = Reply{Body: AppendAccepted(r.Body[:RecordHeaderLen], c.XID, SystemErr)}
+		if w.After != nil && !s.await(w.After, c.Vers, c.Proc, c.Netid) {
+			w = Reply{Body: AppendAccepted(w.Body[:RecordHeaderLen], c.XID, SystemErr)}
 		}
 		writes.extend(s, now, s.ReadTimeout)
-		if err := writeReply(conn, r.Body, r.Tail); err != nil {
+		if err := writeReply(conn, w.Body, w.Tail); err != nil {
 			s.logStreamEnd(&c, err)
 			return
 		}
 		st.lastActive.Store(now.UnixNano())
 		st.busy.Store(false)
-		if cap(r.Body) > DefaultKeep {
+		if cap(w.Body) > DefaultKeep {
 			out = make([]byte, RecordHeaderLen, 4096)
 		} else {
-			out = r.Body
+			out = w.Body
 		}
 	}
 }

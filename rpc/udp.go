@@ -88,6 +88,7 @@ type udpReader struct {
 	raw   syscall.RawConn
 	batch *udpBatch
 	to    [udpBatchSize]netip.AddrPort // where each queued reply goes, for logs
+	reply Reply                        // the reply being built, in outBuf
 
 	n, first        int
 	errno           syscall.Errno
@@ -157,22 +158,22 @@ func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
 	}
 	c.unmapDualStack()
 	start := len(b.outBuf)
-	rep, ok := s.dispatch(b.outBuf[start:start], msg, c)
-	if !ok {
+	w := &r.reply
+	if !s.dispatch(w, b.outBuf[start:start], msg, c) {
 		return
 	}
-	if rep.After != nil {
+	if w.After != nil {
 		// A change on its way to the disk: the datagrams read with this
 		// one are not held behind it.
-		s.replyLater(c.Defer(), rep.Body, rep.Tail, rep.After, c)
+		s.replyLater(c.Defer(), w.Body, w.Tail, w.After, c)
 		return
 	}
-	reply := rep.Body
-	size := len(reply) + len(rep.Tail)
+	reply := w.Body
+	size := len(reply) + len(w.Tail)
 	if size <= maxDatagram {
 		// Otherwise no datagram carries it (and the room left for it is
 		// exceeded): the guards below refuse it whole.
-		reply = append(reply, rep.Tail...)
+		reply = append(reply, w.Tail...)
 	}
 	switch s.replyAllowed(sock, from, c.ifindex, len(msg), size) {
 	case replyDrop:

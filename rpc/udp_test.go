@@ -144,12 +144,16 @@ func TestServerUDPReadsCallsUpTo9000Bytes(t *testing.T) {
 func heldServer(t *testing.T, release <-chan struct{}) *testServer {
 	m := NewMux()
 	m.Handle(testProg, testVersLow, []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res}, nil }),
-		1: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
-			return Reply{Body: xdr.AppendUint32(res, 7), After: func() error { <-release; return nil }}, nil
+		procNull: HandlerFunc(func(w *Reply, c *Call) error { return nil }),
+		1: HandlerFunc(func(w *Reply, c *Call) error {
+			w.After = func() error { <-release; return nil }
+			w.Body = xdr.AppendUint32(w.Body, 7)
+			return nil
 		}),
-		2: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
-			return Reply{Body: xdr.AppendUint32(res, 8), After: func() error { return errors.New("disk full") }}, nil
+		2: HandlerFunc(func(w *Reply, c *Call) error {
+			w.After = func() error { return errors.New("disk full") }
+			w.Body = xdr.AppendUint32(w.Body, 8)
+			return nil
 		}),
 	})
 	return startServer(t, &Server{Handler: m})
@@ -248,18 +252,22 @@ func TestServerPipelinedWaitsRunTogether(t *testing.T) {
 		}
 	}
 	m.Handle(testProg, testVersLow, []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) (Reply, error) { return Reply{Body: res}, nil }),
-		1: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+		procNull: HandlerFunc(func(w *Reply, c *Call) error { return nil }),
+		1: HandlerFunc(func(w *Reply, c *Call) error {
 			mu.Lock()
 			handled++
 			mu.Unlock()
-			return Reply{Body: xdr.AppendUint32(res, c.XID), After: wait(false)}, nil
+			w.After = wait(false)
+			w.Body = xdr.AppendUint32(w.Body, c.XID)
+			return nil
 		}),
-		2: HandlerFunc(func(res []byte, c *Call) (Reply, error) {
+		2: HandlerFunc(func(w *Reply, c *Call) error {
 			mu.Lock()
 			handled++
 			mu.Unlock()
-			return Reply{Body: xdr.AppendUint32(res, c.XID), After: wait(true)}, nil
+			w.After = wait(true)
+			w.Body = xdr.AppendUint32(w.Body, c.XID)
+			return nil
 		}),
 	})
 	ts := startServer(t, &Server{Handler: m})

@@ -37,11 +37,11 @@ func freePort(t *testing.T) int {
 func service(t *testing.T) int {
 	t.Helper()
 	mux := rpc.NewMux()
-	null := []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) (rpc.Reply, error) { return rpc.Reply{Body: res}, nil })}
+	null := []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error { return nil })}
 	mux.Handle(400300, 1, null)
 	mux.Handle(400300, 2, null)
-	mux.Handle(400301, 1, []rpc.Handler{rpc.HandlerFunc(func(_ []byte, _ *rpc.Call) (rpc.Reply, error) {
-		return rpc.Reply{}, rpc.AuthErr(rpc.AuthTooWeak)
+	mux.Handle(400301, 1, []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error {
+		return rpc.AuthErr(rpc.AuthTooWeak)
 	})})
 	srv := &rpc.Server{Handler: mux}
 	var tl net.Listener
