@@ -68,7 +68,10 @@ type Responder interface {
 // Reply is what a handler writes for a call that is answered, in the
 // manner of a ResponseWriter: the server builds a new one for each call,
 // holding a SUCCESS reply header and nothing else, and sends what the
-// handler left in it. Nothing of the reply is kept in the Call.
+// handler left in it. Nothing of the reply is kept in the Call. It is
+// written through a pointer rather than returned: a value this size is
+// copied through memory at every call boundary (the Mux, HandlerFunc,
+// wrappers), which doubled the cost of dispatching a GETPORT.
 type Reply struct {
 	// Body is the reply message: the SUCCESS header, to which the handler
 	// appends the call's results.
