@@ -129,17 +129,17 @@ func decodeRmtcall(c *rpc.Call) (RmtcallArgs, error) {
 // remoteCall serves CALLIT and BCAST, or with indirect set INDIRECT, of
 // statistics version sv.
 func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
-	return func(res []byte, c *rpc.Call) ([]byte, error) {
+	return func(_ *rpc.Reply, c *rpc.Call) error {
 		if c.Netid != rpc.NetidUDP && c.Netid != rpc.NetidUDP6 {
-			return res, rpc.ErrNoReply
+			return rpc.ErrNoReply
 		}
 		a, err := decodeRmtcall(c)
 		if err != nil {
-			return res, quiet(err, indirect)
+			return quiet(err, indirect)
 		}
 		if !s.mayForward(a.Prog, a.Proc) {
 			s.rejected(rpc.RefusedForwardDenied)
-			return res, rpc.ErrAuthTooWeak
+			return rpc.ErrAuthTooWeak
 		}
 		m, found, exact := s.Registry.Lookup(a.Prog, a.Vers, c.Netid)
 		if s.serves(c.Netid) {
@@ -147,23 +147,23 @@ func (s *Service) remoteCall(sv int, indirect bool) rpc.HandlerFunc {
 		}
 		switch {
 		case !found:
-			return res, quiet(rpc.ErrProgUnavail, indirect)
+			return quiet(rpc.ErrProgUnavail, indirect)
 		case !exact:
 			low, high := s.Registry.Versions(a.Prog, c.Netid)
-			return res, quiet(&rpc.ProgMismatchError{Low: low, High: high}, indirect)
+			return quiet(&rpc.ProgMismatchError{Low: low, High: high}, indirect)
 		}
 		// rpcbind merges for INDIRECT first and gives up with PROG_UNAVAIL;
 		// the merged address is also what a forwarded reply carries.
 		var buf [64]byte
 		merged, ok := s.Ifaces.merge(buf[:0], m.Addr, c.Remote.Addr(), "", isIPv6Netid(c.Netid))
 		if !ok {
-			return res, quiet(rpc.ErrProgUnavail, indirect)
+			return quiet(rpc.ErrProgUnavail, indirect)
 		}
 		if s.Forwarder == nil {
 			s.rejected(rpc.RefusedForwardDisabled)
-			return res, quiet(rpc.ErrSystem, indirect)
+			return quiet(rpc.ErrSystem, indirect)
 		}
-		return res, quiet(s.forward(c, a, m.Addr, merged, indirect), indirect)
+		return quiet(s.forward(c, a, m.Addr, merged, indirect), indirect)
 	}
 }
 

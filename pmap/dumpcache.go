@@ -8,7 +8,7 @@ import (
 )
 
 // DUMP's reply is the whole table; it is encoded once per change of the
-// table and then sent from the cache (rpc.Call.Tail), so a client polling
+// table and then sent from the cache (rpc.Reply.Tail), so a client polling
 // a large table costs a write, not a rebuild.
 
 type dumpCache struct {
@@ -65,12 +65,12 @@ func AppendRpcb(b []byte, m *Mapping) []byte {
 	return xdr.AppendString(b, m.Owner)
 }
 
-func (s *Service) pmapDump(res []byte, c *rpc.Call) ([]byte, error) {
-	c.Tail = s.dumpV2.get(s.Registry, encodePmapRow)
-	return res, nil
+func (s *Service) pmapDump(w *rpc.Reply, _ *rpc.Call) error {
+	w.Tail = s.dumpV2.get(s.Registry, encodePmapRow)
+	return nil
 }
 
-func (s *Service) rpcbDump(res []byte, c *rpc.Call) ([]byte, error) {
-	c.Tail = s.dumpRpcb.get(s.Registry, encodeRpcbRow)
-	return res, nil
+func (s *Service) rpcbDump(w *rpc.Reply, _ *rpc.Call) error {
+	w.Tail = s.dumpRpcb.get(s.Registry, encodeRpcbRow)
+	return nil
 }

@@ -114,16 +114,18 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 		UID:        c.uid,
 	}
 	head := rpc.AppendSuccess(nil, h.xid)
-	res, err := h.mux.ServeRPC(head, &call)
-	if err == nil && call.ReplyAfter != nil {
-		err = call.ReplyAfter() // as the server does before replying
+	w := rpc.Reply{Body: head}
+	err := h.mux.ServeRPC(&w, &call)
+	if err == nil && w.After != nil {
+		err = w.After() // as the server does before replying
 	}
-	if !bytes.HasPrefix(res, head) {
+	if !bytes.HasPrefix(w.Body, head) {
 		h.t.Fatalf("%s: v%d proc %d: reply header clobbered", c, vers, proc)
 	}
 	h.padded = call.Padded()
+	res := w.Body
 	// The server sends a handler's Tail after its results.
-	return append(res[len(head):len(res):len(res)], call.Tail...), err
+	return append(res[len(head):len(res):len(res)], w.Tail...), err
 }
 
 // ok is call for calls that must succeed.

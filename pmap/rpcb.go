@@ -58,9 +58,9 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	sv := statVers(v)
 	procs := []rpc.Handler{
 		ProcNull:        s.counted(sv, ProcNull, null),
-		ProcSet:         s.counted(sv, ProcSet, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbSet(res, c, sv) }),
-		ProcUnset:       s.counted(sv, ProcUnset, func(res []byte, c *rpc.Call) ([]byte, error) { return s.rpcbUnset(res, c, sv) }),
-		ProcGetaddr:     s.counted(sv, ProcGetaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, false) }),
+		ProcSet:         s.counted(sv, ProcSet, func(w *rpc.Reply, c *rpc.Call) error { return s.rpcbSet(w, c, sv) }),
+		ProcUnset:       s.counted(sv, ProcUnset, func(w *rpc.Reply, c *rpc.Call) error { return s.rpcbUnset(w, c, sv) }),
+		ProcGetaddr:     s.counted(sv, ProcGetaddr, func(w *rpc.Reply, c *rpc.Call) error { return s.getaddr(w, c, sv, false) }),
 		ProcDump:        s.counted(sv, ProcDump, s.rpcbDump),
 		ProcCallit:      s.counted(sv, ProcCallit, s.remoteCall(sv, false)),
 		ProcGettime:     s.counted(sv, ProcGettime, s.gettime),
@@ -69,7 +69,7 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	}
 	if v == VersRPCB4 {
 		procs = append(procs,
-			s.counted(sv, ProcGetversaddr, func(res []byte, c *rpc.Call) ([]byte, error) { return s.getaddr(res, c, sv, true) }),
+			s.counted(sv, ProcGetversaddr, func(w *rpc.Reply, c *rpc.Call) error { return s.getaddr(w, c, sv, true) }),
 			s.counted(sv, ProcIndirect, s.remoteCall(sv, true)),
 			s.counted(sv, ProcGetaddrlist, s.getaddrlist),
 			s.counted(sv, ProcGetstat, s.getstat),
@@ -78,13 +78,13 @@ func (s *Service) rpcbProcs(v uint32) []rpc.Handler {
 	return procs
 }
 
-func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
+func (s *Service) rpcbSet(w *rpc.Reply, c *rpc.Call, sv int) error {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.ErrAuthTooWeak
 	}
 	ok, gen := false, uint64(0)
 	if len(r.netid) <= MaxNetidLen && len(r.addr) <= MaxAddrLen {
@@ -95,18 +95,19 @@ func (s *Service) rpcbSet(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	}
 	s.Stats.Set(sv, ok)
 	if ok {
-		s.changed(c, gen)
+		s.changed(w, gen)
 	}
-	return xdr.AppendBool(res, ok), nil
+	w.Body = xdr.AppendBool(w.Body, ok)
+	return nil
 }
 
-func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
+func (s *Service) rpcbUnset(w *rpc.Reply, c *rpc.Call, sv int) error {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.ErrAuthTooWeak
 	}
 	before := s.Registry.Generation()
 	ok, gen := s.Registry.UnsetAt(r.prog, r.vers, string(r.netid), ownerOf(c))
@@ -115,33 +116,34 @@ func (s *Service) rpcbUnset(res []byte, c *rpc.Call, sv int) ([]byte, error) {
 	}
 	s.Stats.Unset(sv, ok)
 	if gen != before {
-		s.changed(c, gen)
+		s.changed(w, gen)
 	}
-	return xdr.AppendBool(res, ok), nil
+	w.Body = xdr.AppendBool(w.Body, ok)
+	return nil
 }
 
 // getaddr serves GETADDR and, with exact set, GETVERSADDR. It looks the
 // program up on the transport the call arrived on, not on the r_netid the
 // caller sent, and answers with the address merged for the caller.
-func (s *Service) getaddr(res []byte, c *rpc.Call, sv int, exact bool) ([]byte, error) {
+func (s *Service) getaddr(w *rpc.Reply, c *rpc.Call, sv int, exact bool) error {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return err
 	}
 	m, found, exactHit := s.Registry.Lookup(r.prog, r.vers, c.Netid)
 	if exact && !exactHit {
 		found = false
 	}
-	res, start := beginString(res)
+	res, start := beginString(w.Body)
 	if found {
 		res = s.mergeFor(res, c, m.Addr, r.addr)
 	}
 	ok := len(res) > start+4
-	res = endString(res, start)
+	w.Body = endString(res, start)
 	if s.serves(c.Netid) {
 		s.Stats.Lookup(sv, r.prog, r.vers, c.Netid, ok)
 	}
-	return res, nil
+	return nil
 }
 
 // mergeFor appends the address at which caller c reaches a service
@@ -187,8 +189,9 @@ func semantics(netid string) (uint32, string) {
 	return 3, "-" // /etc/netconfig's "local": tpi_cots_ord, no protocol
 }
 
-func (s *Service) gettime(res []byte, _ *rpc.Call) ([]byte, error) {
-	return xdr.AppendUint32(res, uint32(s.Now().Unix())), nil
+func (s *Service) gettime(w *rpc.Reply, _ *rpc.Call) error {
+	w.Body = xdr.AppendUint32(w.Body, uint32(s.Now().Unix()))
+	return nil
 }
 
 // Address families as they appear, in host byte order, at the start of a
@@ -215,22 +218,22 @@ func addrFamily(c *rpc.Call, fromAddr int) int {
 	return fromAddr
 }
 
-func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) taddr2uaddr(w *rpc.Reply, c *rpc.Call) error {
 	d := xdr.NewDecoder(c.Args)
 	defer c.NotePadding(d)
 	maxlen, err := d.Uint32()
 	if err != nil || maxlen > MaxWireString {
-		return res, rpc.ErrGarbageArgs
+		return rpc.ErrGarbageArgs
 	}
 	buf, err := d.Opaque(int(maxlen))
 	if err != nil {
-		return res, rpc.ErrGarbageArgs
+		return rpc.ErrGarbageArgs
 	}
 	fam := 0
 	if len(buf) >= 2 {
 		fam = int(binary.NativeEndian.Uint16(buf))
 	}
-	res, start := beginString(res)
+	res, start := beginString(w.Body)
 	switch addrFamily(c, fam) {
 	case syscall.AF_INET:
 		if len(buf) >= sizeofSockaddrIn {
@@ -249,7 +252,8 @@ func (s *Service) taddr2uaddr(res []byte, c *rpc.Call) ([]byte, error) {
 			res = append(res, cstring(buf[2:])...)
 		}
 	}
-	return endString(res, start), nil
+	w.Body = endString(res, start)
+	return nil
 }
 
 func indexByte(b []byte, c byte) int {
@@ -261,12 +265,12 @@ func indexByte(b []byte, c byte) int {
 	return -1
 }
 
-func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) uaddr2taddr(w *rpc.Reply, c *rpc.Call) error {
 	d := xdr.NewDecoder(c.Args)
 	defer c.NotePadding(d)
 	ua, err := d.StringBytes(MaxWireString)
 	if err != nil {
-		return res, rpc.ErrGarbageArgs
+		return rpc.ErrGarbageArgs
 	}
 	uaddr := string(cstring(ua))
 	fam := syscall.AF_INET
@@ -301,21 +305,24 @@ func (s *Service) uaddr2taddr(res []byte, c *rpc.Call) ([]byte, error) {
 		sa = make([]byte, 2, 2+len(path))
 		binary.NativeEndian.PutUint16(sa, syscall.AF_UNIX)
 		sa = append(sa, path...)
-		res = xdr.AppendUint32(res, sizeofSockaddrUn) // maxlen
-		return xdr.AppendOpaque(res, sa), nil
+		w.Body = xdr.AppendUint32(w.Body, sizeofSockaddrUn) // maxlen
+		w.Body = xdr.AppendOpaque(w.Body, sa)
+		return nil
 	}
-	res = xdr.AppendUint32(res, uint32(len(sa))) // maxlen
-	return xdr.AppendOpaque(res, sa), nil
+	w.Body = xdr.AppendUint32(w.Body, uint32(len(sa))) // maxlen
+	w.Body = xdr.AppendOpaque(w.Body, sa)
+	return nil
 }
 
 // getaddrlist answers every mapping of exactly (prog, vers) whose netid
 // is of the arrival transport's protocol family, addresses merged.
-func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) getaddrlist(w *rpc.Reply, c *rpc.Call) error {
 	r, err := decodeRpcb(c)
 	if err != nil {
-		return res, err
+		return err
 	}
 	fam := family(c.Netid)
+	res := w.Body
 	var matches []Mapping
 	s.Registry.Each(func(m *Mapping) bool {
 		if m.Prog == r.prog && m.Vers == r.vers && family(m.Netid) == fam {
@@ -350,9 +357,11 @@ func (s *Service) getaddrlist(res []byte, c *rpc.Call) ([]byte, error) {
 	if s.serves(c.Netid) {
 		s.Stats.Lookup(StatV4, r.prog, r.vers, c.Netid, ok)
 	}
-	return xdr.AppendBool(res, false), nil
+	w.Body = xdr.AppendBool(res, false)
+	return nil
 }
 
-func (s *Service) getstat(res []byte, _ *rpc.Call) ([]byte, error) {
-	return s.Stats.AppendXDR(res), nil
+func (s *Service) getstat(w *rpc.Reply, _ *rpc.Call) error {
+	w.Body = s.Stats.AppendXDR(w.Body)
+	return nil
 }

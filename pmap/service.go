@@ -170,16 +170,16 @@ func ownerOf(c *rpc.Call) string {
 	return OwnerUnknown
 }
 
-// changed holds the reply to c until the change that brought the table to
+// changed holds the reply w until the change that brought the table to
 // generation gen is durable, when warm start asks for it. A failure to
 // persist is answered as SYSTEM_ERR rather than TRUE: the caller must not
 // believe a change that a crash would lose (Durable has taken it back and
 // logged it).
-func (s *Service) changed(c *rpc.Call, gen uint64) {
+func (s *Service) changed(w *rpc.Reply, gen uint64) {
 	if s.Durable == nil {
 		return
 	}
-	c.ReplyAfter = func() error {
+	w.After = func() error {
 		if err := s.Durable(gen); err != nil {
 			return rpc.ErrSystem
 		}

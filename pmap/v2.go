@@ -60,24 +60,24 @@ func (s *Service) v2Procs() []rpc.Handler {
 // counted wraps a procedure so that GETSTAT counts its calls, and applies
 // the host access lists.
 func (s *Service) counted(v int, proc uint32, f rpc.HandlerFunc) rpc.HandlerFunc {
-	return func(res []byte, c *rpc.Call) ([]byte, error) {
+	return func(w *rpc.Reply, c *rpc.Call) error {
 		s.Stats.Proc(v, proc)
 		if !s.allowed(c, proc) {
-			return res, rpc.ErrAuthTooWeak
+			return rpc.ErrAuthTooWeak
 		}
-		return f(res, c)
+		return f(w, c)
 	}
 }
 
-func null(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil }
+func null(*rpc.Reply, *rpc.Call) error { return nil }
 
-func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) pmapSet(w *rpc.Reply, c *rpc.Call) error {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.ErrAuthTooWeak
 	}
 	netid, _ := ProtoNetid(p.Prot)
 	ok := false
@@ -91,19 +91,20 @@ func (s *Service) pmapSet(res []byte, c *rpc.Call) ([]byte, error) {
 		}
 		s.Stats.Set(StatV2, ok)
 		if ok {
-			s.changed(c, gen)
+			s.changed(w, gen)
 		}
 	}
-	return xdr.AppendBool(res, ok), nil
+	w.Body = xdr.AppendBool(w.Body, ok)
+	return nil
 }
 
-func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) pmapUnset(w *rpc.Reply, c *rpc.Call) error {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if !s.mayChange(c) {
-		return res, rpc.ErrAuthTooWeak
+		return rpc.ErrAuthTooWeak
 	}
 	// Version 2 removes both IPv4 transports whatever prot and port say;
 	// the IPv6 and local rows of the program stay.
@@ -116,15 +117,16 @@ func (s *Service) pmapUnset(res []byte, c *rpc.Call) ([]byte, error) {
 	}
 	s.Stats.Unset(StatV2, ok)
 	if gen != before {
-		s.changed(c, gen)
+		s.changed(w, gen)
 	}
-	return xdr.AppendBool(res, ok), nil
+	w.Body = xdr.AppendBool(w.Body, ok)
+	return nil
 }
 
-func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
+func (s *Service) pmapGetport(w *rpc.Reply, c *rpc.Call) error {
 	p, err := decodePmap(c.Args)
 	if err != nil {
-		return res, err
+		return err
 	}
 	var port uint32
 	netid, _ := ProtoNetid(p.Prot)
@@ -134,5 +136,6 @@ func (s *Service) pmapGetport(res []byte, c *rpc.Call) ([]byte, error) {
 			s.Stats.Lookup(StatV2, p.Prog, p.Vers, netid, port != 0)
 		}
 	}
-	return xdr.AppendUint32(res, port), nil
+	w.Body = xdr.AppendUint32(w.Body, port)
+	return nil
 }

@@ -242,13 +242,15 @@ type acceptor struct {
 }
 
 // worker answers a connection's first call in place, on the accepting
-// goroutine or on the tail's; out is its reply buffer and call the call
-// being answered, both reused (dispatch keeps neither).
+// goroutine or on the tail's; out is its reply buffer, reply the reply
+// being built in it and call the call being answered, all reused
+// (dispatch keeps none of them).
 type worker struct {
-	s    *Server
-	tail *tail
-	out  []byte
-	call Call
+	s     *Server
+	tail  *tail
+	out   []byte
+	reply Reply
+	call  Call
 }
 
 // serve takes a newly accepted connection through its first call.
@@ -301,27 +303,28 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 	}
 	c := &w.call
 	rc.fillCall(c)
-	fr := &rc.responder
-	*fr = fastResponder{w: w, rc: rc, st: st}
-	c.fast = fr
-	reply, send := s.dispatch(append(w.out[:0], 0, 0, 0, 0), msg, c)
-	if cap(reply) <= DefaultKeep {
-		w.out = reply[:0]
+	r := &w.reply
+	send := s.dispatch(r, append(w.out[:0], 0, 0, 0, 0), msg, c)
+	if cap(r.Body) <= DefaultKeep {
+		w.out = r.Body[:0]
 	}
 	switch {
-	case fr.deferred:
-		// The reply is the responder's to send (a change waiting for
-		// the disk), on a goroutine of its own.
 	case !send:
 		// Silence, or a record that is not a call: its framing was
 		// sound, so the connection stays (serveConn does the same).
 		w.toTail(rc, st, false)
-	case len(c.Tail) > 0:
+	case r.After != nil:
+		// A change waiting for the disk: the reply is sent by a
+		// goroutine of its own, so that the accepting goroutine does not
+		// wait (and changes arriving on many new connections still reach
+		// the disk together).
+		s.replyLater(&fastResponder{w: w, rc: rc, st: st}, r.Body[RecordHeaderLen:], r.Tail, r.After, c)
+	case len(r.Tail) > 0:
 		// A cached DUMP: written by the connection's goroutine, which
 		// may wait for a slow reader; this one may not.
-		w.promote(rc, st, nil, append([]byte(nil), reply...), c.Tail)
+		w.promote(rc, st, nil, append([]byte(nil), r.Body...), r.Tail)
 	default:
-		if err := rc.writeRecord(reply); err != nil {
+		if err := rc.writeRecord(r.Body); err != nil {
 			s.logStreamEnd(c, err)
 			w.drop(rc, st)
 			return
@@ -330,32 +333,16 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 	}
 }
 
-// deferReply returns where a reply that must wait for ReplyAfter goes, if
-// not out in turn: a datagram's Responder, or the fast path's, so that the
-// accepting goroutine does not wait for the disk (and changes arriving on
-// many new connections still reach it together). Handlers asking Defer
-// themselves still learn that streams do not reply late.
-func (c *Call) deferReply() Responder {
-	if c.fast != nil {
-		c.fast.deferred = true
-		return c.fast
-	}
-	return c.Defer()
-}
-
-// fastResponder sends the deferred reply of a first call.
+// fastResponder sends the late reply of a first call.
 type fastResponder struct {
-	w        *worker
-	rc       *rawConn
-	st       *connState
-	deferred bool
+	w  *worker
+	rc *rawConn
+	st *connState
 }
 
 // Respond writes reply (without its record mark) and leaves the
-// connection to the tail. It runs on the goroutine dispatch started.
+// connection to the tail. It runs on the goroutine replyLater started.
 func (r *fastResponder) Respond(reply []byte) error {
-	// r lives in the connection, which the tail may reuse as soon as it
-	// has it: nothing of r is read after toTail.
 	w, rc, st := r.w, r.rc, r.st
 	b := make([]byte, RecordHeaderLen, RecordHeaderLen+len(reply))
 	if err := rc.writeRecord(append(b, reply...)); err != nil {
@@ -466,11 +453,9 @@ type rawConn struct {
 	// first, while the connection is in the tail, says that its first
 	// call has not come yet.
 	first bool
-	// state is the connection as the server tracks it, and responder
-	// sends its first call's reply when that must wait: kept here so
+	// state is the connection as the server tracks it: kept here so
 	// that a connection costs one allocation.
-	state     connState
-	responder fastResponder
+	state connState
 }
 
 // fillCall makes c the Call of a message on this connection, before

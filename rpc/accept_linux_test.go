@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/xdr"
 )
 
 // A storm of connections that each carry one call and close: every call
@@ -65,5 +67,38 @@ func TestServerSecondCallAfterTheFirst(t *testing.T) {
 			// Let the connection settle in the tail between calls.
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// A first call whose reply waits (a change being written to disk) is
+// answered by the fast path once the wait ends, a failed wait with
+// SYSTEM_ERR, and the accepting goroutine is not held meanwhile: new
+// connections are served while the wait lasts.
+func TestServerReplyAfterOnFirstCall(t *testing.T) {
+	release := make(chan struct{})
+	ts := heldServer(t, release)
+	var held []*streamClient
+	for _, dial := range []struct{ network, addr string }{{"tcp", ts.tcp.Addr().String()}, {"unix", ts.unixPath}} {
+		c := dialStream(t, dial.network, dial.addr)
+		c.send(t, testCall(1, 1, 1))
+		held = append(held, c)
+		other := dialStream(t, dial.network, dial.addr)
+		other.send(t, testCall(2, 1, procNull))
+		expectReply(t, other, AppendSuccess(nil, 2))
+		failed := dialStream(t, dial.network, dial.addr)
+		failed.send(t, testCall(3, 1, 2))
+		expectReply(t, failed, AppendAccepted(nil, 3, SystemErr))
+	}
+	for _, c := range held {
+		if got, err := c.recv(t, silenceWait); err == nil {
+			t.Fatalf("held reply %x sent before its wait ended", got)
+		}
+	}
+	close(release)
+	for _, c := range held {
+		expectReply(t, c, xdr.AppendUint32(AppendSuccess(nil, 1), 7))
+		// The connection goes on to serve its next call.
+		c.send(t, testCall(4, 1, procNull))
+		expectReply(t, c, AppendSuccess(nil, 4))
 	}
 }

@@ -15,18 +15,19 @@ import (
 
 // getportHandler is PMAP v2 GETPORT reduced to its shape: four uint32 in,
 // one out.
-func getportHandler(res []byte, c *Call) ([]byte, error) {
+func getportHandler(w *Reply, c *Call) error {
 	var d xdr.Decoder
 	d.Reset(c.Args)
 	var args [4]uint32
 	for i := range args {
 		v, err := d.Uint32()
 		if err != nil {
-			return res, ErrGarbageArgs
+			return ErrGarbageArgs
 		}
 		args[i] = v
 	}
-	return xdr.AppendUint32(res, args[0]&0xffff), nil
+	w.Body = xdr.AppendUint32(w.Body, args[0]&0xffff)
+	return nil
 }
 
 func getportServer() *Server {
@@ -89,14 +90,14 @@ func BenchmarkDispatchUDP(b *testing.B) {
 			s := getportServer()
 			out := make([]byte, 0, maxDatagram)
 			from := netip.MustParseAddrPort("192.0.2.1:700")
-			c := new(Call)
+			c, w := new(Call), new(Reply)
 			b.SetBytes(int64(len(tc.msg)))
 			b.ReportAllocs()
 			for b.Loop() {
 				*c = Call{Netid: NetidUDP, Remote: from, UID: -1}
-				reply, ok := s.dispatch(out[:0], tc.msg, c)
-				if !ok || len(reply) != 28 {
-					b.Fatalf("reply %x", reply)
+				ok := s.dispatch(w, out[:0], tc.msg, c)
+				if !ok || len(w.Body) != 28 {
+					b.Fatalf("reply %x", w.Body)
 				}
 			}
 		})

@@ -11,12 +11,17 @@
 // to garbage can be used to amplify. Handlers see the transport, the remote
 // and local addresses, and on the local socket the caller's uid.
 //
+// A handler writes everything it produces into the Reply the server
+// gives it, in the manner of a ResponseWriter: the results, a cached tail
+// sent without copying, and a wait to finish before the reply leaves; or
+// it returns an error that chooses the reply. The Call carries only the
+// call.
+//
 // A datagram socket has one reader, which takes the calls queued in the
 // socket in batches (recvmmsg) and sends their replies together
 // (sendmmsg): under load a call costs a fraction of a system call each
-// way. A handler that must wait before its reply is sent (a change being
-// made durable) says so with Call.ReplyAfter, and the wait happens off the
-// reader. Each stream connection has a goroutine of its own; the calls a
-// client pipelined are all handled before their waits run, so that they
-// share one write to disk.
+// way. A reply that must wait before it is sent (a change being made
+// durable, Reply.After) waits off the reader. Each stream connection has
+// a goroutine of its own; the calls a client pipelined are all handled
+// before their waits run, so that they share one write to disk.
 package rpc

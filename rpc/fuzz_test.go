@@ -170,7 +170,9 @@ func FuzzDispatch(f *testing.F) {
 	out := make([]byte, 0, 1024)
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		c := &Call{Netid: NetidUDP, UID: -1}
-		reply, ok := s.dispatch(out[:0], msg, c)
+		var w Reply
+		ok := s.dispatch(&w, out[:0], msg, c)
+		reply := w.Body
 		var d xdr.Decoder
 		d.Reset(msg)
 		h, perr := ParseCall(&d)

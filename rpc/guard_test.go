@@ -253,9 +253,10 @@ func TestGarbageDoesNotAllocate(t *testing.T) {
 		append(AppendCall(nil, 1, 2, 3, 4, OpaqueAuth{})[:24], 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff),
 	} {
 		var c Call
+		var w Reply
 		if n := testing.AllocsPerRun(100, func() {
 			c = Call{}
-			s.dispatch(out[:0], msg, &c)
+			s.dispatch(&w, out[:0], msg, &c)
 		}); n != 0 {
 			t.Errorf("%x: %v allocs per garbage message", msg, n)
 		}

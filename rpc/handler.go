@@ -36,23 +36,7 @@ type Call struct {
 	UID int
 	// AuthSys is the parsed credential when Cred.Flavor is AUTH_SYS.
 	AuthSys *AuthSysParams
-	// Tail, when a handler sets it, is sent after the results it returned,
-	// without being copied into the reply: a large reply that does not
-	// change between calls (DUMP) is written straight from its cache. The
-	// bytes must not change afterwards.
-	Tail []byte
-	// ReplyAfter, when a handler sets it, runs before the reply is sent;
-	// if it fails, the caller gets SYSTEM_ERR instead. A change that must
-	// reach the disk first (warm start) waits in it. On a datagram socket
-	// it runs on a goroutine of its own, so that the calls read with this
-	// one are not held behind it; on a stream the calls already buffered
-	// behind it are handled first, then the waits run in turn and the
-	// replies leave in order (batch.go), so that pipelined changes share
-	// one write to disk.
-	ReplyAfter func() error
 
-	// batch, on a stream, holds replies while pipelined calls follow.
-	batch   *streamBatch
 	authSys AuthSysParams
 	udp     *udpSocket
 	// garbage is set when the message was not a decodable call.
@@ -65,9 +49,6 @@ type Call struct {
 	// from Local when the call was broadcast.
 	replyFrom netip.Addr
 	ifindex   int
-	// fast, on a stream call answered by the fast accept path, sends a
-	// deferred reply.
-	fast *fastResponder
 }
 
 // NotePadding records that the decoder of the call's arguments read
@@ -86,20 +67,53 @@ type Responder interface {
 	Respond(reply []byte) error
 }
 
-// Handler serves calls. ServeRPC appends the call's results to res, which
-// already holds a SUCCESS reply header, and returns the extended slice. An
-// error instead makes the server answer as the error says (see the
-// sentinel errors, ProgMismatchError and AuthErr, which may be wrapped);
-// any other error is SYSTEM_ERR.
+// Reply is what a handler writes for a call that is answered, in the
+// manner of a ResponseWriter: the server builds a new one for each call,
+// holding a SUCCESS reply header and nothing else, and sends what the
+// handler left in it. Nothing of the reply is kept in the Call. It is
+// written through a pointer rather than returned: a value this size is
+// copied through memory at every call boundary (the Mux, HandlerFunc,
+// wrappers), which doubled the cost of dispatching a GETPORT.
+type Reply struct {
+	// Body is the reply message: the SUCCESS header, to which the handler
+	// appends the call's results.
+	Body []byte
+	// Tail, if set, is sent after Body without being copied into it: a
+	// large reply that does not change between calls (DUMP) is written
+	// straight from its cache. Its bytes must not change afterwards.
+	Tail []byte
+	// After, if set, runs before the reply is sent; if it fails, the
+	// caller gets SYSTEM_ERR instead. A change that must reach the disk
+	// first (warm start) waits in it. On a datagram socket it runs on a
+	// goroutine of its own, so that the calls read with this one are not
+	// held behind it; on a stream the calls already buffered behind it
+	// are handled first, then the waits run in turn and the replies leave
+	// in order (batch.go), so that pipelined changes share one write to
+	// disk.
+	After func() error
+}
+
+// Handler serves calls. ServeRPC appends the call's results to w.Body,
+// which already holds a SUCCESS reply header, and may set w's Tail and
+// After. An error instead makes the server answer as the error says (see
+// the sentinel errors, ProgMismatchError and AuthErr, which may be
+// wrapped), and nothing the handler wrote in w is sent; any other error is
+// SYSTEM_ERR. w and c are valid only until ServeRPC returns.
+//
+// ErrNoReply answers with silence. A handler that answers later, after
+// it has returned (a remote call forwarded to a service), takes a
+// Responder with Call.Defer first and returns ErrNoReply: the server then
+// sends nothing for the call, and the Responder is the only way its
+// answer leaves.
 type Handler interface {
-	ServeRPC(res []byte, c *Call) ([]byte, error)
+	ServeRPC(w *Reply, c *Call) error
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(res []byte, c *Call) ([]byte, error)
+type HandlerFunc func(w *Reply, c *Call) error
 
 // ServeRPC calls f.
-func (f HandlerFunc) ServeRPC(res []byte, c *Call) ([]byte, error) { return f(res, c) }
+func (f HandlerFunc) ServeRPC(w *Reply, c *Call) error { return f(w, c) }
 
 // Errors a Handler returns to choose the reply.
 var (

@@ -30,17 +30,17 @@ func (m *Mux) Handle(prog, vers uint32, procs []Handler) {
 }
 
 // ServeRPC dispatches c to its procedure.
-func (m *Mux) ServeRPC(res []byte, c *Call) ([]byte, error) {
+func (m *Mux) ServeRPC(w *Reply, c *Call) error {
 	p := m.progs[c.Prog]
 	if p == nil {
-		return res, ErrProgUnavail
+		return ErrProgUnavail
 	}
 	procs, ok := p.vers[c.Vers]
 	if !ok {
-		return res, &ProgMismatchError{Low: p.low, High: p.high}
+		return &ProgMismatchError{Low: p.low, High: p.high}
 	}
 	if uint64(c.Proc) >= uint64(len(procs)) || procs[c.Proc] == nil {
-		return res, ErrProcUnavail
+		return ErrProcUnavail
 	}
-	return procs[c.Proc].ServeRPC(res, c)
+	return procs[c.Proc].ServeRPC(w, c)
 }

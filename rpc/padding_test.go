@@ -15,14 +15,15 @@ import (
 func TestNonZeroPaddingIsServedAndCounted(t *testing.T) {
 	const x = 0x9ad
 	// The handler echoes a string argument, noting its padding.
-	echo := HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+	echo := HandlerFunc(func(w *Reply, c *Call) error {
 		d := xdr.NewDecoder(c.Args)
 		defer c.NotePadding(d)
 		s, err := d.StringBytes(64)
 		if err != nil {
-			return res, ErrGarbageArgs
+			return ErrGarbageArgs
 		}
-		return xdr.AppendOpaque(res, s), nil
+		w.Body = xdr.AppendOpaque(w.Body, s)
+		return nil
 	})
 	arg := xdr.AppendString(nil, "abc")
 	badArg := bytes.Clone(arg)
@@ -55,7 +56,9 @@ func TestNonZeroPaddingIsServedAndCounted(t *testing.T) {
 			s := &Server{Handler: echo, Observer: obs}
 			s.init()
 			var c Call
-			reply, ok := s.dispatch(nil, tt.msg, &c)
+			var w Reply
+			ok := s.dispatch(&w, nil, tt.msg, &c)
+			reply := w.Body
 			if !ok || !bytes.Equal(reply, want) {
 				t.Fatalf("reply %x (sent %v), want %x", reply, ok, want)
 			}

@@ -361,8 +361,13 @@ const RecordHeaderLen = 4
 
 // MarkRecord fills the record mark reserved at the start of b, making b a
 // single-fragment record of the message that follows it.
-func MarkRecord(b []byte) []byte {
-	binary.BigEndian.PutUint32(b, lastFragment|uint32(len(b)-RecordHeaderLen))
+func MarkRecord(b []byte) []byte { return markRecord(b, nil) }
+
+// markRecord fills the record mark of b, whose first bytes are reserved
+// for it, for one record of one fragment: the rest of b, then tail, which
+// is written after it without being copied.
+func markRecord(b, tail []byte) []byte {
+	binary.BigEndian.PutUint32(b, lastFragment|uint32(len(b)-RecordHeaderLen+len(tail)))
 	return b
 }
 

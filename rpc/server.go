@@ -155,11 +155,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) isClosing() bool { return s.closing.Load() }
 
-// dispatch decodes one message and appends its reply to out. It reports
-// false when nothing is to be sent: a message whose header does not parse
-// gets no reply, since any answer to garbage can be used to amplify, and
-// is marked in c as garbage.
-func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
+// dispatch decodes one message and builds its reply in w, whose Body
+// starts with out: what the handler wrote, or else the reply its error
+// asks for, made whole each time. It reports false when nothing is to be
+// sent (Body is then out): a message whose header does not parse gets no
+// reply, since any answer to garbage can be used to amplify, and is marked
+// in c as garbage. A reply with a wait (After) is the transport's to send
+// once the wait returns (await): its outcome is not observed here.
+func (s *Server) dispatch(w *Reply, out, msg []byte, c *Call) bool {
 	var d xdr.Decoder
 	d.Reset(msg)
 	h, err := ParseCall(&d)
@@ -171,7 +174,8 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		c.garbage = true
 		s.Counters.Undecodable.Add(1)
 		s.observeReject(RefusedUndecodable)
-		return out, false
+		*w = Reply{Body: out}
+		return false
 	}
 	c.CallHeader = h
 	if s.LogCalls {
@@ -183,9 +187,9 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 	if h.RPCVers != Version {
 		s.observeCall(c, OutcomeRPCMismatch)
 		s.logRefused(c, "rpc version mismatch")
-		return AppendRPCMismatch(out, h.XID, Version, Version), true
+		*w = Reply{Body: AppendRPCMismatch(out, h.XID, Version, Version)}
+		return true
 	}
-	c.AuthSys = nil
 	c.padded = d.NonZeroPadding()
 	switch h.Cred.Flavor {
 	case AuthNone:
@@ -197,7 +201,8 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 			if c.padded {
 				s.countPadding()
 			}
-			return AppendAuthError(out, h.XID, AuthBadCred), true
+			*w = Reply{Body: AppendAuthError(out, h.XID, AuthBadCred)}
+			return true
 		}
 		c.padded = c.padded || padded
 		c.authSys = p
@@ -208,43 +213,25 @@ func (s *Server) dispatch(out, msg []byte, c *Call) ([]byte, bool) {
 		if c.padded {
 			s.countPadding()
 		}
-		return AppendAuthError(out, h.XID, unsupportedFlavor(h.Cred.Flavor)), true
+		*w = Reply{Body: AppendAuthError(out, h.XID, unsupportedFlavor(h.Cred.Flavor))}
+		return true
 	}
 	c.Args = d.Rest()
-	c.ReplyAfter = nil
-	start := len(out)
-	res, err := s.Handler.ServeRPC(AppendSuccess(out, h.XID), c)
+	*w = Reply{Body: AppendSuccess(out, h.XID)}
+	err = s.Handler.ServeRPC(w, c)
 	if c.padded {
 		s.countPadding()
 	}
-	if err == nil && c.ReplyAfter != nil {
-		wait := c.ReplyAfter
-		c.ReplyAfter = nil
-		if r := c.deferReply(); r != nil {
-			reply := make([]byte, 0, len(res)-start+len(c.Tail))
-			reply = append(append(reply, res[start:]...), c.Tail...)
-			s.replyLater(r, reply, c, wait)
-			c.Tail = nil
-			return out[:start], false
-		}
-		if c.batch.hold() {
-			c.batch.add(res[start:], c.Tail, c, wait)
-			c.Tail = nil
-			return out[:start], false
-		}
-		if werr := wait(); werr != nil {
-			err = ErrSystem
-		}
+	if err != nil {
+		body, send, outcome := s.errorReply(out, c, err)
+		*w = Reply{Body: body}
+		s.observeCall(c, outcome)
+		return send
 	}
-	if err == nil {
+	if w.After == nil {
 		s.observeCall(c, OutcomeSuccess)
-		return res, true
 	}
-	c.Tail = nil
-	out = out[:start]
-	reply, send, outcome := s.errorReply(out, c, err)
-	s.observeCall(c, outcome)
-	return reply, send
+	return true
 }
 
 // unsupportedFlavor is the AUTH_ERROR status rpcbind 1.2.6 (libtirpc's
@@ -270,22 +257,41 @@ func (s *Server) countPadding() {
 	}
 }
 
-// replyLater sends a datagram's reply once wait returns, or SYSTEM_ERR if
-// it fails. reply must be the goroutine's own copy.
-func (s *Server) replyLater(r Responder, reply []byte, c *Call, wait func() error) {
+// replyLater sends the reply of a call that waits (Reply.After) on a
+// goroutine of its own, once the wait returns, or SYSTEM_ERR if it fails:
+// a datagram's, so that the calls read with it are not held behind it, or
+// the fast accept path's, so that the accepting goroutine does not wait.
+// msg is the reply message, without a record mark; it and tail are copied
+// before the call's buffers are reused.
+func (s *Server) replyLater(to Responder, msg, tail []byte, wait func() error, c *Call) {
+	reply := make([]byte, 0, len(msg)+len(tail))
+	reply = append(append(reply, msg...), tail...)
 	xid, vers, proc, netid := c.XID, c.Vers, c.Proc, c.Netid
 	s.wg.Add(1) // the reader's own count keeps the group open
 	go func() {
 		defer s.wg.Done()
-		outcome := OutcomeSuccess
-		if err := wait(); err != nil {
-			reply, outcome = AppendAccepted(reply[:0], xid, SystemErr), OutcomeSystemErr
+		if !s.await(wait, vers, proc, netid) {
+			reply = AppendAccepted(reply[:0], xid, SystemErr)
 		}
-		if s.Observer != nil {
-			s.Observer.Call(vers, proc, netid, outcome)
-		}
-		_ = r.Respond(reply) // a responder drops what it cannot send itself
+		_ = to.Respond(reply) // a responder drops what it cannot send itself
 	}()
+}
+
+// await runs the wait of a reply that has one (Reply.After) and observes
+// the call's outcome, which dispatch left to it. It reports false when the
+// wait failed: the caller is to be answered SYSTEM_ERR instead, since a
+// change that did not reach the disk must not be believed (the wait has
+// logged why).
+func (s *Server) await(wait func() error, vers, proc uint32, netid string) bool {
+	ok := wait() == nil
+	if s.Observer != nil {
+		outcome := OutcomeSuccess
+		if !ok {
+			outcome = OutcomeSystemErr
+		}
+		s.Observer.Call(vers, proc, netid, outcome)
+	}
+	return ok
 }
 
 // errorReply builds the reply a handler's error asks for.

@@ -44,21 +44,22 @@ const (
 
 // testMux serves the test program.
 func testMux() *Mux {
-	add := func(res []byte, c *Call) ([]byte, error) {
+	add := func(w *Reply, c *Call) error {
 		var d xdr.Decoder
 		d.Reset(c.Args)
 		a, err1 := d.Uint32()
 		b, err2 := d.Uint32()
 		if err1 != nil || err2 != nil {
-			return res, ErrGarbageArgs
+			return ErrGarbageArgs
 		}
-		return xdr.AppendUint32(res, a+b), nil
+		w.Body = xdr.AppendUint32(w.Body, a+b)
+		return nil
 	}
 	procs := []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
+		procNull: HandlerFunc(func(w *Reply, c *Call) error { return nil }),
 		procAdd:  HandlerFunc(add),
-		procWhoami: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			res = xdr.AppendInt32(res, int32(c.UID))
+		procWhoami: HandlerFunc(func(w *Reply, c *Call) error {
+			res := xdr.AppendInt32(w.Body, int32(c.UID))
 			res = xdr.AppendString(res, c.Netid)
 			res = xdr.AppendString(res, addrString(c.Local))
 			res = xdr.AppendString(res, addrString(c.Remote))
@@ -66,37 +67,42 @@ func testMux() *Mux {
 			if c.AuthSys != nil {
 				uid = int32(c.AuthSys.UID)
 			}
-			return xdr.AppendInt32(res, uid), nil
+			w.Body = xdr.AppendInt32(res, uid)
+			return nil
 		}),
 		procNil: nil,
-		procWrapped: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return res, fmt.Errorf("decode test args: %w", ErrGarbageArgs)
+		procWrapped: HandlerFunc(func(w *Reply, c *Call) error {
+			return fmt.Errorf("decode test args: %w", ErrGarbageArgs)
 		}),
-		procTooWeak: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, ErrAuthTooWeak }),
-		procNoReply: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, ErrNoReply }),
-		procFail: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return append(res, "half a result"...), errors.New("boom")
+		procTooWeak: HandlerFunc(func(w *Reply, c *Call) error { return ErrAuthTooWeak }),
+		procNoReply: HandlerFunc(func(w *Reply, c *Call) error { return ErrNoReply }),
+		procFail: HandlerFunc(func(w *Reply, c *Call) error {
+			w.Body = append(w.Body, "half a result"...)
+			return errors.New("boom")
 		}),
-		procBig: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return xdr.AppendOpaque(res, make([]byte, bigReplyBytes)), nil
+		procBig: HandlerFunc(func(w *Reply, c *Call) error {
+			w.Body = xdr.AppendOpaque(w.Body, make([]byte, bigReplyBytes))
+			return nil
 		}),
-		procDefer: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		procDefer: HandlerFunc(func(w *Reply, c *Call) error {
 			r := c.Defer()
 			if r == nil {
-				return xdr.AppendUint32(res, 0), nil
+				w.Body = xdr.AppendUint32(w.Body, 0)
+				return nil
 			}
 			reply := xdr.AppendUint32(AppendSuccess(nil, c.XID), 42)
 			go r.Respond(reply)
-			return res, ErrNoReply
+			return ErrNoReply
 		}),
-		procWrapAuth: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return res, fmt.Errorf("set from %v: %w", c.Remote, ErrAuthTooWeak)
+		procWrapAuth: HandlerFunc(func(w *Reply, c *Call) error {
+			return fmt.Errorf("set from %v: %w", c.Remote, ErrAuthTooWeak)
 		}),
-		procArgLen: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return xdr.AppendUint32(res, uint32(len(c.Args))), nil
+		procArgLen: HandlerFunc(func(w *Reply, c *Call) error {
+			w.Body = xdr.AppendUint32(w.Body, uint32(len(c.Args)))
+			return nil
 		}),
-		procMismatch: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			return res, fmt.Errorf("forwarding: %w", &ProgMismatchError{Low: 7, High: 9})
+		procMismatch: HandlerFunc(func(w *Reply, c *Call) error {
+			return fmt.Errorf("forwarding: %w", &ProgMismatchError{Low: 7, High: 9})
 		}),
 	}
 	m := NewMux()

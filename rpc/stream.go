@@ -1,7 +1,6 @@
 package rpc
 
 import (
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -189,7 +188,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 	writes := lazyDeadline{set: conn.SetWriteDeadline}
 	rr.Started = func() { reads.extend(s, time.Now(), s.ReadTimeout) }
 	batch := &streamBatch{rr: rr}
-	base.batch = batch
+	var w Reply
 	var out []byte // made with the first call: a connection that sends none holds none
 	now := time.Now()
 	for {
@@ -198,7 +197,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		}
 		if batch.due() {
 			writes.extend(s, time.Now(), s.ReadTimeout)
-			if err := s.flushBatch(conn, batch, netid); err != nil {
+			if err := s.flushBatch(conn, batch); err != nil {
 				s.logStreamEnd(&c, err)
 				return
 			}
@@ -214,7 +213,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		if out == nil {
 			out = make([]byte, RecordHeaderLen, 4096)
 		}
-		reply, ok := s.dispatch(out[:RecordHeaderLen], msg, &c)
+		ok := s.dispatch(&w, out[:RecordHeaderLen], msg, &c)
 		now = time.Now()
 		if !ok {
 			// No reply: a call answered with silence, or a record that is
@@ -226,23 +225,26 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 			st.busy.Store(false)
 			continue
 		}
-		if len(batch.held) > 0 { // behind held replies, in order
-			batch.add(reply[RecordHeaderLen:], c.Tail, &c, nil)
+		if batch.holds(&w) {
+			batch.add(&w, &c)
 			st.lastActive.Store(now.UnixNano())
 			st.busy.Store(false)
 			continue
 		}
+		if w.After != nil && !s.await(w.After, c.Vers, c.Proc, c.Netid) {
+			w = Reply{Body: AppendAccepted(w.Body[:RecordHeaderLen], c.XID, SystemErr)}
+		}
 		writes.extend(s, now, s.ReadTimeout)
-		if err := writeReply(conn, reply, c.Tail); err != nil {
+		if err := writeReply(conn, w.Body, w.Tail); err != nil {
 			s.logStreamEnd(&c, err)
 			return
 		}
 		st.lastActive.Store(now.UnixNano())
 		st.busy.Store(false)
-		if cap(reply) > DefaultKeep {
+		if cap(w.Body) > DefaultKeep {
 			out = make([]byte, RecordHeaderLen, 4096)
 		} else {
-			out = reply
+			out = w.Body
 		}
 	}
 }
@@ -324,11 +326,11 @@ func peerUID(conn *net.UnixConn) int {
 // writeReply sends reply, whose first bytes are reserved for the record
 // mark, followed by tail as one record; the tail is not copied.
 func writeReply(conn net.Conn, reply, tail []byte) error {
+	markRecord(reply, tail)
 	if len(tail) == 0 {
-		_, err := conn.Write(MarkRecord(reply))
+		_, err := conn.Write(reply)
 		return err
 	}
-	binary.BigEndian.PutUint32(reply, lastFragment|uint32(len(reply)-RecordHeaderLen+len(tail)))
 	if rc, ok := conn.(*rawConn); ok {
 		return rc.writeBuffers(reply, tail)
 	}

@@ -16,10 +16,10 @@ func TestReplyTail(t *testing.T) {
 	big := bytes.Repeat([]byte{0xcd}, 70000)
 	mux := NewMux()
 	mux.Handle(testProg, 1, []Handler{
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { c.Tail = small; return xdr.AppendUint32(res, 7), nil }),
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { c.Tail = big; return res, nil }),
-		HandlerFunc(func(res []byte, c *Call) ([]byte, error) { c.Tail = small; return res, errors.New("boom") }),
+		HandlerFunc(func(w *Reply, c *Call) error { return nil }),
+		HandlerFunc(func(w *Reply, c *Call) error { w.Body, w.Tail = xdr.AppendUint32(w.Body, 7), small; return nil }),
+		HandlerFunc(func(w *Reply, c *Call) error { w.Tail = big; return nil }),
+		HandlerFunc(func(w *Reply, c *Call) error { w.Tail = small; return errors.New("boom") }),
 	})
 	ts := startServer(t, &Server{Handler: mux, MaxRecord: 1 << 20})
 	withSmall := append(xdr.AppendUint32(AppendSuccess(nil, 1), 7), small...)

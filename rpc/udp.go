@@ -26,8 +26,8 @@ const maxCallDatagram = 9000
 // address each call arrived at, as clients expect them to.
 //
 // One goroutine reads the socket, many datagrams per system call, and
-// answers them together; a handler that must wait before its reply
-// (Call.ReplyAfter) waits on a goroutine of its own.
+// answers them together; a reply that must wait (Reply.After) waits on a
+// goroutine of its own.
 func (s *Server) ServeUDP(conn *net.UDPConn, netid string) error {
 	s.init()
 	s.mu.Lock()
@@ -88,6 +88,7 @@ type udpReader struct {
 	raw   syscall.RawConn
 	batch *udpBatch
 	to    [udpBatchSize]netip.AddrPort // where each queued reply goes, for logs
+	reply Reply                        // the reply being built, in outBuf
 
 	n, first        int
 	errno           syscall.Errno
@@ -157,15 +158,22 @@ func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
 	}
 	c.unmapDualStack()
 	start := len(b.outBuf)
-	reply, ok := s.dispatch(b.outBuf[start:start], msg, c)
-	if !ok {
+	w := &r.reply
+	if !s.dispatch(w, b.outBuf[start:start], msg, c) {
 		return
 	}
-	size := len(reply) + len(c.Tail)
+	if w.After != nil {
+		// A change on its way to the disk: the datagrams read with this
+		// one are not held behind it.
+		s.replyLater(c.Defer(), w.Body, w.Tail, w.After, c)
+		return
+	}
+	reply := w.Body
+	size := len(reply) + len(w.Tail)
 	if size <= maxDatagram {
 		// Otherwise no datagram carries it (and the room left for it is
 		// exceeded): the guards below refuse it whole.
-		reply = append(reply, c.Tail...)
+		reply = append(reply, w.Tail...)
 	}
 	switch s.replyAllowed(sock, from, c.ifindex, len(msg), size) {
 	case replyDrop:

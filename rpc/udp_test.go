@@ -144,14 +144,16 @@ func TestServerUDPReadsCallsUpTo9000Bytes(t *testing.T) {
 func heldServer(t *testing.T, release <-chan struct{}) *testServer {
 	m := NewMux()
 	m.Handle(testProg, testVersLow, []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
-		1: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			c.ReplyAfter = func() error { <-release; return nil }
-			return xdr.AppendUint32(res, 7), nil
+		procNull: HandlerFunc(func(w *Reply, c *Call) error { return nil }),
+		1: HandlerFunc(func(w *Reply, c *Call) error {
+			w.After = func() error { <-release; return nil }
+			w.Body = xdr.AppendUint32(w.Body, 7)
+			return nil
 		}),
-		2: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
-			c.ReplyAfter = func() error { return errors.New("disk full") }
-			return xdr.AppendUint32(res, 8), nil
+		2: HandlerFunc(func(w *Reply, c *Call) error {
+			w.After = func() error { return errors.New("disk full") }
+			w.Body = xdr.AppendUint32(w.Body, 8)
+			return nil
 		}),
 	})
 	return startServer(t, &Server{Handler: m})
@@ -250,20 +252,22 @@ func TestServerPipelinedWaitsRunTogether(t *testing.T) {
 		}
 	}
 	m.Handle(testProg, testVersLow, []Handler{
-		procNull: HandlerFunc(func(res []byte, c *Call) ([]byte, error) { return res, nil }),
-		1: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		procNull: HandlerFunc(func(w *Reply, c *Call) error { return nil }),
+		1: HandlerFunc(func(w *Reply, c *Call) error {
 			mu.Lock()
 			handled++
 			mu.Unlock()
-			c.ReplyAfter = wait(false)
-			return xdr.AppendUint32(res, c.XID), nil
+			w.After = wait(false)
+			w.Body = xdr.AppendUint32(w.Body, c.XID)
+			return nil
 		}),
-		2: HandlerFunc(func(res []byte, c *Call) ([]byte, error) {
+		2: HandlerFunc(func(w *Reply, c *Call) error {
 			mu.Lock()
 			handled++
 			mu.Unlock()
-			c.ReplyAfter = wait(true)
-			return xdr.AppendUint32(res, c.XID), nil
+			w.After = wait(true)
+			w.Body = xdr.AppendUint32(w.Body, c.XID)
+			return nil
 		}),
 	})
 	ts := startServer(t, &Server{Handler: m})

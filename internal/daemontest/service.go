@@ -15,7 +15,7 @@ import (
 func NullService(tb testing.TB, prog uint32, vers ...uint32) (udpPort, tcpPort int) {
 	tb.Helper()
 	mux := rpc.NewMux()
-	null := []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })}
+	null := []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error { return nil })}
 	for _, v := range vers {
 		mux.Handle(prog, v, null)
 	}

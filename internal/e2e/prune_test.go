@@ -27,7 +27,7 @@ func TestPruneDeadService(t *testing.T) {
 
 	// The service: a real RPC server for program 400200 on UDP.
 	mux := rpc.NewMux()
-	mux.Handle(400200, 1, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
+	mux.Handle(400200, 1, []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error { return nil })})
 	svc := &rpc.Server{Handler: mux}
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

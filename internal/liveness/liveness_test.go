@@ -19,7 +19,7 @@ import (
 func startService(t *testing.T) (udpPort, tcpPort uint16, stop func()) {
 	t.Helper()
 	mux := rpc.NewMux()
-	mux.Handle(400100, 1, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
+	mux.Handle(400100, 1, []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error { return nil })})
 	srv := &rpc.Server{Handler: mux}
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

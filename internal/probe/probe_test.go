@@ -27,11 +27,11 @@ import (
 func service(t *testing.T) int {
 	t.Helper()
 	mux := rpc.NewMux()
-	null := []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })}
+	null := []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error { return nil })}
 	mux.Handle(400300, 1, null)
 	mux.Handle(400300, 2, null)
-	mux.Handle(400301, 1, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) {
-		return res, rpc.AuthErr(rpc.AuthTooWeak)
+	mux.Handle(400301, 1, []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error {
+		return rpc.AuthErr(rpc.AuthTooWeak)
 	})})
 	tl, ul := daemontest.PortPair(t, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
 	daemontest.ServeRPC(t, mux, tl, ul)

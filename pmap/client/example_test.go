@@ -225,7 +225,7 @@ func ExampleRegister() {
 
 	// The service: a NULL procedure on an ephemeral TCP and UDP port.
 	mux := rpc.NewMux()
-	mux.Handle(400123, 1, []rpc.Handler{rpc.HandlerFunc(func(res []byte, _ *rpc.Call) ([]byte, error) { return res, nil })})
+	mux.Handle(400123, 1, []rpc.Handler{rpc.HandlerFunc(func(*rpc.Reply, *rpc.Call) error { return nil })})
 	srv := &rpc.Server{Handler: mux}
 	tl, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
