@@ -276,13 +276,13 @@ func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 	if s.Observer != nil {
 		s.Observer.ConnOpened(a.netid)
 	}
-	n, err := rawRead(fd, a.in[:])
+	n, errno := rawRead(fd, a.in[:])
 	switch {
-	case err == unix.EAGAIN || err == unix.EINTR:
+	case errno == unix.EAGAIN || errno == unix.EINTR:
 		// Nothing yet (the local socket, or a TCP listener without
 		// deferred accept): the tail waits for it.
 		a.toTail(rc, st, true)
-	case err != nil || n == 0:
+	case errno != 0 || n == 0:
 		a.drop(rc, st)
 		a.tail.recycle(rc)
 	default:
@@ -363,13 +363,16 @@ func (rc *rawConn) writeRecord(reply []byte) error {
 	if rc.closed {
 		return net.ErrClosed
 	}
-	n, err := rawWrite(rc.fd, MarkRecord(reply))
-	if err == unix.EAGAIN || (err == nil && n < len(reply)) {
+	n, errno := rawWrite(rc.fd, MarkRecord(reply))
+	if errno == unix.EAGAIN || (errno == 0 && n < len(reply)) {
 		// A fresh socket's buffer holds any reply that is not a DUMP;
 		// a client whose socket does not take one is not waited for.
-		err = errors.New("reply did not fit the socket buffer")
+		return errors.New("reply did not fit the socket buffer")
 	}
-	return err
+	if errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // singleRecord returns the message of b if b is exactly one record of one
@@ -398,7 +401,7 @@ func (w *worker) drop(rc *rawConn, st *connState) {
 func (w *worker) toTail(rc *rawConn, st *connState, first bool) {
 	st.lastActive.Store(time.Now().UnixNano())
 	st.busy.Store(false)
-	if w.s.isClosing() || !w.tail.add(rc, st, first) {
+	if w.s.isClosing() || !w.tail.add(rc, first) {
 		w.drop(rc, st)
 	}
 }
@@ -418,7 +421,7 @@ func (w *worker) promote(rc *rawConn, st *connState, pending, reply, tail []byte
 	go func() {
 		if reply != nil {
 			// Written as serveConn writes, with its write deadline.
-			rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout))
+			_ = rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout)) // promoted: it cannot fail
 			if err := writeReply(rc, reply, tail); err != nil {
 				w.drop(rc, st)
 				return
@@ -474,7 +477,7 @@ func (rc *rawConn) promoteLocked(pending []byte) error {
 		return net.ErrClosed
 	}
 	if rc.netid != NetidLocal {
-		unix.SetsockoptInt(rc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		_ = unix.SetsockoptInt(rc.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // an optimisation only
 	}
 	f := os.NewFile(uintptr(rc.fd), "")
 	if f == nil {
@@ -727,7 +730,7 @@ func eventID(ev *unix.EpollEvent) uint64 {
 // add puts a connection in the tail. It reports false if the tail is
 // stopping or the descriptor cannot be watched; the caller still owns the
 // connection then.
-func (t *tail) add(rc *rawConn, st *connState, first bool) bool {
+func (t *tail) add(rc *rawConn, first bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
@@ -777,7 +780,8 @@ func (t *tail) closedOutside(rc *rawConn) {
 
 func (t *tail) signal() {
 	one := [8]byte{7: 1}
-	unix.Write(t.wake, one[:])
+	// A full eventfd counter already says "wake up".
+	_, _ = unix.Write(t.wake, one[:])
 }
 
 // stop makes the loop close every connection in the tail and return.
@@ -833,7 +837,7 @@ func (t *tail) run() {
 			switch id {
 			case wakeID:
 				var b [8]byte
-				unix.Read(t.wake, b[:])
+				_, _ = unix.Read(t.wake, b[:]) // only emptied: the wake-up is what counts
 			case listenID:
 				if !t.stopping() && !t.acceptBatch() {
 					t.stop()
@@ -846,7 +850,8 @@ func (t *tail) run() {
 		if t.stopping() && !delisted {
 			// Level-triggered, a listener with connections waiting
 			// would wake the loop at once, every time.
-			t.listener.Control(func(fd uintptr) { unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
+			// A listener closed meanwhile has left the set already.
+			_ = t.listener.Control(func(fd uintptr) { _ = unix.EpollCtl(t.ep, unix.EPOLL_CTL_DEL, int(fd), nil) })
 			delisted = true
 		}
 		if t.reap(w) {
@@ -868,19 +873,20 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	if rc == nil {
 		return
 	}
-	n, err := rawRead(rc.fd, buf)
-	if err == unix.EAGAIN || err == unix.EINTR {
+	n, errno := rawRead(rc.fd, buf)
+	if errno == unix.EAGAIN || errno == unix.EINTR {
 		rc.mu.Unlock()
 		return
 	}
 	// The tail gives the connection up: closed, or a call to serve.
 	rc.tail = nil
-	closed := err != nil || n == 0
+	closed := errno != 0 || n == 0
 	if closed {
 		rc.closed = true
 		rawClose(rc.fd) // which also takes it out of the epoll set
 	} else {
-		rawEpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
+		// Failing, it would only wake the loop once more for nothing.
+		_ = rawEpollCtl(t.ep, unix.EPOLL_CTL_DEL, rc.fd, nil)
 	}
 	rc.mu.Unlock()
 	t.mu.Lock()

@@ -12,11 +12,14 @@ import (
 // a call is slow to return under load, a hand-off of the processor to
 // another thread.
 
-func rawRead(fd int, b []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, b) }
-func rawWrite(fd int, b []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, b) }
+// The calls return the Errno itself (0 for none), which callers compare
+// with the few that matter here (EAGAIN, EINTR).
+
+func rawRead(fd int, b []byte) (int, unix.Errno)  { return rawIO(unix.SYS_READ, fd, b) }
+func rawWrite(fd int, b []byte) (int, unix.Errno) { return rawIO(unix.SYS_WRITE, fd, b) }
 
 // rawIO is read or write, as trap says.
-func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+func rawIO(trap uintptr, fd int, b []byte) (int, unix.Errno) {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
@@ -25,11 +28,13 @@ func rawIO(trap uintptr, fd int, b []byte) (int, error) {
 	if errno != 0 {
 		return 0, errno
 	}
-	return int(n), nil
+	return int(n), 0
 }
 
 func rawClose(fd int) {
-	unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	// Nothing to do about a failed close of a socket: the descriptor is
+	// released either way.
+	_, _, _ = unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 }
 
 func rawEpollCtl(ep, op, fd int, ev *unix.EpollEvent) error {

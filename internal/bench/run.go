@@ -292,7 +292,7 @@ func (r *runner) start(ctx context.Context, argv []string) (pid int, startup tim
 	}
 	startup, err = waitReady(ctx, p, started, r.cfg.Address)
 	if err != nil {
-		stopDaemon(p)
+		_ = stopDaemon(p) // it did not start: err says why
 		return 0, 0, nil, err
 	}
 	return p.Pid(), startup, func() error { return stopDaemon(p) }, nil
@@ -403,7 +403,11 @@ func (r *runner) fresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer func() {
+		if err := stop(); err != nil {
+			r.res.Notes = append(r.res.Notes, err.Error())
+		}
+	}()
 	if len(r.cfg.Daemon) > 0 {
 		r.res.StartupUs = append(r.res.StartupUs, us(startup))
 	}

@@ -40,7 +40,7 @@ func stopDaemon(p *process) error {
 	if p.Exited() {
 		return nil
 	}
-	p.Signal(syscall.SIGTERM)
+	_ = p.Signal(syscall.SIGTERM) // if it is gone already, Wait says so
 	if p.Wait(stopTimeout) {
 		return nil
 	}

@@ -88,7 +88,8 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer stopDaemon(p)
+	// A daemon that had to be killed has served its storms all the same.
+	defer func() { _ = stopDaemon(p) }()
 	if _, err := waitReady(ctx, p, started, cfg.Address); err != nil {
 		return nil, err
 	}

@@ -196,7 +196,11 @@ func (d *Daemon) startSystem(ctx context.Context, signals chan os.Signal) (stopp
 		if err != nil {
 			return nil, fmt.Errorf("--metrics: %w", err)
 		}
-		go d.sys.metrics.Serve(ctx, l)
+		go func() {
+			if err := d.sys.metrics.Serve(ctx, l); err != nil {
+				d.log.Warn("metrics endpoint stopped", zap.Error(err))
+			}
+		}()
 		d.log.Info("serving metrics", zap.Stringer("addr", l.Addr()))
 	}
 	n, err := activation.NewNotifier(true)

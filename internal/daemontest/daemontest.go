@@ -2,6 +2,7 @@ package daemontest
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portmapd/portmapd/internal/daemon"
+	"github.com/portmapd/portmapd/rpc"
 )
 
 // Start runs a daemon on 127.0.0.1 (UDP and TCP on one port, no IPv6)
@@ -54,7 +56,10 @@ func Serve(tb testing.TB, d *daemon.Daemon) {
 	tb.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+				tb.Errorf("the daemon's Serve: %v", err)
+			}
 		case <-time.After(5 * time.Second):
 			tb.Error("the daemon did not stop")
 		}

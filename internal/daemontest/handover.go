@@ -52,7 +52,9 @@ func Handover(tb testing.TB, socks ...interface{ File() (*os.File, error) }) str
 			if err != nil {
 				return // closed at the end of the test
 			}
-			c.WriteMsgUnix([]byte{byte(len(fds))}, rights, nil)
+			// A failed handover fails the spawned daemon's start, which
+			// the test sees.
+			_, _, _ = c.WriteMsgUnix([]byte{byte(len(fds))}, rights, nil)
 			c.Close()
 		}
 	}()
@@ -76,7 +78,7 @@ func TakeSockets(path string) ([]activation.Socket, error) {
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
-		return nil, fmt.Errorf("handover: %d control messages: %v", len(msgs), err)
+		return nil, fmt.Errorf("handover: %d control messages: %w", len(msgs), err)
 	}
 	fds, err := unix.ParseUnixRights(&msgs[0])
 	if err != nil {

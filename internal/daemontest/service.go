@@ -36,11 +36,15 @@ func NullService(tb testing.TB, prog uint32, vers ...uint32) (udpPort, tcpPort i
 // rpc.Server until the test ends: a service for the daemon to point at.
 func ServeRPC(tb testing.TB, h rpc.Handler, l net.Listener, u *net.UDPConn) {
 	srv := &rpc.Server{Handler: h}
-	go srv.ServeStream(l, rpc.NetidTCP)
-	go srv.ServeUDP(u, rpc.NetidUDP)
+	// Both return ErrServerClosed at Shutdown; Shutdown's error is the one
+	// that matters.
+	go func() { _ = srv.ServeStream(l, rpc.NetidTCP) }()
+	go func() { _ = srv.ServeUDP(u, rpc.NetidUDP) }()
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
+		if err := srv.Shutdown(ctx); err != nil {
+			tb.Errorf("stopping the test's service: %v", err)
+		}
 	})
 }

@@ -346,7 +346,7 @@ func (p *Proc) Stop() {
 	if p.Exited() {
 		return
 	}
-	killTree(p.Pid())
+	_ = killTree(p.Pid()) // what is left is waited for below
 	select {
 	case <-p.done:
 	case <-time.After(5 * time.Second):
@@ -374,13 +374,13 @@ func (ns *Namespace) Close() {
 	ns.stdin.Close()
 	done := make(chan struct{})
 	go func() {
-		ns.holder.Wait()
+		_ = ns.holder.Wait() // killed: its status says nothing
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		ns.holder.Process.Kill()
+		_ = ns.holder.Process.Kill() // gone meanwhile: done is closed
 		<-done
 	}
 }
@@ -405,7 +405,7 @@ func Veth(a, b *Namespace, nameA, nameB string) error {
 // /proc/PID/task/*/children, which sees through PID namespaces.
 func killTree(pid int) error {
 	for _, child := range children(pid, 0) {
-		syscall.Kill(child, syscall.SIGKILL)
+		_ = syscall.Kill(child, syscall.SIGKILL) // a child gone already is fine
 	}
 	return syscall.Kill(pid, syscall.SIGKILL)
 }
@@ -454,7 +454,7 @@ func Main() {
 	}
 	os.Stdout.WriteString("ready\n")
 	go func() {
-		io.Copy(io.Discard, os.Stdin)
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the parent goes
 		os.Exit(0)
 	}()
 	for {
