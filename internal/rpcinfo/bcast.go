@@ -12,6 +12,7 @@ import (
 
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -25,7 +26,7 @@ const (
 )
 
 type bcastTransport struct {
-	nc netconf
+	nc tirpc.Netconf
 }
 
 type bcastPacket struct {
@@ -40,17 +41,17 @@ type bcastPacket struct {
 // per IPv6 address it has), plus a PMAP v2 CALLIT with the next xid on
 // every UDP transport when IPv4 broadcast is possible. Each answer is
 // returned in the order it came.
-func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
-	port, ok := r.servicePort("sunrpc")
+func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, tirpc.Status) {
+	port, ok := r.ServicePort("sunrpc")
 	if !ok {
-		return nil, UnknownProto
+		return nil, tirpc.UnknownProto
 	}
 	var ts []*bcastTransport
 	var socks []client.BroadcastSocket
 	pmapFlag := false
-	stat := Success
-	for _, nc := range r.nettype("datagram") {
-		family, stream, ok := nc.sockinfo()
+	stat := tirpc.Success
+	for _, nc := range r.Netconfig.Nettype("datagram") {
+		family, stream, ok := nc.Sockinfo()
 		if !ok || stream {
 			continue
 		}
@@ -61,7 +62,7 @@ func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
 		}
 		pc, err := client.ListenBroadcast(v6)
 		if err != nil {
-			stat = CantSend
+			stat = tirpc.CantSend
 			continue
 		}
 		defer pc.Close()
@@ -72,34 +73,34 @@ func (r *runner) rpcBroadcast(prog, vers uint32) ([]bcastReply, Status) {
 		socks = append(socks, client.BroadcastSocket{Conn: pc, Targets: targets})
 	}
 	if len(ts) == 0 {
-		if stat == Success {
-			stat = UnknownProto
+		if stat == tirpc.Success {
+			stat = tirpc.UnknownProto
 		}
 		return nil, stat
 	}
 
 	cred := authSysCred()
 	xid := uint32(time.Now().Unix()) ^ rand.Uint32()
-	msg3 := rpc.AppendCall(nil, xid, pmap.Program, pmap.VersRPCB3, procCallit, cred)
+	msg3 := rpc.AppendCall(nil, xid, pmap.Program, pmap.VersRPCB3, pmap.ProcCallit, cred)
 	msgs := [][]byte{pmap.AppendRmtcallArgs(msg3, &pmap.RmtcallArgs{Prog: prog, Vers: vers})}
 	if pmapFlag {
-		msg2 := rpc.AppendCall(nil, xid+1, pmap.Program, pmap.VersPMAP, procCallit, cred)
+		msg2 := rpc.AppendCall(nil, xid+1, pmap.Program, pmap.VersPMAP, pmap.ProcCallit, cred)
 		msgs = append(msgs, pmap.AppendRmtcallArgs(msg2, &pmap.RmtcallArgs{Prog: prog, Vers: vers}))
 	}
 	init, wait := bcastInit, bcastWait
-	if r.timeout > 0 {
-		init = max(r.timeout/3, 10*time.Millisecond)
+	if r.Timeout > 0 {
+		init = max(r.Timeout/3, 10*time.Millisecond)
 		wait = 2 * init
 	}
 	var replies []bcastReply
 	client.Broadcast(socks, msgs, client.BroadcastSchedule{First: init, Last: wait, Max: min(maxBroadcast, 3*(init+wait))},
-		udpMsgSize, func(i int, from netip.AddrPort, b []byte) {
+		tirpc.UDPMsgSize, func(i int, from netip.AddrPort, b []byte) {
 			if rep, ok := r.bcastAnswer(bcastPacket{ts[i], net.UDPAddrFromAddrPort(from), b}, xid, pmapFlag); ok {
 				replies = append(replies, rep)
 			}
 		})
 	// rpc_broadcast ends when its time is up, whatever came.
-	return replies, TimedOut
+	return replies, tirpc.TimedOut
 }
 
 // bcastAnswer decodes one datagram as an answer to either call.
@@ -117,15 +118,15 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 		return bcastReply{}, false
 	}
 	d := xdr.NewDecoder(p.data)
-	_, e, ok := parseReply(d)
-	if !ok || e.Stat != Success {
+	_, e, ok := tirpc.ParseReply(d)
+	if !ok || e.Stat != tirpc.Success {
 		return bcastReply{}, false
 	}
-	var who taddr
+	var who tirpc.Taddr
 	if v2 {
 		// xdr_rmtcallres: the port (through xdr_reference, which has no
 		// optional-data flag), then the results, which a datagram bounds.
-		res, err := pmap.DecodePortCallResult(d, udpMsgSize)
+		res, err := pmap.DecodePortCallResult(d, tirpc.UDPMsgSize)
 		if err != nil {
 			return bcastReply{}, false
 		}
@@ -134,14 +135,14 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 		if from.Is4In6() {
 			from = from.Unmap()
 		}
-		who = ipTaddr(netip.AddrPortFrom(from, uint16(port)))
+		who = tirpc.IPTaddr(netip.AddrPortFrom(from, uint16(port)))
 	} else {
-		res, err := pmap.DecodeRmtcallResult(d, udpMsgSize)
+		res, err := pmap.DecodeRmtcallResult(d, tirpc.UDPMsgSize)
 		if err != nil {
 			return bcastReply{}, false
 		}
 		ua := res.Addr
-		a, ok := uaddr2taddr(p.t.nc, ua)
+		a, ok := tirpc.Uaddr2Taddr(p.t.nc, ua)
 		if !ok {
 			// __ipv6v4_fixup: an IPv6 universal address in an answer
 			// that came over IPv4 names the sender's address.
@@ -150,11 +151,11 @@ func (r *runner) bcastAnswer(p bcastPacket, xid uint32, pmapFlag bool) (bcastRep
 			if !from.Is4() || !ok6 {
 				return bcastReply{}, false
 			}
-			a = ipTaddr(netip.AddrPortFrom(from, v6.Port()))
+			a = tirpc.IPTaddr(netip.AddrPortFrom(from, v6.Port()))
 		}
 		who = a
 	}
-	return bcastReply{Addr: who.uaddr(), Host: r.nameinfo(who.IP.Addr()), Netid: p.t.nc.Netid}, true
+	return bcastReply{Addr: who.Uaddr(), Host: r.nameinfo(who.IP.Addr()), Netid: p.t.nc.Netid}, true
 }
 
 func pmapLenient6(ua string) (netip.AddrPort, bool) {
@@ -165,7 +166,7 @@ func pmapLenient6(ua string) (netip.AddrPort, bool) {
 // nameinfo is getnameinfo without flags: the host's name if the address
 // resolves, else the numeric address with its interface.
 func (r *runner) nameinfo(a netip.Addr) string {
-	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), tirpc.ResolveTimeout)
 	defer cancel()
 	if names, err := r.lookupAddr(ctx, a.WithZone("").String()); err == nil && len(names) > 0 {
 		return strings.TrimSuffix(names[0], ".")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 )
 
 // Modes of rpcinfo, named after its "functions".
@@ -93,8 +94,8 @@ func Run(args []string, o Options) int {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	base := &runner{options: &options{netconfig: loadNetconfig(o.Netconfig), rpc: loadRPC(o.RPCFile), socket: o.Socket,
-		abstract: o.AbstractSocket, lookupHost: defaultLookup, lookupAddr: net.DefaultResolver.LookupAddr}}
+	base := &runner{options: &options{Config: tirpc.Config{Netconfig: tirpc.LoadNetconfig(o.Netconfig), Socket: o.Socket,
+		Abstract: o.AbstractSocket, LookupHost: tirpc.DefaultLookup}, rpc: loadRPC(o.RPCFile), lookupAddr: net.DefaultResolver.LookupAddr}}
 
 	cl := parseArgs(o.Name, args, base)
 	if cl.exitNow >= 0 {
@@ -353,7 +354,7 @@ func parseArgs(name string, argv []string, r *runner) *cmdline {
 						cl.exitNow = 1
 						return cl
 					}
-					r.port = int(uint16(v))
+					r.Port = int(uint16(v))
 				}
 			case 'b':
 				setFunc(modeBroadcast)
@@ -427,22 +428,22 @@ func (cl *cmdline) longOption(name string, argv []string, i *int, r *runner) boo
 			fmt.Fprintf(&r.stderr, "%s: --timeout: %q is not a positive duration\n", name, v)
 			return false
 		}
-		r.timeout = d
+		r.Timeout = d
 	case "socket":
 		v, ok := needVal()
 		if !ok {
 			return false
 		}
-		r.socket = v
+		r.Socket = v
 		if !cl.abstractSet {
-			r.abstract = ""
+			r.Abstract = ""
 		}
 	case "abstract-socket":
 		v, ok := needVal()
 		if !ok {
 			return false
 		}
-		r.abstract, cl.abstractSet = v, true
+		r.Abstract, cl.abstractSet = v, true
 	case "port-range":
 		v, ok := needVal()
 		if !ok {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
@@ -32,48 +33,48 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	if len(args) > 1 {
 		return res, r.usage()
 	}
-	var c clnt
-	var ok bool
+	var c tirpc.Clnt
+	var err error
 	if len(args) == 1 {
 		host := args[0]
 		res.Host = host
 		if !netidSet {
-			c, _, ok = r.rpcbindCreate(host, pmap.VersRPCB3)
+			c, _, err = r.rpcbindCreate(host, pmap.VersRPCB3)
 		} else {
 			nc, found := r.lookupNetid(netid)
 			if !found {
 				r.ncPerror("rpcinfo: invalid transport")
 				return res, 1
 			}
-			c, _, ok = r.infoHandle(host, nc, pmap.VersRPCB3)
+			c, _, err = r.infoHandle(host, nc, pmap.VersRPCB3)
 		}
 	} else {
-		c, ok = r.localInfo(pmap.VersRPCB3)
+		c, err = r.localInfo(pmap.VersRPCB3)
 	}
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
+	if err != nil {
+		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact rpcbind"))
 		return res, 1
 	}
-	defer c.close()
+	defer c.Close()
 	var rows []pmap.Mapping
-	timeout := r.callTimeout(minuteTimeout)
-	st := c.call(procDump, nil, rpcbList(&rows), timeout)
-	if st != Success {
-		if st != ProgVersMismatch && st != ProgUnavail {
+	timeout := r.CallTimeout(minuteTimeout)
+	st := c.Call(pmap.ProcDump, nil, rpcbList(&rows), timeout)
+	if st != tirpc.Success {
+		if st != tirpc.ProgVersMismatch && st != tirpc.ProgUnavail {
 			return res, r.failed(c)
 		}
-		e := c.geterr()
+		e := c.Geterr()
 		switch {
-		case e.low() == pmap.VersRPCB4:
+		case e.Low() == pmap.VersRPCB4:
 			rows = nil
-			c.setVers(pmap.VersRPCB4)
-			if c.call(procDump, nil, rpcbList(&rows), timeout) != Success {
+			c.SetVers(pmap.VersRPCB4)
+			if c.Call(pmap.ProcDump, nil, rpcbList(&rows), timeout) != tirpc.Success {
 				return res, r.failed(c)
 			}
-		case e.high() == pmap.VersPMAP:
+		case e.High() == pmap.VersPMAP:
 			var ports []pmap.PortMapping
-			c.setVers(pmap.VersPMAP)
-			if c.call(procDump, nil, pmapList(&ports), timeout) != Success {
+			c.SetVers(pmap.VersPMAP)
+			if c.Call(pmap.ProcDump, nil, pmapList(&ports), timeout) != tirpc.Success {
 				return res, r.failed(c)
 			}
 			rows = nil
@@ -114,8 +115,8 @@ func (r *runner) flagOutsideRange(prog, vers uint32, netid string, port uint32) 
 		prog, vers, netid, port, r.portRange.Low, r.portRange.High)
 }
 
-func (r *runner) failed(c clnt) int {
-	r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact rpcbind: "))
+func (r *runner) failed(c tirpc.Clnt) int {
+	r.eprintf("%s\n", c.Geterr().Sperror("rpcinfo: can't contact rpcbind: "))
 	return 1
 }
 
@@ -139,7 +140,7 @@ func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 	if len(args) > 1 {
 		return res, r.usage()
 	}
-	var c clnt
+	var c tirpc.Clnt
 	host := "(null)" // printf of a NULL host in glibc
 	if len(args) == 1 {
 		host = args[0]
@@ -149,22 +150,22 @@ func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 			return res, 1
 		}
 	} else {
-		var ok bool
-		if c, ok = r.localInfo(pmap.VersPMAP); !ok {
-			r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact portmapper"))
+		var err error
+		if c, err = r.localInfo(pmap.VersPMAP); err != nil {
+			r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact portmapper"))
 			return res, 1
 		}
 	}
-	defer c.close()
+	defer c.Close()
 	var rows []pmap.PortMapping
-	if st := c.call(procDump, nil, pmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
-		if st == ProgVersMismatch || st == ProgUnavail {
-			if c.geterr().low() > pmap.VersPMAP {
+	if st := c.Call(pmap.ProcDump, nil, pmapList(&rows), r.CallTimeout(minuteTimeout)); st != tirpc.Success {
+		if st == tirpc.ProgVersMismatch || st == tirpc.ProgUnavail {
+			if c.Geterr().Low() > pmap.VersPMAP {
 				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
 			}
 			return res, 1
 		}
-		r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact portmapper"))
+		r.eprintf("%s\n", c.Geterr().Sperror("rpcinfo: can't contact portmapper"))
 		return res, 1
 	}
 	for _, p := range rows {
@@ -179,11 +180,11 @@ func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 }
 
 // pstatus records and renders the outcome of the last ping on c.
-func (r *runner) pstatus(c clnt, prog, vers uint64, res *PingResult) bool {
-	e := c.geterr()
-	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == Success}
-	if e.Stat != Success {
-		msg := e.sperror("rpcinfo")
+func (r *runner) pstatus(c tirpc.Clnt, prog, vers uint64, res *PingResult) bool {
+	e := c.Geterr()
+	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == tirpc.Success}
+	if e.Stat != tirpc.Success {
+		msg := e.Sperror("rpcinfo")
 		p.Error = strings.TrimPrefix(msg, "rpcinfo: ")
 		r.eprintf("%s\n", msg)
 	}
@@ -195,18 +196,18 @@ func (r *runner) pstatus(c clnt, prog, vers uint64, res *PingResult) bool {
 // versionRange reads the range a PROG_MISMATCH named, or learns that
 // the service answers every version; ok is false when the probe failed
 // and was reported.
-func (r *runner) versionRange(c clnt, ping func(uint32) Status, st Status, prog uint64, res *PingResult) (lo, hi uint64, ok bool) {
+func (r *runner) versionRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, st tirpc.Status, prog uint64, res *PingResult) (lo, hi uint64, ok bool) {
 	switch st {
-	case ProgVersMismatch:
-		e := c.geterr()
-		return uint64(e.low()), uint64(e.high()), true
-	case Success:
+	case tirpc.ProgVersMismatch:
+		e := c.Geterr()
+		return uint64(e.Low()), uint64(e.High()), true
+	case tirpc.Success:
 		// It answers version 0; perhaps every version.
 		switch ping(1<<32 - 1) {
-		case ProgVersMismatch:
-			e := c.geterr()
-			return uint64(e.low()), uint64(e.high()), true
-		case Success:
+		case tirpc.ProgVersMismatch:
+			e := c.Geterr()
+			return uint64(e.Low()), uint64(e.High()), true
+		case tirpc.Success:
 			return 0, 1<<32 - 1, true
 		}
 		r.pstatus(c, prog, 1<<32-1, res)
@@ -218,7 +219,7 @@ func (r *runner) versionRange(c clnt, ping func(uint32) Status, st Status, prog 
 
 // pingRange pings every version from lo to hi and reports whether all
 // answered.
-func (r *runner) pingRange(c clnt, ping func(uint32) Status, prog, lo, hi uint64, res *PingResult) bool {
+func (r *runner) pingRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, prog, lo, hi uint64, res *PingResult) bool {
 	ok := true
 	if hi >= lo && hi-lo >= maxVersionsPinged {
 		r.eprintf("rpcinfo: the server claims versions %d to %d; pinging the first %d\n", lo, hi, maxVersionsPinged)
@@ -257,18 +258,18 @@ func (r *runner) ipPing(proto string, args []string) (*PingResult, int) {
 	if !ok {
 		return res, 1
 	}
-	defer c.close()
-	res.Netid = c.netid()
+	defer c.Close()
+	res.Netid = c.Netid()
 	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // pingVersions is what -u, -t, -T and -a do once the client exists:
 // NULL to the given version, or, without one, to version 0 to learn the
 // range the server has and then to every version in it.
-func (r *runner) pingVersions(c clnt, prog, vers uint64, versGiven bool, res *PingResult) int {
-	ping := func(v uint32) Status {
-		c.setVers(v)
-		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
+func (r *runner) pingVersions(c tirpc.Clnt, prog, vers uint64, versGiven bool, res *PingResult) int {
+	ping := func(v uint32) tirpc.Status {
+		c.SetVers(v)
+		return c.Call(pmap.ProcNull, nil, nil, r.CallTimeout(pingTimeout))
 	}
 	st := ping(uint32(vers))
 	if versGiven {
@@ -309,12 +310,12 @@ func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResu
 		r.eprintf("rpcinfo: Could not find %s\n", netid)
 		return res, 1
 	}
-	c, ok := r.tpCreate(args[0], uint32(prog), uint32(vers), nc)
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
+	c, err := r.lib().TpCreate(args[0], uint32(prog), uint32(vers), nc)
+	if err != nil {
+		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo"))
 		return res, 1
 	}
-	defer c.close()
+	defer c.Close()
 	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
@@ -344,17 +345,17 @@ func (r *runner) addrping(address, netid string, netidSet bool, args []string) (
 		vers = uint64(uint32(vers))
 	}
 	// uaddr2taddr fails for a transport libtirpc has no socket for.
-	a, ok := uaddr2taddr(nc, address)
+	a, ok := tirpc.Uaddr2Taddr(nc, address)
 	if !ok {
 		r.eprintf("rpcinfo: rpcinfo: no address for client handle\n")
 		return res, 1
 	}
-	c, ok := r.tliCreate(nc, a, uint32(prog), uint32(vers))
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
+	c, err := r.lib().TliCreate(nc, a, uint32(prog), uint32(vers))
+	if err != nil {
+		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo"))
 		return res, 1
 	}
-	defer c.close()
+	defer c.Close()
 	return res, r.pingVersions(c, prog, vers, len(args) == 2, res)
 }
 
@@ -367,43 +368,43 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*Addr
 	}
 	host := args[0]
 	res.Host = host
-	var c clnt
-	var target taddr
-	var ok bool
+	var c tirpc.Clnt
+	var target tirpc.Taddr
+	var err error
 	if !netidSet {
-		c, target, ok = r.rpcbindCreate(host, pmap.VersRPCB4)
+		c, target, err = r.rpcbindCreate(host, pmap.VersRPCB4)
 	} else {
 		nc, found := r.lookupNetid(netid)
 		if !found {
 			r.ncPerror("rpcinfo: invalid transport")
 			return res, 1
 		}
-		c, target, ok = r.infoHandle(host, nc, pmap.VersRPCB4)
+		c, target, err = r.infoHandle(host, nc, pmap.VersRPCB4)
 	}
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
+	if err != nil {
+		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact rpcbind"))
 		return res, 1
 	}
-	defer c.close()
+	defer c.Close()
 	prog, vers, ok := r.progAndVers(args[1], args[2], false)
 	if !ok {
 		return res, 1
 	}
 	res.Prog, res.Vers = prog, vers
-	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
+	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.Netid(), Addr: target.Uaddr()})
 	var entries []pmap.AddrEntry
-	if c.call(procGetaddrlist, args2, func(d *xdr.Decoder) (err error) {
-		entries, err = pmap.DecodeAddrList(d, entries, maxRows)
+	if c.Call(pmap.ProcGetaddrlist, args2, func(d *xdr.Decoder) (err error) {
+		entries, err = pmap.DecodeAddrList(d, entries, tirpc.MaxRows)
 		return err
-	}, r.callTimeout(minuteTimeout)) != Success {
+	}, r.CallTimeout(minuteTimeout)) != tirpc.Success {
 		return res, r.failed(c)
 	}
 	for _, e := range entries {
 		class := "cots_ord"
 		switch e.Semantics {
-		case semCLTS:
+		case tirpc.SemCLTS:
 			class = "clts"
-		case semCOTS:
+		case tirpc.SemCOTS:
 			class = "cots"
 		}
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
@@ -433,7 +434,7 @@ func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteR
 		return res, 1
 	}
 	res.Prog, res.Vers = prog, vers
-	if !r.rpcbUnset(prog, vers, res.Netid) {
+	if !r.lib().RpcbUnset(prog, vers, res.Netid) {
 		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
 		return res, 1
 	}
@@ -441,48 +442,28 @@ func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteR
 	return res, 0
 }
 
-// rpcbUnset is libtirpc's rpcb_unset: UNSET through local_rpcb, the
-// answer FALSE on any failure.
-func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
-	c, ok := r.localRPCB()
-	if !ok {
-		return false
-	}
-	defer c.close()
-	if p, isPkg := c.(*pkgClient); isPkg {
-		ctx, cancel := contextTimeout(r.callTimeout(minuteTimeout))
-		defer cancel()
-		done, err := p.c.Unset(ctx, prog, vers, netid)
-		return err == nil && done
-	}
-	var done bool
-	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Owner: euidString()})
-	c.call(procUnset, args, func(d *xdr.Decoder) (err error) { done, err = d.AnyBool(); return err }, r.callTimeout(minuteTimeout))
-	return done
-}
-
 // getstat is -m: RPCBIND v4 GETSTAT, printed as rpcinfo's tables.
 func (r *runner) getstat(args []string) (*StatResult, int) {
 	res := &StatResult{Versions: []StatVersion{}}
 	res.Query = "stat"
-	var c clnt
-	var ok bool
+	var c tirpc.Clnt
+	var err error
 	if len(args) >= 1 {
 		res.Host = args[0]
-		c, _, ok = r.rpcbindCreate(args[0], pmap.VersRPCB4)
+		c, _, err = r.rpcbindCreate(args[0], pmap.VersRPCB4)
 	} else {
-		c, ok = r.localInfo(pmap.VersRPCB4)
+		c, err = r.localInfo(pmap.VersRPCB4)
 	}
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
+	if err != nil {
+		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact rpcbind"))
 		return res, 1
 	}
-	defer c.close()
+	defer c.Close()
 	var st [3]pmap.VersStat
-	if c.call(procGetstat, nil, func(d *xdr.Decoder) (err error) {
-		st, err = pmap.DecodeStatByVers(d, maxRows)
+	if c.Call(pmap.ProcGetstat, nil, func(d *xdr.Decoder) (err error) {
+		st, err = pmap.DecodeStatByVers(d, tirpc.MaxRows)
 		return err
-	}, r.callTimeout(minuteTimeout)) != Success {
+	}, r.CallTimeout(minuteTimeout)) != tirpc.Success {
 		return res, r.failed(c)
 	}
 	res.Versions = statsJSON(&st, r)
@@ -512,7 +493,7 @@ func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
 		renderReply(&r.stdout, b)
 		res.Replies = append(res.Replies, b)
 	}
-	if st != Success && st != TimedOut {
+	if st != tirpc.Success && st != tirpc.TimedOut {
 		r.eprintf("rpcinfo: broadcast failed: %s\n", st)
 		return res, 1
 	}

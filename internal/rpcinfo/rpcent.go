@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 )
 
 // defaultRPC is Debian's /etc/rpc (netbase), used when the file is
@@ -64,7 +66,7 @@ type rpcDB struct {
 
 // loadRPC reads path, or the built-in table when it cannot be read.
 func loadRPC(path string) rpcDB {
-	data, err := readBounded(path, maxRPCFile)
+	data, err := tirpc.ReadBounded(path, maxRPCFile)
 	if err != nil {
 		data = []byte(defaultRPC)
 	}
