@@ -316,13 +316,13 @@ func (p *pkgClient) Call(proc uint32, args []byte, dec func(*xdr.Decoder) error,
 		}
 		return nil
 	})
-	p.err = statusOf(err)
+	p.err = StatusOf(err)
 	return p.err.Stat
 }
 
-// statusOf maps an error of the client package to the clnt_stat
+// StatusOf maps an error of the client package to the clnt_stat
 // libtirpc would have reported for the same event.
-func statusOf(err error) RPCErr {
+func StatusOf(err error) RPCErr {
 	var re *rpc.ReplyError
 	switch {
 	case err == nil:

@@ -34,5 +34,5 @@ func ParseReply(d *xdr.Decoder) (xid uint32, e RPCErr, ok bool) {
 	case re.Denied && re.Reject != rpc.RPCMismatch && re.Reject != rpc.AuthError:
 		return xid, e, false
 	}
-	return xid, statusOf(err), true
+	return xid, StatusOf(err), true
 }

@@ -118,35 +118,31 @@ func (s *Session) findAddr(prog, vers uint32, nc Netconf, host string, keep bool
 	var addr Taddr
 	found := false
 	c.SetRetry(s.Retry())
-	for v := uint32(pmap.VersRPCB4); v >= pmap.VersRPCB3; v-- {
-		c.SetVers(v)
+	ua, e, end := WalkGetaddr(func(v uint32) (string, RPCErr) {
 		var ua string
-		st := c.Call(pmap.ProcGetaddr, args, func(d *xdr.Decoder) (err error) { ua, err = pmap.DecodeUaddr(d); return err }, timeout)
-		switch st {
-		case Success:
-			if ua == "" {
-				c.Close()
-				return Taddr{}, nil, s.fail(CreateErr{Stat: ProgNotReg})
-			}
-			a, ok := Uaddr2Taddr(nc, ua)
-			if !ok {
-				c.Close()
-				return Taddr{}, nil, s.fail(CreateErr{Stat: N2AXlateFailure})
-			}
-			addr, found = fixup(a, c.Server()), true
-		case ProgVersMismatch:
-			if c.Geterr().Low() > pmap.VersRPCB4 {
-				c.Close()
-				return Taddr{}, nil, s.stale()
-			}
-			continue
-		case ProgUnavail, CantDecodeArgs:
-			continue
-		default:
+		c.SetVers(v)
+		c.Call(pmap.ProcGetaddr, args, func(d *xdr.Decoder) (err error) { ua, err = pmap.DecodeUaddr(d); return err }, timeout)
+		return ua, c.Geterr()
+	})
+	switch end {
+	case Answered:
+		if ua == "" {
 			c.Close()
-			return Taddr{}, nil, s.fail(CreateErr{Stat: st, Detail: c.Geterr()})
+			return Taddr{}, nil, s.fail(CreateErr{Stat: ProgNotReg})
 		}
-		break
+		a, ok := Uaddr2Taddr(nc, ua)
+		if !ok {
+			c.Close()
+			return Taddr{}, nil, s.fail(CreateErr{Stat: N2AXlateFailure})
+		}
+		addr, found = fixup(a, c.Server()), true
+	case Stopped:
+		c.Close()
+		if e.Stat == ProgVersMismatch {
+			// Only versions above 4: libtirpc returns without a word.
+			return Taddr{}, nil, s.stale()
+		}
+		return Taddr{}, nil, s.fail(CreateErr{Stat: e.Stat, Detail: e})
 	}
 	if !found && nc.Family == "inet" {
 		a, err := s.tryPMAP(prog, vers, nc, host, timeout)
@@ -165,6 +161,47 @@ func (s *Session) findAddr(prog, vers uint32, nc Netconf, host string, keep bool
 	}
 	c.Close()
 	return addr, nil, nil
+}
+
+// GetaddrEnd is how a walk over RPCBIND's versions ended.
+type GetaddrEnd int
+
+// The ends of WalkGetaddr.
+const (
+	// Answered: a version answered with an address ("": not registered).
+	Answered GetaddrEnd = iota
+	// NoRPCBIND: neither version 4 nor 3 is there; PMAP v2's GETPORT is
+	// next, for IPv4 transports.
+	NoRPCBIND
+	// Stopped: the failure returned ends the lookup.
+	Stopped
+)
+
+// WalkGetaddr is __rpcb_findaddr_timed's walk over versions on one
+// portmapper: getaddr makes GETADDR with RPCBIND version 4, then 3, for
+// as long as the portmapper lacks the version (PROG_UNAVAIL, a
+// PROG_MISMATCH whose range starts at 4 or below, or GARBAGE_ARGS from a
+// server that reads the arguments as another version's). Any other
+// failure stops the lookup, a PROG_MISMATCH of versions above 4 among
+// them. It returns the answer or the failure that ended the walk.
+func WalkGetaddr(getaddr func(vers uint32) (string, RPCErr)) (string, RPCErr, GetaddrEnd) {
+	var e RPCErr
+	for v := uint32(pmap.VersRPCB4); v >= pmap.VersRPCB3; v-- {
+		var ua string
+		ua, e = getaddr(v)
+		switch e.Stat {
+		case Success:
+			return ua, e, Answered
+		case ProgVersMismatch:
+			if e.Low() > pmap.VersRPCB4 {
+				return "", e, Stopped
+			}
+		case ProgUnavail, CantDecodeArgs:
+		default:
+			return "", e, Stopped
+		}
+	}
+	return "", e, NoRPCBIND
 }
 
 // tryPMAP is __try_protocol_version_2: PMAP GETPORT, always over UDP

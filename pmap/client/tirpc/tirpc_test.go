@@ -89,3 +89,38 @@ func TestMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestWalkGetaddr checks __rpcb_findaddr_timed's fallback from RPCBIND
+// v4 to v3 and on to PMAP v2: which answers move on to the next version
+// and which end the lookup.
+func TestWalkGetaddr(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		replies map[uint32]RPCErr
+		asked   []uint32
+		end     GetaddrEnd
+		stat    Status
+	}{
+		{"version 4 answers", map[uint32]RPCErr{4: {}}, []uint32{4}, Answered, Success},
+		{"no version 4: version 3 answers", map[uint32]RPCErr{4: {Stat: ProgVersMismatch, S1: 2, S2: 3}, 3: {}}, []uint32{4, 3}, Answered, Success},
+		{"PROG_UNAVAIL on both: PMAP v2 next", map[uint32]RPCErr{4: {Stat: ProgUnavail}, 3: {Stat: ProgUnavail}}, []uint32{4, 3}, NoRPCBIND, ProgUnavail},
+		{"GARBAGE_ARGS moves on", map[uint32]RPCErr{4: {Stat: CantDecodeArgs}, 3: {Stat: ProgVersMismatch, S1: 2, S2: 2}}, []uint32{4, 3}, NoRPCBIND, ProgVersMismatch},
+		{"versions above 4 only: the lookup ends", map[uint32]RPCErr{4: {Stat: ProgVersMismatch, S1: 5, S2: 6}}, []uint32{4}, Stopped, ProgVersMismatch},
+		{"a timeout ends the lookup", map[uint32]RPCErr{4: {Stat: TimedOut}}, []uint32{4}, Stopped, TimedOut},
+		{"PROC_UNAVAIL ends the lookup", map[uint32]RPCErr{4: {Stat: ProcUnavail}}, []uint32{4}, Stopped, ProcUnavail},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var asked []uint32
+			ua, e, end := WalkGetaddr(func(v uint32) (string, RPCErr) {
+				asked = append(asked, v)
+				if c.replies[v].Stat == Success {
+					return "127.0.0.1.0.111", RPCErr{}
+				}
+				return "", c.replies[v]
+			})
+			if !slices.Equal(asked, c.asked) || end != c.end || e.Stat != c.stat || (end == Answered) != (ua != "") {
+				t.Errorf("asked %v, ended %d with %v %q; want %v, %d with %v", asked, end, e.Stat, ua, c.asked, c.end, c.stat)
+			}
+		})
+	}
+}
