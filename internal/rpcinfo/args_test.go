@@ -75,16 +75,17 @@ func TestLongOptions(t *testing.T) {
 // TestNumbers checks rpcinfo's conversions, C's casts included.
 func TestNumbers(t *testing.T) {
 	r := &runner{options: &options{rpc: parseRPC([]byte(defaultRPC))}}
-	failed := func(v uint64, ok bool) (uint64, string) {
-		if ok {
+	failed := func(v uint64, err error) (uint64, string) {
+		if err == nil {
 			return v, ""
 		}
+		renderDiag(&r.stderr, err)
 		msg := r.stderr.String()
 		r.stderr.Reset()
 		return v, msg
 	}
 	prog := func(s string) (uint64, string) { return failed(r.getprognum(s)) }
-	vers := func(s string) (uint64, string) { return failed(r.getvers(s)) }
+	vers := func(s string) (uint64, string) { return failed(getvers(s)) }
 	for _, c := range []struct {
 		in   string
 		want uint64

@@ -12,9 +12,14 @@ type Common struct {
 	Query string `json:"query"`
 	Error string `json:"error,omitempty"`
 	Exit  int    `json:"exit"`
+	// notes are what the mode said on stderr before it ended, in order.
+	notes []error
 }
 
 func (c *Common) common() *Common { return c }
+
+// note keeps a message the mode meets on the way, for renderDiags.
+func (c *Common) note(err error) { c.notes = append(c.notes, err) }
 
 type result interface{ common() *Common }
 

@@ -131,39 +131,45 @@ func Run(args []string, o Options) int {
 }
 
 // run dispatches as rpcinfo's main does: the mode's typed result is the
-// run's, and its status rpcinfo's exit status.
+// run's, what it said is rendered on the run's stderr, and its exit
+// status is rpcinfo's: 1 when it ended with an error.
 func (r *runner) run(cl *cmdline, args []string) int {
 	var res result
-	var code int
+	var err error
 	switch cl.modeFor(args) {
 	case modePmapDump:
 		// rpcinfo refuses -p with -n; here -n names the port to ask.
-		res, code = r.pmapdump(args)
+		res, err = r.pmapdump(args)
 	case modeUDPPing:
-		res, code = r.ipPing("udp", args)
+		res, err = r.ipPing("udp", args)
 	case modeTCPPing:
-		res, code = r.ipPing("tcp", args)
+		res, err = r.ipPing("tcp", args)
 	case modeBroadcast:
-		res, code = r.brdcst(args)
+		res, err = r.brdcst(args)
 	case modeDelete:
-		res, code = r.deletereg(cl.netid, cl.netidSet, args)
+		res, err = r.deletereg(cl.netid, cl.netidSet, args)
 	case modeAddrPing:
-		res, code = r.addrping(cl.address, cl.netid, cl.netidSet, args)
+		res, err = r.addrping(cl.address, cl.netid, cl.netidSet, args)
 	case modeProgPing:
-		res, code = r.progping(cl.netid, cl.netidSet, args)
+		res, err = r.progping(cl.netid, cl.netidSet, args)
 	case modeRpcbDump:
-		res, code = r.rpcbdump(false, cl.netid, cl.netidSet, args)
+		res, err = r.rpcbdump(false, cl.netid, cl.netidSet, args)
 	case modeRpcbDumpShort:
-		res, code = r.rpcbdump(true, cl.netid, cl.netidSet, args)
+		res, err = r.rpcbdump(true, cl.netid, cl.netidSet, args)
 	case modeAddrList:
-		res, code = r.rpcbaddrlist(cl.netid, cl.netidSet, args)
+		res, err = r.rpcbaddrlist(cl.netid, cl.netidSet, args)
 	case modeGetstat:
-		res, code = r.getstat(args)
+		res, err = r.getstat(args)
 	default:
-		return r.usage()
+		renderDiags(&r.stderr, nil, usageError{})
+		return 1
 	}
 	r.result = res
-	return code
+	renderDiags(&r.stderr, res.common().notes, err)
+	if err != nil {
+		return 1
+	}
+	return 0
 }
 
 func takesHost(mode int) bool {
@@ -307,7 +313,7 @@ func parseArgs(name string, argv []string, r *runner) *cmdline {
 		if strings.HasPrefix(a, "--") {
 			if !cl.longOption(name, argv, &i, r) {
 				cl.exitNow = 1
-				r.stderr.WriteString(usageText)
+				renderDiag(&r.stderr, usageError{})
 				return cl
 			}
 			if cl.exitNow >= 0 {

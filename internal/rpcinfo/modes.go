@@ -24,14 +24,14 @@ const maxVersionsPinged = 1024
 
 // rpcbdump is rpcinfo's default listing (RPCBIND v3 DUMP, falling back
 // to v4 and to PMAP v2) and, with short, -s.
-func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) (*DumpResult, int) {
+func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) (*DumpResult, error) {
 	res := &DumpResult{Mappings: []Mapping{}}
 	res.Query = "dump"
 	if short {
 		res.Query = "short"
 	}
 	if len(args) > 1 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	var c tirpc.Clnt
 	var err error
@@ -41,10 +41,9 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 		if !netidSet {
 			c, _, err = r.rpcbindCreate(host, pmap.VersRPCB3)
 		} else {
-			nc, found := r.lookupNetid(netid)
+			nc, found := r.lookupNetid(res.common(), netid)
 			if !found {
-				r.ncPerror("rpcinfo: invalid transport")
-				return res, 1
+				return res, netidNotFound{"rpcinfo: invalid transport"}
 			}
 			c, _, err = r.infoHandle(host, nc, pmap.VersRPCB3)
 		}
@@ -52,8 +51,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 		c, err = r.localInfo(pmap.VersRPCB3)
 	}
 	if err != nil {
-		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact rpcbind"))
-		return res, 1
+		return res, createFailure("rpcinfo: can't contact rpcbind", err)
 	}
 	defer c.Close()
 	var rows []pmap.Mapping
@@ -61,7 +59,7 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	st := c.Call(pmap.ProcDump, nil, rpcbList(&rows), timeout)
 	if st != tirpc.Success {
 		if st != tirpc.ProgVersMismatch && st != tirpc.ProgUnavail {
-			return res, r.failed(c)
+			return res, rpcbindFailed(c)
 		}
 		e := c.Geterr()
 		switch {
@@ -69,13 +67,13 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 			rows = nil
 			c.SetVers(pmap.VersRPCB4)
 			if c.Call(pmap.ProcDump, nil, rpcbList(&rows), timeout) != tirpc.Success {
-				return res, r.failed(c)
+				return res, rpcbindFailed(c)
 			}
 		case e.High() == pmap.VersPMAP:
 			var ports []pmap.PortMapping
 			c.SetVers(pmap.VersPMAP)
 			if c.Call(pmap.ProcDump, nil, pmapList(&ports), timeout) != tirpc.Success {
-				return res, r.failed(c)
+				return res, rpcbindFailed(c)
 			}
 			rows = nil
 			for _, p := range ports {
@@ -95,10 +93,10 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	renderDump(&r.stdout, res)
 	for _, m := range rows {
 		if port, ok := pmap.UaddrPort(m.Addr); ok && m.Netid != "local" && m.Netid != "unix" {
-			r.flagOutsideRange(m.Prog, m.Vers, m.Netid, port)
+			r.flagOutsideRange(res.common(), m.Prog, m.Vers, m.Netid, port)
 		}
 	}
-	return res, 0
+	return res, nil
 }
 
 // flagOutsideRange names, on stderr, a registration whose port is
@@ -107,17 +105,16 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 // rpcinfo's output stays rpcinfo's. The portmapper's own rows are left
 // out: its port is the administrator's rule for 111, not a service's, and
 // flagging it on every line would bury the registrations that are outside.
-func (r *runner) flagOutsideRange(prog, vers uint32, netid string, port uint32) {
+func (r *runner) flagOutsideRange(res *Common, prog, vers uint32, netid string, port uint32) {
 	if r.portRange == nil || r.portRange.Contains(port) || prog == pmap.Program {
 		return
 	}
-	r.eprintf("rpcinfo: program %d version %d on %s uses port %d, outside the port range %d-%d\n",
-		prog, vers, netid, port, r.portRange.Low, r.portRange.High)
+	res.note(outsideRange{prog, vers, netid, port, *r.portRange})
 }
 
-func (r *runner) failed(c tirpc.Clnt) int {
-	r.eprintf("%s\n", c.Geterr().Sperror("rpcinfo: can't contact rpcbind: "))
-	return 1
+// rpcbindFailed is the failure of the last call on c to the portmapper.
+func rpcbindFailed(c tirpc.Clnt) error {
+	return callFailed{"rpcinfo: can't contact rpcbind: ", c.Geterr()}
 }
 
 // pmapToRpcb is rpcinfo's conversion of a PMAP row for the listing.
@@ -134,26 +131,25 @@ func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
 
 // pmapdump is -p: PMAP v2 DUMP, over the local socket or, for a host, over
 // TCP at the port the portmapper gives for itself.
-func (r *runner) pmapdump(args []string) (*PortsResult, int) {
+func (r *runner) pmapdump(args []string) (*PortsResult, error) {
 	res := &PortsResult{Ports: []Port{}}
 	res.Query = "pmap"
 	if len(args) > 1 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	var c tirpc.Clnt
 	host := "(null)" // printf of a NULL host in glibc
 	if len(args) == 1 {
 		host = args[0]
 		res.Host = host
-		var ok bool
-		if c, ok = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); !ok {
-			return res, 1
+		var err error
+		if c, err = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); err != nil {
+			return res, err
 		}
 	} else {
 		var err error
 		if c, err = r.localInfo(pmap.VersPMAP); err != nil {
-			r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact portmapper"))
-			return res, 1
+			return res, createFailure("rpcinfo: can't contact portmapper", err)
 		}
 	}
 	defer c.Close()
@@ -161,12 +157,11 @@ func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 	if st := c.Call(pmap.ProcDump, nil, pmapList(&rows), r.CallTimeout(minuteTimeout)); st != tirpc.Success {
 		if st == tirpc.ProgVersMismatch || st == tirpc.ProgUnavail {
 			if c.Geterr().Low() > pmap.VersPMAP {
-				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
+				return res, notPortmapper{host}
 			}
-			return res, 1
+			return res, alreadySaid{}
 		}
-		r.eprintf("%s\n", c.Geterr().Sperror("rpcinfo: can't contact portmapper"))
-		return res, 1
+		return res, callFailed{"rpcinfo: can't contact portmapper", c.Geterr()}
 	}
 	for _, p := range rows {
 		name, _ := r.service(p.Prog)
@@ -174,9 +169,9 @@ func (r *runner) pmapdump(args []string) (*PortsResult, int) {
 	}
 	renderPorts(&r.stdout, res)
 	for _, p := range rows {
-		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
+		r.flagOutsideRange(res.common(), p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
-	return res, 0
+	return res, nil
 }
 
 // pstatus records and renders the outcome of the last ping on c.
@@ -184,9 +179,9 @@ func (r *runner) pstatus(c tirpc.Clnt, prog, vers uint64, res *PingResult) bool 
 	e := c.Geterr()
 	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == tirpc.Success}
 	if e.Stat != tirpc.Success {
-		msg := e.Sperror("rpcinfo")
-		p.Error = strings.TrimPrefix(msg, "rpcinfo: ")
-		r.eprintf("%s\n", msg)
+		failed := callFailed{"rpcinfo", e}
+		p.Error = strings.TrimPrefix(failed.Error(), "rpcinfo: ")
+		res.note(failed)
 	}
 	res.Pings = append(res.Pings, p)
 	renderPing(&r.stdout, p)
@@ -222,7 +217,7 @@ func (r *runner) versionRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, st t
 func (r *runner) pingRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, prog, lo, hi uint64, res *PingResult) bool {
 	ok := true
 	if hi >= lo && hi-lo >= maxVersionsPinged {
-		r.eprintf("rpcinfo: the server claims versions %d to %d; pinging the first %d\n", lo, hi, maxVersionsPinged)
+		res.note(versionsCapped{lo, hi})
 		hi = lo + maxVersionsPinged - 1
 	}
 	for v := lo; v <= hi; v++ {
@@ -236,27 +231,27 @@ func (r *runner) pingRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, prog, l
 
 // ipPing is -u and -t: the service's address from the portmapper over
 // the protocol, then NULL calls to it.
-func (r *runner) ipPing(proto string, args []string) (*PingResult, int) {
+func (r *runner) ipPing(proto string, args []string) (*PingResult, error) {
 	res := &PingResult{Netid: proto, Pings: []Ping{}}
 	res.Query = "ping"
 	if len(args) < 2 || len(args) > 3 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	host := args[0]
 	res.Host = host
-	prog, ok := r.getprognum(args[1])
-	if !ok {
-		return res, 1
+	prog, err := r.getprognum(args[1])
+	if err != nil {
+		return res, err
 	}
 	var vers uint64
 	if len(args) == 3 {
-		if vers, ok = r.getvers(args[2]); !ok {
-			return res, 1
+		if vers, err = getvers(args[2]); err != nil {
+			return res, err
 		}
 	}
-	c, ok := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
-	if !ok {
-		return res, 1
+	c, err := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	if err != nil {
+		return res, err
 	}
 	defer c.Close()
 	res.Netid = c.Netid()
@@ -265,8 +260,9 @@ func (r *runner) ipPing(proto string, args []string) (*PingResult, int) {
 
 // pingVersions is what -u, -t, -T and -a do once the client exists:
 // NULL to the given version, or, without one, to version 0 to learn the
-// range the server has and then to every version in it.
-func (r *runner) pingVersions(c tirpc.Clnt, prog, vers uint64, versGiven bool, res *PingResult) int {
+// range the server has and then to every version in it. A failed ping
+// is noted in res, and ends the run with exit status 1.
+func (r *runner) pingVersions(c tirpc.Clnt, prog, vers uint64, versGiven bool, res *PingResult) error {
 	ping := func(v uint32) tirpc.Status {
 		c.SetVers(v)
 		return c.Call(pmap.ProcNull, nil, nil, r.CallTimeout(pingTimeout))
@@ -274,46 +270,44 @@ func (r *runner) pingVersions(c tirpc.Clnt, prog, vers uint64, versGiven bool, r
 	st := ping(uint32(vers))
 	if versGiven {
 		if !r.pstatus(c, prog, vers, res) {
-			return 1
+			return alreadySaid{}
 		}
-		return 0
+		return nil
 	}
 	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
 	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
-		return 1
+		return alreadySaid{}
 	}
-	return 0
+	return nil
 }
 
 // progping is -T netid host prog [vers]: clnt_tp_create, then NULL calls.
-func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResult, int) {
+func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResult, error) {
 	res := &PingResult{Netid: netid, Pings: []Ping{}}
 	res.Query = "ping"
 	if len(args) < 2 || len(args) > 3 || !netidSet {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	res.Host = args[0]
-	prog, ok := r.getprognum(args[1])
-	if !ok {
-		return res, 1
+	prog, err := r.getprognum(args[1])
+	if err != nil {
+		return res, err
 	}
 	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 3 {
-		if vers, ok = r.getvers(args[2]); !ok {
-			return res, 1
+		if vers, err = getvers(args[2]); err != nil {
+			return res, err
 		}
 		vers = uint64(uint32(vers))
 	}
-	nc, ok := r.lookupNetid(netid)
+	nc, ok := r.lookupNetid(res.common(), netid)
 	if !ok {
-		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return res, 1
+		return res, netidUnknown{netid}
 	}
 	c, err := r.lib().TpCreate(args[0], uint32(prog), uint32(vers), nc)
 	if err != nil {
-		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo"))
-		return res, 1
+		return res, createFailure("rpcinfo", err)
 	}
 	defer c.Close()
 	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
@@ -321,50 +315,47 @@ func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResu
 
 // addrping is -a address -T netid prog [vers]: NULL calls to the address
 // itself, without the portmapper.
-func (r *runner) addrping(address, netid string, netidSet bool, args []string) (*PingResult, int) {
+func (r *runner) addrping(address, netid string, netidSet bool, args []string) (*PingResult, error) {
 	res := &PingResult{Netid: netid, Address: address, Pings: []Ping{}}
 	res.Query = "ping"
 	if len(args) < 1 || len(args) > 2 || !netidSet {
-		return res, r.usage()
+		return res, usageError{}
 	}
-	nc, ok := r.lookupNetid(netid)
+	nc, ok := r.lookupNetid(res.common(), netid)
 	if !ok {
-		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return res, 1
+		return res, netidUnknown{netid}
 	}
-	prog, ok := r.getprognum(args[0])
-	if !ok {
-		return res, 1
+	prog, err := r.getprognum(args[0])
+	if err != nil {
+		return res, err
 	}
 	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 2 {
-		if vers, ok = r.getvers(args[1]); !ok {
-			return res, 1
+		if vers, err = getvers(args[1]); err != nil {
+			return res, err
 		}
 		vers = uint64(uint32(vers))
 	}
 	// uaddr2taddr fails for a transport libtirpc has no socket for.
 	a, ok := tirpc.Uaddr2Taddr(nc, address)
 	if !ok {
-		r.eprintf("rpcinfo: rpcinfo: no address for client handle\n")
-		return res, 1
+		return res, noHandleAddress{}
 	}
 	c, err := r.lib().TliCreate(nc, a, uint32(prog), uint32(vers))
 	if err != nil {
-		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo"))
-		return res, 1
+		return res, createFailure("rpcinfo", err)
 	}
 	defer c.Close()
 	return res, r.pingVersions(c, prog, vers, len(args) == 2, res)
 }
 
 // rpcbaddrlist is -l host prog vers: RPCBIND v4 GETADDRLIST.
-func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*AddrListResult, int) {
+func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*AddrListResult, error) {
 	res := &AddrListResult{Entries: []Entry{}}
 	res.Query = "addrlist"
 	if len(args) != 3 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	host := args[0]
 	res.Host = host
@@ -374,21 +365,19 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*Addr
 	if !netidSet {
 		c, target, err = r.rpcbindCreate(host, pmap.VersRPCB4)
 	} else {
-		nc, found := r.lookupNetid(netid)
+		nc, found := r.lookupNetid(res.common(), netid)
 		if !found {
-			r.ncPerror("rpcinfo: invalid transport")
-			return res, 1
+			return res, netidNotFound{"rpcinfo: invalid transport"}
 		}
 		c, target, err = r.infoHandle(host, nc, pmap.VersRPCB4)
 	}
 	if err != nil {
-		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact rpcbind"))
-		return res, 1
+		return res, createFailure("rpcinfo: can't contact rpcbind", err)
 	}
 	defer c.Close()
-	prog, vers, ok := r.progAndVers(args[1], args[2], false)
-	if !ok {
-		return res, 1
+	prog, vers, err := r.progAndVers(args[1], args[2], false)
+	if err != nil {
+		return res, err
 	}
 	res.Prog, res.Vers = prog, vers
 	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.Netid(), Addr: target.Uaddr()})
@@ -397,7 +386,7 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*Addr
 		entries, err = pmap.DecodeAddrList(d, entries, tirpc.MaxRows)
 		return err
 	}, r.CallTimeout(minuteTimeout)) != tirpc.Success {
-		return res, r.failed(c)
+		return res, rpcbindFailed(c)
 	}
 	for _, e := range entries {
 		class := "cots_ord"
@@ -410,40 +399,38 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*Addr
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
 	}
 	renderAddrList(&r.stdout, res)
-	return res, 0
+	return res, nil
 }
 
 // deletereg is -d [-T netid] prog vers: rpcb_unset, through the local
 // socket first. C evaluates the arguments of rpcb_unset right to left,
 // so a bad version is reported before a bad program.
-func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteResult, int) {
+func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteResult, error) {
 	res := &DeleteResult{}
 	res.Query = "delete"
 	if len(args) != 2 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	if netidSet {
-		if _, ok := r.lookupNetid(netid); !ok {
-			r.eprintf("rpcinfo: netid %s not supported\n", netid)
-			return res, 1
+		if _, ok := r.lookupNetid(res.common(), netid); !ok {
+			return res, netidUnsupported{netid}
 		}
 		res.Netid = netid
 	}
-	prog, vers, ok := r.progAndVers(args[0], args[1], true)
-	if !ok {
-		return res, 1
+	prog, vers, err := r.progAndVers(args[0], args[1], true)
+	if err != nil {
+		return res, err
 	}
 	res.Prog, res.Vers = prog, vers
 	if !r.lib().RpcbUnset(prog, vers, res.Netid) {
-		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
-		return res, 1
+		return res, notDeleted{args[0], args[1]}
 	}
 	res.Deleted = true
-	return res, 0
+	return res, nil
 }
 
 // getstat is -m: RPCBIND v4 GETSTAT, printed as rpcinfo's tables.
-func (r *runner) getstat(args []string) (*StatResult, int) {
+func (r *runner) getstat(args []string) (*StatResult, error) {
 	res := &StatResult{Versions: []StatVersion{}}
 	res.Query = "stat"
 	var c tirpc.Clnt
@@ -455,8 +442,7 @@ func (r *runner) getstat(args []string) (*StatResult, int) {
 		c, err = r.localInfo(pmap.VersRPCB4)
 	}
 	if err != nil {
-		r.eprintf("%s\n", createErrOf(err).Spcreateerror("rpcinfo: can't contact rpcbind"))
-		return res, 1
+		return res, createFailure("rpcinfo: can't contact rpcbind", err)
 	}
 	defer c.Close()
 	var st [3]pmap.VersStat
@@ -464,24 +450,24 @@ func (r *runner) getstat(args []string) (*StatResult, int) {
 		st, err = pmap.DecodeStatByVers(d, tirpc.MaxRows)
 		return err
 	}, r.CallTimeout(minuteTimeout)) != tirpc.Success {
-		return res, r.failed(c)
+		return res, rpcbindFailed(c)
 	}
 	res.Versions = statsJSON(&st, r)
 	renderStats(&r.stdout, res)
-	return res, 0
+	return res, nil
 }
 
 // brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
 // answer as it comes.
-func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
+func (r *runner) brdcst(args []string) (*BroadcastResult, error) {
 	res := &BroadcastResult{Replies: []bcastReply{}}
 	res.Query = "broadcast"
 	if len(args) != 2 {
-		return res, r.usage()
+		return res, usageError{}
 	}
-	prog, vers, ok := r.progAndVers(args[0], args[1], false)
-	if !ok {
-		return res, 1
+	prog, vers, err := r.progAndVers(args[0], args[1], false)
+	if err != nil {
+		return res, err
 	}
 	res.Prog, res.Vers = prog, vers
 	broadcast := r.broadcast
@@ -494,8 +480,7 @@ func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
 		res.Replies = append(res.Replies, b)
 	}
 	if st != tirpc.Success && st != tirpc.TimedOut {
-		r.eprintf("rpcinfo: broadcast failed: %s\n", st)
-		return res, 1
+		return res, broadcastFailed{st}
 	}
-	return res, 0
+	return res, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -47,8 +46,6 @@ func (r *runner) lib() *tirpc.Session {
 	return r.session
 }
 
-func (r *runner) eprintf(format string, a ...any) { fmt.Fprintf(&r.stderr, format, a...) }
-
 // service is the name getrpcbynumber gives prog, if any.
 func (r *runner) service(prog uint32) (string, bool) { return r.rpc.byNumber(prog) }
 
@@ -69,16 +66,11 @@ const usageText = `Usage: rpcinfo [-m | -s] [host]
        rpcinfo -d [-T netid] prognum versnum
 `
 
-func (r *runner) usage() int {
-	r.stderr.WriteString(usageText)
-	return 1
-}
-
-// getprognum is rpcinfo's (ok false where rpcinfo exits with 1): all digits is a number for strtol, anything
+// getprognum is rpcinfo's (an error where rpcinfo exits with 1): all digits is a number for strtol, anything
 // else (including a number followed by a letter) a name for
 // getrpcbyname. The result is C's long, so ip_ping prints numbers
 // above 2^32 as given while the call carries their low 32 bits.
-func (r *runner) getprognum(arg string) (uint64, bool) {
+func (r *runner) getprognum(arg string) (uint64, error) {
 	i := 0
 	for i < len(arg) && isDigit(arg[i]) {
 		i++
@@ -96,49 +88,46 @@ func (r *runner) getprognum(arg string) (uint64, bool) {
 	if rest != "" || isAlpha(last) {
 		n, ok := r.rpc.byName(arg)
 		if !ok {
-			r.eprintf("rpcinfo: %s is unknown service\n", arg)
-			return 0, false
+			return 0, unknownService{arg}
 		}
-		return uint64(n), true
+		return uint64(n), nil
 	}
 	v, ok := strtol(arg)
 	if !ok {
-		r.eprintf("rpcinfo: %s is illegal program number\n", arg)
-		return 0, false
+		return 0, numberError{"program", arg}
 	}
-	return uint64(v), true
+	return uint64(v), nil
 }
 
-// getvers is rpcinfo's (ok false where rpcinfo exits with 1): strtol cast to int, then to unsigned long, so
+// getvers is rpcinfo's (an error where rpcinfo exits with 1): strtol cast to int, then to unsigned long, so
 // "-1" is 2^64-1 where printed as unsigned long and 2^32-1 on the wire.
-func (r *runner) getvers(arg string) (uint64, bool) {
+func getvers(arg string) (uint64, error) {
 	v, ok := strtol(arg)
 	if !ok {
-		r.eprintf("rpcinfo: %s is illegal version number\n", arg)
-		return 0, false
+		return 0, numberError{"version", arg}
 	}
-	return uint64(int64(int32(v))), true
+	return uint64(int64(int32(v))), nil
 }
 
 // progAndVers reads a program and a version as they go on the wire, in
 // the order rpcinfo reads them (-d reads the version first), so that the
 // first bad one is the one named.
-func (r *runner) progAndVers(progArg, versArg string, versFirst bool) (prog, vers uint32, ok bool) {
+func (r *runner) progAndVers(progArg, versArg string, versFirst bool) (prog, vers uint32, err error) {
 	var p, v uint64
 	if versFirst {
-		if v, ok = r.getvers(versArg); !ok {
-			return 0, 0, false
+		if v, err = getvers(versArg); err != nil {
+			return 0, 0, err
 		}
 	}
-	if p, ok = r.getprognum(progArg); !ok {
-		return 0, 0, false
+	if p, err = r.getprognum(progArg); err != nil {
+		return 0, 0, err
 	}
 	if !versFirst {
-		if v, ok = r.getvers(versArg); !ok {
-			return 0, 0, false
+		if v, err = getvers(versArg); err != nil {
+			return 0, 0, err
 		}
 	}
-	return uint32(p), uint32(v), true
+	return uint32(p), uint32(v), nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -180,24 +169,14 @@ func strtol(s string) (int64, bool) {
 	return int64(n), true
 }
 
-// ncPerror is nc_perror after a failed getnetconfigent.
-func (r *runner) ncPerror(prefix string) {
-	r.eprintf("%s: Netid not found in netconfig database\n", prefix)
-}
-
 // lookupNetid is getnetconfigent as the user's -T reaches it, with
-// libtirpc's warning about the netid "unix" (it also sleeps ten
-// seconds there, which is not repeated here).
-func (r *runner) lookupNetid(netid string) (tirpc.Netconf, bool) {
+// libtirpc's warning about the netid "unix", noted in c.
+func (r *runner) lookupNetid(c *Common, netid string) (tirpc.Netconf, bool) {
 	if netid == "" {
 		return tirpc.Netconf{}, false
 	}
 	if netid == "unix" {
-		r.stderr.WriteString("The local transport is called \"unix\" in /etc/netconfig.\n" +
-			"Please change this to \"local\" manually or run mergemaster(8).\n" +
-			"See UPDATING entry 20021216 for details.\n" +
-			"Continuing in 10 seconds\n\n" +
-			"This warning will be removed 20030301\n")
+		c.note(unixNetid{})
 	}
 	return r.Netconfig.Lookup(netid)
 }
@@ -261,9 +240,8 @@ func createErrOf(err error) tirpc.CreateErr {
 
 // ipGetclient is rpcinfo's ip_getclient: the first transport of proto in
 // the netconfig database through which the portmapper knows the program,
-// then a client for it. ok is false where rpcinfo ends the run (with 1)
-// after saying why.
-func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (c tirpc.Clnt, ok bool) {
+// then a client for it; or what rpcinfo says before it ends the run.
+func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (tirpc.Clnt, error) {
 	saved := tirpc.Success
 	var result *tirpc.Netconf
 	var addr tirpc.Taddr
@@ -273,8 +251,7 @@ func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (c ti
 		// port and ask no portmapper.
 		result, addr = r.directAddr(host, proto)
 		if result == nil {
-			r.eprintf("%s\n", tirpc.CreateErr{Stat: tirpc.UnknownHost}.Spcreateerror(host))
-			return nil, false
+			return nil, createFailed{host, tirpc.CreateErr{Stat: tirpc.UnknownHost}}
 		}
 	}
 	var last tirpc.CreateErr
@@ -292,26 +269,22 @@ func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (c ti
 		}
 		last = createErrOf(err)
 		if last.Stat != tirpc.UnknownHost {
-			r.eprintf("%s\n", last.Spcreateerror(host))
-			return nil, false
+			return nil, createFailed{host, last}
 		}
 		saved = last.Stat
 	}
 	if result == nil {
 		if saved != tirpc.Success {
 			last.Stat = saved
-			r.eprintf("%s\n", last.Spcreateerror(host))
-		} else {
-			r.eprintf("Cannot find suitable transport for protocol %s\n", proto)
+			return nil, createFailed{host, last}
 		}
-		return nil, false
+		return nil, noTransport{proto}
 	}
 	c, err := r.lib().TliCreate(*result, addr, prog, vers)
 	if err != nil {
-		r.eprintf("%s\n", createErrOf(err).Spcreateerror(host))
-		return nil, false
+		return nil, createFailure(host, err)
 	}
-	return c, true
+	return c, nil
 }
 
 // directAddr is host at -n's port over the first transport of proto whose
