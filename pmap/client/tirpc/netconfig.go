@@ -50,15 +50,9 @@ func LoadNetconfig(path string) Netconfig {
 		return DefaultNetconfig
 	}
 	var out Netconfig
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		f := strings.Fields(line)
+	EachRow(data, func(f []string) {
 		if len(f) < 5 {
-			continue
+			return
 		}
 		nc := Netconf{Netid: f[0], Visible: strings.Contains(f[2], "v"), Family: f[3], Proto: f[4]}
 		switch f[1] {
@@ -71,14 +65,32 @@ func LoadNetconfig(path string) Netconfig {
 		case "tpi_raw":
 			nc.Semantics = SemRaw
 		default:
-			continue
+			return
 		}
 		out = append(out, nc)
-	}
+	})
 	if len(out) == 0 {
 		return DefaultNetconfig
 	}
 	return out
+}
+
+// EachRow calls f with the blank-separated fields of every line of data
+// that has some once its '#' comment is cut: the files(5) format in which
+// the C libraries read /etc/netconfig and /etc/rpc. A line longer than
+// 64 KiB ends the reading.
+func EachRow(data []byte, f func(fields []string)) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 64<<10)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		if fields := strings.Fields(line); len(fields) > 0 {
+			f(fields)
+		}
+	}
 }
 
 // ReadBounded reads at most max bytes of a system database
