@@ -66,15 +66,15 @@ func replayRunner(reply []byte, dgram bool) *runner {
 		rpc:        parseRPC([]byte(defaultRPC)),
 		lookupAddr: func(context.Context, string) ([]string, error) { return nil, notFound }}}
 	r.broadcast = func(prog, vers uint32) ([]bcastReply, tirpc.Status) {
-		p := bcastPacket{t: &bcastTransport{nc: tirpc.DefaultNetconfig[0]}, from: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 111}}
-		p.data = append([]byte(nil), reply...)
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 111)
+		data := append([]byte(nil), reply...)
 		var out []bcastReply
 		for _, xid := range []uint32{7, 8} {
-			if len(p.data) >= 4 {
-				binary.BigEndian.PutUint32(p.data, xid)
+			if len(data) >= 4 {
+				binary.BigEndian.PutUint32(data, xid)
 			}
-			if b, ok := r.bcastAnswer(p, 7, true); ok {
-				out = append(out, b)
+			if a, ok := tirpc.DecodeBroadcastAnswer(tirpc.DefaultNetconfig[0], from, data, 7, true); ok {
+				out = append(out, r.bcastReply(a))
 			}
 		}
 		return out, tirpc.TimedOut
