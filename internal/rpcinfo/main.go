@@ -131,8 +131,8 @@ func Run(args []string, o Options) int {
 }
 
 // run dispatches as rpcinfo's main does: the mode's typed result is the
-// run's, what it said is rendered on the run's stderr, and its exit
-// status is rpcinfo's: 1 when it ended with an error.
+// run's, rendered on the run's stdout and stderr, and its exit status is
+// rpcinfo's: 1 when it ended with an error.
 func (r *runner) run(cl *cmdline, args []string) int {
 	var res result
 	var err error
@@ -165,6 +165,7 @@ func (r *runner) run(cl *cmdline, args []string) int {
 		return 1
 	}
 	r.result = res
+	renderResult(&r.stdout, res, err)
 	renderDiags(&r.stderr, res.common().notes, err)
 	if err != nil {
 		return 1

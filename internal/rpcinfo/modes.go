@@ -11,9 +11,10 @@ import (
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// The functions below are rpcinfo.c's, one for each of its modes. They
-// print what rpcinfo prints, in the same order and with the same
-// formats, and fill the mode's result for --json.
+// The functions below are rpcinfo.c's, one for each of its modes. Each
+// makes rpcinfo's calls in rpcinfo's order and returns its typed result
+// and the error that ended it; renderResult and renderDiags print them
+// as rpcinfo does, and finish as --json.
 
 const minuteTimeout = 60 * time.Second
 const pingTimeout = 10 * time.Second
@@ -90,7 +91,6 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	if short && len(rows) > 0 {
 		res.Programs = r.shortPrograms(res.Mappings)
 	}
-	renderDump(&r.stdout, res)
 	for _, m := range rows {
 		if port, ok := pmap.UaddrPort(m.Addr); ok && m.Netid != "local" && m.Netid != "unix" {
 			r.flagOutsideRange(res.common(), m.Prog, m.Vers, m.Netid, port)
@@ -167,14 +167,13 @@ func (r *runner) pmapdump(args []string) (*PortsResult, error) {
 		name, _ := r.service(p.Prog)
 		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port, name})
 	}
-	renderPorts(&r.stdout, res)
 	for _, p := range rows {
 		r.flagOutsideRange(res.common(), p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
 	return res, nil
 }
 
-// pstatus records and renders the outcome of the last ping on c.
+// pstatus records the outcome of the last ping on c.
 func (r *runner) pstatus(c tirpc.Clnt, prog, vers uint64, res *PingResult) bool {
 	e := c.Geterr()
 	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == tirpc.Success}
@@ -184,7 +183,6 @@ func (r *runner) pstatus(c tirpc.Clnt, prog, vers uint64, res *PingResult) bool 
 		res.note(failed)
 	}
 	res.Pings = append(res.Pings, p)
-	renderPing(&r.stdout, p)
 	return p.Ready
 }
 
@@ -398,7 +396,6 @@ func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*Addr
 		}
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
 	}
-	renderAddrList(&r.stdout, res)
 	return res, nil
 }
 
@@ -453,12 +450,11 @@ func (r *runner) getstat(args []string) (*StatResult, error) {
 		return res, rpcbindFailed(c)
 	}
 	res.Versions = statsJSON(&st, r)
-	renderStats(&r.stdout, res)
 	return res, nil
 }
 
-// brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
-// answer as it comes.
+// brdcst is -b prog vers: rpc_broadcast of a NULL call, with every
+// answer that came.
 func (r *runner) brdcst(args []string) (*BroadcastResult, error) {
 	res := &BroadcastResult{Replies: []bcastReply{}}
 	res.Query = "broadcast"
@@ -475,10 +471,7 @@ func (r *runner) brdcst(args []string) (*BroadcastResult, error) {
 		broadcast = r.rpcBroadcast
 	}
 	replies, st := broadcast(prog, vers)
-	for _, b := range replies {
-		renderReply(&r.stdout, b)
-		res.Replies = append(res.Replies, b)
-	}
+	res.Replies = append(res.Replies, replies...)
 	if st != tirpc.Success && st != tirpc.TimedOut {
 		return res, broadcastFailed{st}
 	}

@@ -3,7 +3,8 @@
 // handles over streams and datagrams with clnt_vc's and clnt_dg's
 // timeouts and retransmissions (on pmap/client's Stream and Datagram),
 // rpcb_clnt's lookups with their fallback from RPCBIND v4 to v3 to PMAP
-// v2, and the clnt_stat statuses with clnt_perror's texts.
+// v2, rpc_broadcast (on pmap/client's Broadcast), and the clnt_stat
+// statuses with clnt_perror's texts.
 //
 // The order of transports, versions and fallbacks is what a portmapper
 // sees (its GETSTAT counts every call) and decides which error a caller
