@@ -1,10 +1,14 @@
 package tirpc
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/portmapd/portmapd/xdr"
 )
 
 func TestNetconfig(t *testing.T) {
@@ -123,4 +127,49 @@ func TestWalkGetaddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+// answerClnt answers every call with the same outcome.
+type answerClnt struct {
+	e    RPCErr
+	addr Taddr
+}
+
+func (c *answerClnt) Call(uint32, []byte, func(*xdr.Decoder) error, time.Duration) Status {
+	return c.e.Stat
+}
+func (c *answerClnt) Geterr() RPCErr         { return c.e }
+func (c *answerClnt) SetVers(uint32)         {}
+func (c *answerClnt) SetProg(uint32)         {}
+func (c *answerClnt) SetServer(a Taddr) bool { c.addr = a; return true }
+func (c *answerClnt) SetRetry(time.Duration) {}
+func (c *answerClnt) Server() Taddr          { return c.addr }
+func (c *answerClnt) Netid() string          { return "udp" }
+func (c *answerClnt) Close()                 {}
+
+// TestSessionKeepsCreateErr checks that rpc_createerr is the session's:
+// a lookup that fails where libtirpc sets it returns the new error, and
+// one that fails where libtirpc leaves it alone (a portmapper of only
+// versions above 4) returns the error a C caller would read, the last.
+func TestSessionKeepsCreateErr(t *testing.T) {
+	answer := RPCErr{Stat: TimedOut}
+	cfg := &Config{Netconfig: DefaultNetconfig, Port: 111, Transport: func(_ string, a Taddr, _, _ uint32) Clnt {
+		return &answerClnt{e: answer, addr: a}
+	}}
+	udp, _ := DefaultNetconfig.Lookup("udp")
+	s := NewSession(cfg)
+	check := func(what string, want CreateErr) {
+		t.Helper()
+		_, err := s.RpcbGetaddr(100003, 3, udp, "127.0.0.1")
+		var got CreateErr
+		if !errors.As(err, &got) || got != want {
+			t.Errorf("%s: %v, want %v", what, err, want)
+		}
+	}
+	answer = RPCErr{Stat: ProgVersMismatch, S1: 5, S2: 6}
+	check("versions above 4 on a new session", CreateErr{})
+	answer = RPCErr{Stat: TimedOut}
+	check("a timeout", CreateErr{Stat: TimedOut, Detail: RPCErr{Stat: TimedOut}})
+	answer = RPCErr{Stat: ProgVersMismatch, S1: 5, S2: 6}
+	check("versions above 4 after the timeout", CreateErr{Stat: TimedOut, Detail: RPCErr{Stat: TimedOut}})
 }
