@@ -23,6 +23,10 @@ var ErrTooManyRows = errors.New("pmap: list longer than allowed")
 // in C: the largest datagram is one.
 const MaxWrapString = 65535
 
+// DecodeUaddr decodes GETADDR's reply, a universal address ("": not
+// registered), as xdr_wrapstring reads it.
+func DecodeUaddr(d *xdr.Decoder) (string, error) { return d.CString(MaxWrapString) }
+
 // DecodeRpcb decodes RFC 1833's struct rpcb (the encoder is AppendRpcb).
 func DecodeRpcb(d *xdr.Decoder) (Mapping, error) {
 	var m Mapping

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portmapd/portmapd/pmap"
 	"github.com/portmapd/portmapd/pmap/client"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
@@ -284,28 +285,27 @@ func (p *prober) null(ctx context.Context, c *client.Client, vers uint32) error 
 }
 
 // lookup asks the portmapper over the transport for the program's
-// address as libtirpc's rpcb_getaddr does: RPCBIND v4 GETADDR, then v3,
-// then for IPv4 PMAP v2 GETPORT (portmap 5 and 6 have only version 2).
-// Small requests and answers on purpose: portmapd drops UDP answers much
-// larger than their question (a DUMP) to hosts that are not local.
+// address as libtirpc's rpcb_getaddr does (tirpc.WalkGetaddr): RPCBIND
+// v4 GETADDR, then v3, then for IPv4 PMAP v2 GETPORT (portmap 5 and 6
+// have only version 2). Small requests and answers on purpose: portmapd
+// drops UDP answers much larger than their question (a DUMP) to hosts
+// that are not local.
 func (p *prober) lookup(ctx context.Context, c *client.Client, proto, netid string, vers uint32) (string, error) {
 	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: p.cfg.Prog, Vers: vers, Netid: netid})
-	var re *rpc.ReplyError
-	for _, v := range []uint32{pmap.VersRPCB4, pmap.VersRPCB3} {
+	var last error
+	ua, _, end := tirpc.WalkGetaddr(func(v uint32) (string, tirpc.RPCErr) {
 		var ua string
-		err := c.Call(ctx, v, pmap.ProcGetaddr, args, func(d *xdr.Decoder) (err error) {
-			ua, err = d.String(pmap.MaxWireString)
+		last = c.Call(ctx, v, pmap.ProcGetaddr, args, func(d *xdr.Decoder) (err error) {
+			ua, err = pmap.DecodeUaddr(d)
 			return err
 		})
-		if err == nil {
-			return ua, nil
-		}
-		if !errors.As(err, &re) {
-			return "", err
-		}
-	}
-	if !p.addr.Is4() {
-		return "", re
+		return ua, tirpc.StatusOf(last)
+	})
+	switch {
+	case end == tirpc.Answered:
+		return ua, nil
+	case end == tirpc.Stopped || !p.addr.Is4():
+		return "", last
 	}
 	prot := uint32(pmap.ProtoUDP)
 	if proto == "tcp" {

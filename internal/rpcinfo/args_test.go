@@ -52,8 +52,8 @@ func TestGetoptLikeGlibc(t *testing.T) {
 			if m := cl.modeFor(cl.args); m != c.mode {
 				t.Errorf("mode %d, want %d", m, c.mode)
 			}
-			if cl.netid != c.netid || !slices.Equal(cl.args, c.args) || r.port != c.port {
-				t.Errorf("netid %q args %q port %d", cl.netid, cl.args, r.port)
+			if cl.netid != c.netid || !slices.Equal(cl.args, c.args) || r.Port != c.port {
+				t.Errorf("netid %q args %q port %d", cl.netid, cl.args, r.Port)
 			}
 		})
 	}
@@ -62,8 +62,8 @@ func TestGetoptLikeGlibc(t *testing.T) {
 func TestLongOptions(t *testing.T) {
 	r := &runner{options: &options{}}
 	cl := parseArgs("rpcinfo", []string{"--json", "-p", "--host", "a,b", "--host=c", "--timeout=2s", "--socket", "/s"}, r)
-	if !cl.json || !slices.Equal(cl.hosts, []string{"a", "b", "c"}) || r.timeout.String() != "2s" || r.socket != "/s" || cl.exitNow != -1 {
-		t.Errorf("%+v, runner timeout %v socket %q", cl, r.timeout, r.socket)
+	if !cl.json || !slices.Equal(cl.hosts, []string{"a", "b", "c"}) || r.Timeout.String() != "2s" || r.Socket != "/s" || cl.exitNow != -1 {
+		t.Errorf("%+v, runner timeout %v socket %q", cl, r.Timeout, r.Socket)
 	}
 	r = &runner{options: &options{}}
 	cl = parseArgs("rpcinfo", []string{"--timeout"}, r)
@@ -75,16 +75,17 @@ func TestLongOptions(t *testing.T) {
 // TestNumbers checks rpcinfo's conversions, C's casts included.
 func TestNumbers(t *testing.T) {
 	r := &runner{options: &options{rpc: parseRPC([]byte(defaultRPC))}}
-	failed := func(v uint64, ok bool) (uint64, string) {
-		if ok {
+	failed := func(v uint64, err error) (uint64, string) {
+		if err == nil {
 			return v, ""
 		}
+		renderDiag(&r.stderr, err)
 		msg := r.stderr.String()
 		r.stderr.Reset()
 		return v, msg
 	}
 	prog := func(s string) (uint64, string) { return failed(r.getprognum(s)) }
-	vers := func(s string) (uint64, string) { return failed(r.getvers(s)) }
+	vers := func(s string) (uint64, string) { return failed(getvers(s)) }
 	for _, c := range []struct {
 		in   string
 		want uint64
@@ -143,89 +144,5 @@ func TestRPCDatabase(t *testing.T) {
 	}
 	if n, _ := db.byName("b"); n != 1 {
 		t.Errorf("alias: %d", n)
-	}
-}
-
-func TestNetconfig(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "netconfig")
-	if err := os.WriteFile(p, []byte("# comment\ntcp6 tpi_cots_ord v inet6 tcp - -\nudp tpi_clts - inet udp - -\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	nc := loadNetconfig(p)
-	if len(nc) != 2 || nc[0].Netid != "tcp6" || nc[1].Visible {
-		t.Errorf("%+v", nc)
-	}
-	if got := loadNetconfig(filepath.Join(dir, "missing")); len(got) != len(defaultNetconfig) {
-		t.Errorf("missing file: %+v", got)
-	}
-	r := &runner{options: &options{netconfig: defaultNetconfig}}
-	var ids []string
-	for _, n := range r.nettype("circuit") {
-		ids = append(ids, n.Netid)
-	}
-	if !slices.Equal(ids, []string{"tcp", "tcp6"}) {
-		t.Errorf("circuit_v: %v", ids)
-	}
-}
-
-func TestUaddr2taddr(t *testing.T) {
-	local, _ := (&runner{options: &options{netconfig: defaultNetconfig}}).lookup("local")
-	udp6, _ := (&runner{options: &options{netconfig: defaultNetconfig}}).lookup("udp6")
-	for _, c := range []struct {
-		nc   netconf
-		in   string
-		want string
-		ok   bool
-	}{
-		{local, "/run/rpcbind.sock", "/run/rpcbind.sock", true},
-		{local, "relative.1.2", "relative", true}, // the port parts go
-		{local, "no-dots", "", false},
-		{udp6, "::1.0.111", "::1.0.111", true},
-		{udp6, "127.0.0.1.0.111", "", false},
-		{udp6, "::1.1.300", "::1.1.44", true}, // (hi<<8)|lo: 300 covers the bit of 256
-	} {
-		a, ok := uaddr2taddr(c.nc, c.in)
-		if ok != c.ok || (ok && a.uaddr() != c.want) {
-			t.Errorf("uaddr2taddr(%s, %q) = %q %v", c.nc.Netid, c.in, a.uaddr(), ok)
-		}
-	}
-}
-
-func TestInetAton(t *testing.T) {
-	for in, want := range map[string]string{
-		"127.1": "127.0.0.1", "0x7f.1": "127.0.0.1", "10.0.258": "10.0.1.2", "017.0.0.1": "15.0.0.1",
-		"1.2.3.4": "1.2.3.4", "2130706433": "127.0.0.1",
-	} {
-		if a, ok := inetAton(in); !ok || a.String() != want {
-			t.Errorf("inetAton(%q) = %v %v", in, a, ok)
-		}
-	}
-	for _, in := range []string{"1.2.3.4.5", "256.1.1.1", "a.b", "1..2", "09"} {
-		if a, ok := inetAton(in); ok {
-			t.Errorf("inetAton(%q) = %v", in, a)
-		}
-	}
-}
-
-// TestMessages checks clnt_sperror and clnt_spcreateerror on the
-// statuses whose details they print.
-func TestMessages(t *testing.T) {
-	for _, c := range []struct {
-		got, want string
-	}{
-		{rpcErr{Stat: ProgVersMismatch, S1: 2, S2: 4}.sperror("rpcinfo"), "rpcinfo: RPC: Program/version mismatch; low version = 2, high version = 4"},
-		{rpcErr{Stat: CantRecv, S1: 111}.sperror("x"), "x: RPC: Unable to receive; errno = Connection refused"},
-		{rpcErr{Stat: AuthError, S1: 5}.sperror("x"), "x: RPC: Authentication error; why = Client credential too weak"},
-		{rpcErr{Stat: Status(40)}.sperror("x"), "x: RPC: (unknown error code); s1 = 0, s2 = 0"},
-		{createErr{Stat: SystemError, Detail: rpcErr{S1: 2}}.spcreateerror("y"), "y: RPC: Remote system error - No such file or directory"},
-		{createErr{Stat: PmapFailure, Detail: rpcErr{Stat: CantRecv, S1: 111}}.spcreateerror("h"),
-			"h: RPC: Port mapper failure - Unable to receive: errno 111 (Connection refused)"},
-		{createErr{Stat: PmapFailure, Detail: rpcErr{Stat: TimedOut}}.spcreateerror("h"), "h: RPC: Port mapper failure - Timed out"},
-		{createErr{Stat: N2AXlateFailure}.spcreateerror("h"), "h: RPC: (unknown error code)"},
-	} {
-		if c.got != c.want {
-			t.Errorf("got %q, want %q", c.got, c.want)
-		}
 	}
 }

@@ -19,10 +19,10 @@
 //
 // The command line is parsed once into options that every --host's run
 // shares; each mode fills a typed result, which render.go turns into
-// rpcinfo's text and finish into --json's. Calls go through the Go client
-// package (pmap/client): over the local socket its Client, elsewhere its
-// Stream, Datagram and Broadcast under the libtirpc emulation here
-// (netconfig, rpcb_clnt's lookups and fallbacks, clnt_perror). As
+// rpcinfo's text and finish into --json's. The libtirpc it goes through
+// (netconfig, clnt_vc and clnt_dg, rpcb_clnt's lookups and fallbacks,
+// clnt_perror's texts) is package pmap/client/tirpc, on pmap/client's
+// Stream, Datagram and Broadcast; over the local socket, its Client. As
 // in rpcinfo 1.2.7 and libtirpc 1.3.5, the local socket is its abstract
 // name (@/run/rpcbind.sock, this network namespace's portmapper) when
 // something listens there, else its path (--abstract-socket, --socket).

@@ -9,23 +9,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 	"github.com/portmapd/portmapd/rpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
 // replayClnt answers every call with the same bytes, judged as the real
-// clients judge what they receive: as a datagram (acceptDatagram) or as a
-// record on a stream (acceptRecord), with the call's xid put in front.
+// clients judge what they receive: as a datagram (AcceptDatagram) or as a
+// record on a stream (AcceptRecord), with the call's xid put in front.
 type replayClnt struct {
 	reply           []byte
 	dgram           bool
 	id              string
-	addr            taddr
+	addr            tirpc.Taddr
 	prog, vers, xid uint32
-	err             rpcErr
+	err             tirpc.RPCErr
 }
 
-func (c *replayClnt) call(_ uint32, _ []byte, dec func(*xdr.Decoder) error, _ time.Duration) Status {
+func (c *replayClnt) Call(_ uint32, _ []byte, dec func(*xdr.Decoder) error, _ time.Duration) tirpc.Status {
 	c.xid++
 	b := append([]byte(nil), c.reply...)
 	if len(b) >= 4 {
@@ -33,49 +34,50 @@ func (c *replayClnt) call(_ uint32, _ []byte, dec func(*xdr.Decoder) error, _ ti
 	}
 	var ok bool
 	if c.dgram {
-		c.err, ok = acceptDatagram(b, c.xid, dec)
+		c.err, ok = tirpc.AcceptDatagram(b, c.xid, dec)
 	} else {
-		c.err, ok = acceptRecord(b, c.xid, dec)
+		c.err, ok = tirpc.AcceptRecord(b, c.xid, dec)
 	}
 	if !ok {
 		// The real clients would wait for another reply until the
 		// timeout.
-		c.err = rpcErr{Stat: TimedOut}
+		c.err = tirpc.RPCErr{Stat: tirpc.TimedOut}
 	}
 	return c.err.Stat
 }
 
-func (c *replayClnt) geterr() rpcErr         { return c.err }
-func (c *replayClnt) setVers(v uint32)       { c.vers = v }
-func (c *replayClnt) setProg(p uint32)       { c.prog = p }
-func (c *replayClnt) setServer(a taddr) bool { c.addr = a; return c.dgram }
-func (c *replayClnt) setRetry(time.Duration) {}
-func (c *replayClnt) server() taddr          { return c.addr }
-func (c *replayClnt) netid() string          { return c.id }
-func (c *replayClnt) close()                 {}
+func (c *replayClnt) Geterr() tirpc.RPCErr         { return c.err }
+func (c *replayClnt) SetVers(v uint32)             { c.vers = v }
+func (c *replayClnt) SetProg(p uint32)             { c.prog = p }
+func (c *replayClnt) SetServer(a tirpc.Taddr) bool { c.addr = a; return c.dgram }
+func (c *replayClnt) SetRetry(time.Duration)       {}
+func (c *replayClnt) Server() tirpc.Taddr          { return c.addr }
+func (c *replayClnt) Netid() string                { return c.id }
+func (c *replayClnt) Close()                       {}
 
 // replayRunner is a runner whose every client handle answers reply.
 func replayRunner(reply []byte, dgram bool) *runner {
 	notFound := &net.DNSError{Err: "no such host", IsNotFound: true}
-	r := &runner{options: &options{netconfig: defaultNetconfig, rpc: parseRPC([]byte(defaultRPC)), socket: DefaultSocket,
-		lookupHost: func(context.Context, string) ([]netip.Addr, error) { return nil, notFound },
-		lookupAddr: func(context.Context, string) ([]string, error) { return nil, notFound },
-		transport: func(netid string, a taddr, prog, vers uint32) clnt {
+	r := &runner{options: &options{Config: tirpc.Config{Netconfig: tirpc.DefaultNetconfig, Socket: DefaultSocket,
+		LookupHost: func(context.Context, string) ([]netip.Addr, error) { return nil, notFound },
+		Transport: func(netid string, a tirpc.Taddr, prog, vers uint32) tirpc.Clnt {
 			return &replayClnt{reply: reply, dgram: dgram, id: netid, addr: a, prog: prog, vers: vers}
-		}}}
-	r.broadcast = func(prog, vers uint32) ([]bcastReply, Status) {
-		p := bcastPacket{t: &bcastTransport{nc: defaultNetconfig[0]}, from: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 111}}
-		p.data = append([]byte(nil), reply...)
+		}},
+		rpc:        parseRPC([]byte(defaultRPC)),
+		lookupAddr: func(context.Context, string) ([]string, error) { return nil, notFound }}}
+	r.broadcast = func(prog, vers uint32) ([]bcastReply, tirpc.Status) {
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 111)
+		data := append([]byte(nil), reply...)
 		var out []bcastReply
 		for _, xid := range []uint32{7, 8} {
-			if len(p.data) >= 4 {
-				binary.BigEndian.PutUint32(p.data, xid)
+			if len(data) >= 4 {
+				binary.BigEndian.PutUint32(data, xid)
 			}
-			if b, ok := r.bcastAnswer(p, 7, true); ok {
-				out = append(out, b)
+			if a, ok := tirpc.DecodeBroadcastAnswer(tirpc.DefaultNetconfig[0], from, data, 7, true); ok {
+				out = append(out, r.bcastReply(a))
 			}
 		}
-		return out, TimedOut
+		return out, tirpc.TimedOut
 	}
 	return r
 }
@@ -127,8 +129,8 @@ func FuzzQueries(f *testing.F) {
 		f.Add(seed, false)
 	}
 	f.Fuzz(func(t *testing.T, reply []byte, dgram bool) {
-		if len(reply) > udpMsgSize && dgram {
-			reply = reply[:udpMsgSize] // what recvfrom would have kept
+		if len(reply) > tirpc.UDPMsgSize && dgram {
+			reply = reply[:tirpc.UDPMsgSize] // what recvfrom would have kept
 		}
 		for _, args := range fuzzCommands {
 			runReplay(t, reply, dgram, args)
@@ -241,7 +243,7 @@ func TestReplayListing(t *testing.T) {
 // all different, versions from 2^31 up, which -s never merges).
 func TestLargeReplies(t *testing.T) {
 	b := rpc.AppendSuccess(nil, 1)
-	for i := range uint32(maxRows) {
+	for i := range uint32(tirpc.MaxRows) {
 		for _, w := range []uint32{1, 400000 + i, 1<<31 + i%7} {
 			b = xdr.AppendUint32(b, w)
 		}
@@ -257,7 +259,7 @@ func TestLargeReplies(t *testing.T) {
 		if code := r.run(cl, cl.args); code != 0 {
 			t.Fatalf("%v: exit %d %s", args, code, r.stderr.String())
 		}
-		if n := strings.Count(r.stdout.String(), "\n"); n != maxRows+1 {
+		if n := strings.Count(r.stdout.String(), "\n"); n != tirpc.MaxRows+1 {
 			t.Errorf("%v: %d lines", args, n)
 		}
 		if took := time.Since(start); took > 10*time.Second {

@@ -1,13 +1,6 @@
 package rpcinfo
 
-import (
-	"context"
-	"os"
-	"strconv"
-	"time"
-
-	"github.com/portmapd/portmapd/pmap"
-)
+import "github.com/portmapd/portmapd/pmap"
 
 // The results of each mode, as --json prints them. Every result says
 // which query it answers and for which host, and carries the error text
@@ -19,9 +12,14 @@ type Common struct {
 	Query string `json:"query"`
 	Error string `json:"error,omitempty"`
 	Exit  int    `json:"exit"`
+	// notes are what the mode said on stderr before it ended, in order.
+	notes []error
 }
 
 func (c *Common) common() *Common { return c }
+
+// note keeps a message the mode meets on the way, for renderDiags.
+func (c *Common) note(err error) { c.notes = append(c.notes, err) }
 
 type result interface{ common() *Common }
 
@@ -188,10 +186,3 @@ func statsJSON(st *[3]pmap.VersStat, r *runner) []StatVersion {
 	}
 	return out
 }
-
-func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
-}
-
-// euidString is what rpcb_unset sends as r_owner.
-func euidString() string { return strconv.Itoa(os.Geteuid()) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 )
 
 // Modes of rpcinfo, named after its "functions".
@@ -93,8 +94,8 @@ func Run(args []string, o Options) int {
 	if o.Stderr == nil {
 		o.Stderr = os.Stderr
 	}
-	base := &runner{options: &options{netconfig: loadNetconfig(o.Netconfig), rpc: loadRPC(o.RPCFile), socket: o.Socket,
-		abstract: o.AbstractSocket, lookupHost: defaultLookup, lookupAddr: net.DefaultResolver.LookupAddr}}
+	base := &runner{options: &options{Config: tirpc.Config{Netconfig: tirpc.LoadNetconfig(o.Netconfig), Socket: o.Socket,
+		Abstract: o.AbstractSocket, LookupHost: tirpc.DefaultLookup}, rpc: loadRPC(o.RPCFile), lookupAddr: net.DefaultResolver.LookupAddr}}
 
 	cl := parseArgs(o.Name, args, base)
 	if cl.exitNow >= 0 {
@@ -130,39 +131,46 @@ func Run(args []string, o Options) int {
 }
 
 // run dispatches as rpcinfo's main does: the mode's typed result is the
-// run's, and its status rpcinfo's exit status.
+// run's, rendered on the run's stdout and stderr, and its exit status is
+// rpcinfo's: 1 when it ended with an error.
 func (r *runner) run(cl *cmdline, args []string) int {
 	var res result
-	var code int
+	var err error
 	switch cl.modeFor(args) {
 	case modePmapDump:
 		// rpcinfo refuses -p with -n; here -n names the port to ask.
-		res, code = r.pmapdump(args)
+		res, err = r.pmapdump(args)
 	case modeUDPPing:
-		res, code = r.ipPing("udp", args)
+		res, err = r.ipPing("udp", args)
 	case modeTCPPing:
-		res, code = r.ipPing("tcp", args)
+		res, err = r.ipPing("tcp", args)
 	case modeBroadcast:
-		res, code = r.brdcst(args)
+		res, err = r.brdcst(args)
 	case modeDelete:
-		res, code = r.deletereg(cl.netid, cl.netidSet, args)
+		res, err = r.deletereg(cl.netid, cl.netidSet, args)
 	case modeAddrPing:
-		res, code = r.addrping(cl.address, cl.netid, cl.netidSet, args)
+		res, err = r.addrping(cl.address, cl.netid, cl.netidSet, args)
 	case modeProgPing:
-		res, code = r.progping(cl.netid, cl.netidSet, args)
+		res, err = r.progping(cl.netid, cl.netidSet, args)
 	case modeRpcbDump:
-		res, code = r.rpcbdump(false, cl.netid, cl.netidSet, args)
+		res, err = r.rpcbdump(false, cl.netid, cl.netidSet, args)
 	case modeRpcbDumpShort:
-		res, code = r.rpcbdump(true, cl.netid, cl.netidSet, args)
+		res, err = r.rpcbdump(true, cl.netid, cl.netidSet, args)
 	case modeAddrList:
-		res, code = r.rpcbaddrlist(cl.netid, cl.netidSet, args)
+		res, err = r.rpcbaddrlist(cl.netid, cl.netidSet, args)
 	case modeGetstat:
-		res, code = r.getstat(args)
+		res, err = r.getstat(args)
 	default:
-		return r.usage()
+		renderDiags(&r.stderr, nil, usageError{})
+		return 1
 	}
 	r.result = res
-	return code
+	renderResult(&r.stdout, res, err)
+	renderDiags(&r.stderr, res.common().notes, err)
+	if err != nil {
+		return 1
+	}
+	return 0
 }
 
 func takesHost(mode int) bool {
@@ -306,7 +314,7 @@ func parseArgs(name string, argv []string, r *runner) *cmdline {
 		if strings.HasPrefix(a, "--") {
 			if !cl.longOption(name, argv, &i, r) {
 				cl.exitNow = 1
-				r.stderr.WriteString(usageText)
+				renderDiag(&r.stderr, usageError{})
 				return cl
 			}
 			if cl.exitNow >= 0 {
@@ -353,7 +361,7 @@ func parseArgs(name string, argv []string, r *runner) *cmdline {
 						cl.exitNow = 1
 						return cl
 					}
-					r.port = int(uint16(v))
+					r.Port = int(uint16(v))
 				}
 			case 'b':
 				setFunc(modeBroadcast)
@@ -427,22 +435,22 @@ func (cl *cmdline) longOption(name string, argv []string, i *int, r *runner) boo
 			fmt.Fprintf(&r.stderr, "%s: --timeout: %q is not a positive duration\n", name, v)
 			return false
 		}
-		r.timeout = d
+		r.Timeout = d
 	case "socket":
 		v, ok := needVal()
 		if !ok {
 			return false
 		}
-		r.socket = v
+		r.Socket = v
 		if !cl.abstractSet {
-			r.abstract = ""
+			r.Abstract = ""
 		}
 	case "abstract-socket":
 		v, ok := needVal()
 		if !ok {
 			return false
 		}
-		r.abstract, cl.abstractSet = v, true
+		r.Abstract, cl.abstractSet = v, true
 	case "port-range":
 		v, ok := needVal()
 		if !ok {

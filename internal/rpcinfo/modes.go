@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 	"github.com/portmapd/portmapd/xdr"
 )
 
-// The functions below are rpcinfo.c's, one for each of its modes. They
-// print what rpcinfo prints, in the same order and with the same
-// formats, and fill the mode's result for --json.
+// The functions below are rpcinfo.c's, one for each of its modes. Each
+// makes rpcinfo's calls in rpcinfo's order and returns its typed result
+// and the error that ended it; renderResult and renderDiags print them
+// as rpcinfo does, and finish as --json.
 
 const minuteTimeout = 60 * time.Second
 const pingTimeout = 10 * time.Second
@@ -23,58 +25,56 @@ const maxVersionsPinged = 1024
 
 // rpcbdump is rpcinfo's default listing (RPCBIND v3 DUMP, falling back
 // to v4 and to PMAP v2) and, with short, -s.
-func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) (*DumpResult, int) {
+func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string) (*DumpResult, error) {
 	res := &DumpResult{Mappings: []Mapping{}}
 	res.Query = "dump"
 	if short {
 		res.Query = "short"
 	}
 	if len(args) > 1 {
-		return res, r.usage()
+		return res, usageError{}
 	}
-	var c clnt
-	var ok bool
+	var c tirpc.Clnt
+	var err error
 	if len(args) == 1 {
 		host := args[0]
 		res.Host = host
 		if !netidSet {
-			c, _, ok = r.rpcbindCreate(host, pmap.VersRPCB3)
+			c, _, err = r.rpcbindCreate(host, pmap.VersRPCB3)
 		} else {
-			nc, found := r.lookupNetid(netid)
+			nc, found := r.lookupNetid(res.common(), netid)
 			if !found {
-				r.ncPerror("rpcinfo: invalid transport")
-				return res, 1
+				return res, netidNotFound{"rpcinfo: invalid transport"}
 			}
-			c, _, ok = r.infoHandle(host, nc, pmap.VersRPCB3)
+			c, _, err = r.infoHandle(host, nc, pmap.VersRPCB3)
 		}
 	} else {
-		c, ok = r.localInfo(pmap.VersRPCB3)
+		c, err = r.localInfo(pmap.VersRPCB3)
 	}
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return res, 1
+	if err != nil {
+		return res, createFailure("rpcinfo: can't contact rpcbind", err)
 	}
-	defer c.close()
+	defer c.Close()
 	var rows []pmap.Mapping
-	timeout := r.callTimeout(minuteTimeout)
-	st := c.call(procDump, nil, rpcbList(&rows), timeout)
-	if st != Success {
-		if st != ProgVersMismatch && st != ProgUnavail {
-			return res, r.failed(c)
+	timeout := r.CallTimeout(minuteTimeout)
+	st := c.Call(pmap.ProcDump, nil, rpcbList(&rows), timeout)
+	if st != tirpc.Success {
+		if st != tirpc.ProgVersMismatch && st != tirpc.ProgUnavail {
+			return res, rpcbindFailed(c)
 		}
-		e := c.geterr()
+		e := c.Geterr()
 		switch {
-		case e.low() == pmap.VersRPCB4:
+		case e.Low() == pmap.VersRPCB4:
 			rows = nil
-			c.setVers(pmap.VersRPCB4)
-			if c.call(procDump, nil, rpcbList(&rows), timeout) != Success {
-				return res, r.failed(c)
+			c.SetVers(pmap.VersRPCB4)
+			if c.Call(pmap.ProcDump, nil, rpcbList(&rows), timeout) != tirpc.Success {
+				return res, rpcbindFailed(c)
 			}
-		case e.high() == pmap.VersPMAP:
+		case e.High() == pmap.VersPMAP:
 			var ports []pmap.PortMapping
-			c.setVers(pmap.VersPMAP)
-			if c.call(procDump, nil, pmapList(&ports), timeout) != Success {
-				return res, r.failed(c)
+			c.SetVers(pmap.VersPMAP)
+			if c.Call(pmap.ProcDump, nil, pmapList(&ports), timeout) != tirpc.Success {
+				return res, rpcbindFailed(c)
 			}
 			rows = nil
 			for _, p := range ports {
@@ -91,13 +91,12 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 	if short && len(rows) > 0 {
 		res.Programs = r.shortPrograms(res.Mappings)
 	}
-	renderDump(&r.stdout, res)
 	for _, m := range rows {
 		if port, ok := pmap.UaddrPort(m.Addr); ok && m.Netid != "local" && m.Netid != "unix" {
-			r.flagOutsideRange(m.Prog, m.Vers, m.Netid, port)
+			r.flagOutsideRange(res.common(), m.Prog, m.Vers, m.Netid, port)
 		}
 	}
-	return res, 0
+	return res, nil
 }
 
 // flagOutsideRange names, on stderr, a registration whose port is
@@ -106,17 +105,16 @@ func (r *runner) rpcbdump(short bool, netid string, netidSet bool, args []string
 // rpcinfo's output stays rpcinfo's. The portmapper's own rows are left
 // out: its port is the administrator's rule for 111, not a service's, and
 // flagging it on every line would bury the registrations that are outside.
-func (r *runner) flagOutsideRange(prog, vers uint32, netid string, port uint32) {
+func (r *runner) flagOutsideRange(res *Common, prog, vers uint32, netid string, port uint32) {
 	if r.portRange == nil || r.portRange.Contains(port) || prog == pmap.Program {
 		return
 	}
-	r.eprintf("rpcinfo: program %d version %d on %s uses port %d, outside the port range %d-%d\n",
-		prog, vers, netid, port, r.portRange.Low, r.portRange.High)
+	res.note(outsideRange{prog, vers, netid, port, *r.portRange})
 }
 
-func (r *runner) failed(c clnt) int {
-	r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact rpcbind: "))
-	return 1
+// rpcbindFailed is the failure of the last call on c to the portmapper.
+func rpcbindFailed(c tirpc.Clnt) error {
+	return callFailed{"rpcinfo: can't contact rpcbind: ", c.Geterr()}
 }
 
 // pmapToRpcb is rpcinfo's conversion of a PMAP row for the listing.
@@ -133,80 +131,76 @@ func pmapToRpcb(p pmap.PortMapping) pmap.Mapping {
 
 // pmapdump is -p: PMAP v2 DUMP, over the local socket or, for a host, over
 // TCP at the port the portmapper gives for itself.
-func (r *runner) pmapdump(args []string) (*PortsResult, int) {
+func (r *runner) pmapdump(args []string) (*PortsResult, error) {
 	res := &PortsResult{Ports: []Port{}}
 	res.Query = "pmap"
 	if len(args) > 1 {
-		return res, r.usage()
+		return res, usageError{}
 	}
-	var c clnt
+	var c tirpc.Clnt
 	host := "(null)" // printf of a NULL host in glibc
 	if len(args) == 1 {
 		host = args[0]
 		res.Host = host
-		var ok bool
-		if c, ok = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); !ok {
-			return res, 1
+		var err error
+		if c, err = r.ipGetclient(host, pmap.Program, pmap.VersPMAP, "tcp"); err != nil {
+			return res, err
 		}
 	} else {
-		var ok bool
-		if c, ok = r.localInfo(pmap.VersPMAP); !ok {
-			r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact portmapper"))
-			return res, 1
+		var err error
+		if c, err = r.localInfo(pmap.VersPMAP); err != nil {
+			return res, createFailure("rpcinfo: can't contact portmapper", err)
 		}
 	}
-	defer c.close()
+	defer c.Close()
 	var rows []pmap.PortMapping
-	if st := c.call(procDump, nil, pmapList(&rows), r.callTimeout(minuteTimeout)); st != Success {
-		if st == ProgVersMismatch || st == ProgUnavail {
-			if c.geterr().low() > pmap.VersPMAP {
-				r.eprintf("%s does not support portmapper.  Try rpcinfo %s instead\n", host, host)
+	if st := c.Call(pmap.ProcDump, nil, pmapList(&rows), r.CallTimeout(minuteTimeout)); st != tirpc.Success {
+		if st == tirpc.ProgVersMismatch || st == tirpc.ProgUnavail {
+			if c.Geterr().Low() > pmap.VersPMAP {
+				return res, notPortmapper{host}
 			}
-			return res, 1
+			return res, alreadySaid{}
 		}
-		r.eprintf("%s\n", c.geterr().sperror("rpcinfo: can't contact portmapper"))
-		return res, 1
+		return res, callFailed{"rpcinfo: can't contact portmapper", c.Geterr()}
 	}
 	for _, p := range rows {
 		name, _ := r.service(p.Prog)
 		res.Ports = append(res.Ports, Port{p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port, name})
 	}
-	renderPorts(&r.stdout, res)
 	for _, p := range rows {
-		r.flagOutsideRange(p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
+		r.flagOutsideRange(res.common(), p.Prog, p.Vers, pmap.ProtoName(p.Prot), p.Port)
 	}
-	return res, 0
+	return res, nil
 }
 
-// pstatus records and renders the outcome of the last ping on c.
-func (r *runner) pstatus(c clnt, prog, vers uint64, res *PingResult) bool {
-	e := c.geterr()
-	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == Success}
-	if e.Stat != Success {
-		msg := e.sperror("rpcinfo")
-		p.Error = strings.TrimPrefix(msg, "rpcinfo: ")
-		r.eprintf("%s\n", msg)
+// pstatus records the outcome of the last ping on c.
+func (r *runner) pstatus(c tirpc.Clnt, prog, vers uint64, res *PingResult) bool {
+	e := c.Geterr()
+	p := Ping{Prog: prog, Vers: vers, Ready: e.Stat == tirpc.Success}
+	if e.Stat != tirpc.Success {
+		failed := callFailed{"rpcinfo", e}
+		p.Error = strings.TrimPrefix(failed.Error(), "rpcinfo: ")
+		res.note(failed)
 	}
 	res.Pings = append(res.Pings, p)
-	renderPing(&r.stdout, p)
 	return p.Ready
 }
 
 // versionRange reads the range a PROG_MISMATCH named, or learns that
 // the service answers every version; ok is false when the probe failed
 // and was reported.
-func (r *runner) versionRange(c clnt, ping func(uint32) Status, st Status, prog uint64, res *PingResult) (lo, hi uint64, ok bool) {
+func (r *runner) versionRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, st tirpc.Status, prog uint64, res *PingResult) (lo, hi uint64, ok bool) {
 	switch st {
-	case ProgVersMismatch:
-		e := c.geterr()
-		return uint64(e.low()), uint64(e.high()), true
-	case Success:
+	case tirpc.ProgVersMismatch:
+		e := c.Geterr()
+		return uint64(e.Low()), uint64(e.High()), true
+	case tirpc.Success:
 		// It answers version 0; perhaps every version.
 		switch ping(1<<32 - 1) {
-		case ProgVersMismatch:
-			e := c.geterr()
-			return uint64(e.low()), uint64(e.high()), true
-		case Success:
+		case tirpc.ProgVersMismatch:
+			e := c.Geterr()
+			return uint64(e.Low()), uint64(e.High()), true
+		case tirpc.Success:
 			return 0, 1<<32 - 1, true
 		}
 		r.pstatus(c, prog, 1<<32-1, res)
@@ -218,10 +212,10 @@ func (r *runner) versionRange(c clnt, ping func(uint32) Status, st Status, prog 
 
 // pingRange pings every version from lo to hi and reports whether all
 // answered.
-func (r *runner) pingRange(c clnt, ping func(uint32) Status, prog, lo, hi uint64, res *PingResult) bool {
+func (r *runner) pingRange(c tirpc.Clnt, ping func(uint32) tirpc.Status, prog, lo, hi uint64, res *PingResult) bool {
 	ok := true
 	if hi >= lo && hi-lo >= maxVersionsPinged {
-		r.eprintf("rpcinfo: the server claims versions %d to %d; pinging the first %d\n", lo, hi, maxVersionsPinged)
+		res.note(versionsCapped{lo, hi})
 		hi = lo + maxVersionsPinged - 1
 	}
 	for v := lo; v <= hi; v++ {
@@ -235,272 +229,241 @@ func (r *runner) pingRange(c clnt, ping func(uint32) Status, prog, lo, hi uint64
 
 // ipPing is -u and -t: the service's address from the portmapper over
 // the protocol, then NULL calls to it.
-func (r *runner) ipPing(proto string, args []string) (*PingResult, int) {
+func (r *runner) ipPing(proto string, args []string) (*PingResult, error) {
 	res := &PingResult{Netid: proto, Pings: []Ping{}}
 	res.Query = "ping"
 	if len(args) < 2 || len(args) > 3 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	host := args[0]
 	res.Host = host
-	prog, ok := r.getprognum(args[1])
-	if !ok {
-		return res, 1
+	prog, err := r.getprognum(args[1])
+	if err != nil {
+		return res, err
 	}
 	var vers uint64
 	if len(args) == 3 {
-		if vers, ok = r.getvers(args[2]); !ok {
-			return res, 1
+		if vers, err = getvers(args[2]); err != nil {
+			return res, err
 		}
 	}
-	c, ok := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
-	if !ok {
-		return res, 1
+	c, err := r.ipGetclient(host, uint32(prog), uint32(vers), proto)
+	if err != nil {
+		return res, err
 	}
-	defer c.close()
-	res.Netid = c.netid()
+	defer c.Close()
+	res.Netid = c.Netid()
 	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // pingVersions is what -u, -t, -T and -a do once the client exists:
 // NULL to the given version, or, without one, to version 0 to learn the
-// range the server has and then to every version in it.
-func (r *runner) pingVersions(c clnt, prog, vers uint64, versGiven bool, res *PingResult) int {
-	ping := func(v uint32) Status {
-		c.setVers(v)
-		return c.call(procNull, nil, nil, r.callTimeout(pingTimeout))
+// range the server has and then to every version in it. A failed ping
+// is noted in res, and ends the run with exit status 1.
+func (r *runner) pingVersions(c tirpc.Clnt, prog, vers uint64, versGiven bool, res *PingResult) error {
+	ping := func(v uint32) tirpc.Status {
+		c.SetVers(v)
+		return c.Call(pmap.ProcNull, nil, nil, r.CallTimeout(pingTimeout))
 	}
 	st := ping(uint32(vers))
 	if versGiven {
 		if !r.pstatus(c, prog, vers, res) {
-			return 1
+			return alreadySaid{}
 		}
-		return 0
+		return nil
 	}
 	lo, hi, ok := r.versionRange(c, ping, st, prog, res)
 	if !ok || !r.pingRange(c, ping, prog, lo, hi, res) {
-		return 1
+		return alreadySaid{}
 	}
-	return 0
+	return nil
 }
 
 // progping is -T netid host prog [vers]: clnt_tp_create, then NULL calls.
-func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResult, int) {
+func (r *runner) progping(netid string, netidSet bool, args []string) (*PingResult, error) {
 	res := &PingResult{Netid: netid, Pings: []Ping{}}
 	res.Query = "ping"
 	if len(args) < 2 || len(args) > 3 || !netidSet {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	res.Host = args[0]
-	prog, ok := r.getprognum(args[1])
-	if !ok {
-		return res, 1
+	prog, err := r.getprognum(args[1])
+	if err != nil {
+		return res, err
 	}
 	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 3 {
-		if vers, ok = r.getvers(args[2]); !ok {
-			return res, 1
+		if vers, err = getvers(args[2]); err != nil {
+			return res, err
 		}
 		vers = uint64(uint32(vers))
 	}
-	nc, ok := r.lookupNetid(netid)
+	nc, ok := r.lookupNetid(res.common(), netid)
 	if !ok {
-		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return res, 1
+		return res, netidUnknown{netid}
 	}
-	c, ok := r.tpCreate(args[0], uint32(prog), uint32(vers), nc)
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
-		return res, 1
+	c, err := r.lib().TpCreate(args[0], uint32(prog), uint32(vers), nc)
+	if err != nil {
+		return res, createFailure("rpcinfo", err)
 	}
-	defer c.close()
+	defer c.Close()
 	return res, r.pingVersions(c, prog, vers, len(args) == 3, res)
 }
 
 // addrping is -a address -T netid prog [vers]: NULL calls to the address
 // itself, without the portmapper.
-func (r *runner) addrping(address, netid string, netidSet bool, args []string) (*PingResult, int) {
+func (r *runner) addrping(address, netid string, netidSet bool, args []string) (*PingResult, error) {
 	res := &PingResult{Netid: netid, Address: address, Pings: []Ping{}}
 	res.Query = "ping"
 	if len(args) < 1 || len(args) > 2 || !netidSet {
-		return res, r.usage()
+		return res, usageError{}
 	}
-	nc, ok := r.lookupNetid(netid)
+	nc, ok := r.lookupNetid(res.common(), netid)
 	if !ok {
-		r.eprintf("rpcinfo: Could not find %s\n", netid)
-		return res, 1
+		return res, netidUnknown{netid}
 	}
-	prog, ok := r.getprognum(args[0])
-	if !ok {
-		return res, 1
+	prog, err := r.getprognum(args[0])
+	if err != nil {
+		return res, err
 	}
 	prog = uint64(uint32(prog))
 	var vers uint64
 	if len(args) == 2 {
-		if vers, ok = r.getvers(args[1]); !ok {
-			return res, 1
+		if vers, err = getvers(args[1]); err != nil {
+			return res, err
 		}
 		vers = uint64(uint32(vers))
 	}
 	// uaddr2taddr fails for a transport libtirpc has no socket for.
-	a, ok := uaddr2taddr(nc, address)
+	a, ok := tirpc.Uaddr2Taddr(nc, address)
 	if !ok {
-		r.eprintf("rpcinfo: rpcinfo: no address for client handle\n")
-		return res, 1
+		return res, noHandleAddress{}
 	}
-	c, ok := r.tliCreate(nc, a, uint32(prog), uint32(vers))
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo"))
-		return res, 1
+	c, err := r.lib().TliCreate(nc, a, uint32(prog), uint32(vers))
+	if err != nil {
+		return res, createFailure("rpcinfo", err)
 	}
-	defer c.close()
+	defer c.Close()
 	return res, r.pingVersions(c, prog, vers, len(args) == 2, res)
 }
 
 // rpcbaddrlist is -l host prog vers: RPCBIND v4 GETADDRLIST.
-func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*AddrListResult, int) {
+func (r *runner) rpcbaddrlist(netid string, netidSet bool, args []string) (*AddrListResult, error) {
 	res := &AddrListResult{Entries: []Entry{}}
 	res.Query = "addrlist"
 	if len(args) != 3 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	host := args[0]
 	res.Host = host
-	var c clnt
-	var target taddr
-	var ok bool
+	var c tirpc.Clnt
+	var target tirpc.Taddr
+	var err error
 	if !netidSet {
-		c, target, ok = r.rpcbindCreate(host, pmap.VersRPCB4)
+		c, target, err = r.rpcbindCreate(host, pmap.VersRPCB4)
 	} else {
-		nc, found := r.lookupNetid(netid)
+		nc, found := r.lookupNetid(res.common(), netid)
 		if !found {
-			r.ncPerror("rpcinfo: invalid transport")
-			return res, 1
+			return res, netidNotFound{"rpcinfo: invalid transport"}
 		}
-		c, target, ok = r.infoHandle(host, nc, pmap.VersRPCB4)
+		c, target, err = r.infoHandle(host, nc, pmap.VersRPCB4)
 	}
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return res, 1
+	if err != nil {
+		return res, createFailure("rpcinfo: can't contact rpcbind", err)
 	}
-	defer c.close()
-	prog, vers, ok := r.progAndVers(args[1], args[2], false)
-	if !ok {
-		return res, 1
+	defer c.Close()
+	prog, vers, err := r.progAndVers(args[1], args[2], false)
+	if err != nil {
+		return res, err
 	}
 	res.Prog, res.Vers = prog, vers
-	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.netid(), Addr: target.uaddr()})
+	args2 := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: c.Netid(), Addr: target.Uaddr()})
 	var entries []pmap.AddrEntry
-	if c.call(procGetaddrlist, args2, func(d *xdr.Decoder) (err error) {
-		entries, err = pmap.DecodeAddrList(d, entries, maxRows)
+	if c.Call(pmap.ProcGetaddrlist, args2, func(d *xdr.Decoder) (err error) {
+		entries, err = pmap.DecodeAddrList(d, entries, tirpc.MaxRows)
 		return err
-	}, r.callTimeout(minuteTimeout)) != Success {
-		return res, r.failed(c)
+	}, r.CallTimeout(minuteTimeout)) != tirpc.Success {
+		return res, rpcbindFailed(c)
 	}
 	for _, e := range entries {
 		class := "cots_ord"
 		switch e.Semantics {
-		case semCLTS:
+		case tirpc.SemCLTS:
 			class = "clts"
-		case semCOTS:
+		case tirpc.SemCOTS:
 			class = "cots"
 		}
 		res.Entries = append(res.Entries, Entry{e.Addr, e.Netid, e.Family, e.Proto, class, r.serviceOr(prog, "")})
 	}
-	renderAddrList(&r.stdout, res)
-	return res, 0
+	return res, nil
 }
 
 // deletereg is -d [-T netid] prog vers: rpcb_unset, through the local
 // socket first. C evaluates the arguments of rpcb_unset right to left,
 // so a bad version is reported before a bad program.
-func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteResult, int) {
+func (r *runner) deletereg(netid string, netidSet bool, args []string) (*DeleteResult, error) {
 	res := &DeleteResult{}
 	res.Query = "delete"
 	if len(args) != 2 {
-		return res, r.usage()
+		return res, usageError{}
 	}
 	if netidSet {
-		if _, ok := r.lookupNetid(netid); !ok {
-			r.eprintf("rpcinfo: netid %s not supported\n", netid)
-			return res, 1
+		if _, ok := r.lookupNetid(res.common(), netid); !ok {
+			return res, netidUnsupported{netid}
 		}
 		res.Netid = netid
 	}
-	prog, vers, ok := r.progAndVers(args[0], args[1], true)
-	if !ok {
-		return res, 1
+	prog, vers, err := r.progAndVers(args[0], args[1], true)
+	if err != nil {
+		return res, err
 	}
 	res.Prog, res.Vers = prog, vers
-	if !r.rpcbUnset(prog, vers, res.Netid) {
-		r.eprintf("rpcinfo: Could not delete registration for prog %s version %s\n", args[0], args[1])
-		return res, 1
+	if !r.lib().RpcbUnset(prog, vers, res.Netid) {
+		return res, notDeleted{args[0], args[1]}
 	}
 	res.Deleted = true
-	return res, 0
-}
-
-// rpcbUnset is libtirpc's rpcb_unset: UNSET through local_rpcb, the
-// answer FALSE on any failure.
-func (r *runner) rpcbUnset(prog, vers uint32, netid string) bool {
-	c, ok := r.localRPCB()
-	if !ok {
-		return false
-	}
-	defer c.close()
-	if p, isPkg := c.(*pkgClient); isPkg {
-		ctx, cancel := contextTimeout(r.callTimeout(minuteTimeout))
-		defer cancel()
-		done, err := p.c.Unset(ctx, prog, vers, netid)
-		return err == nil && done
-	}
-	var done bool
-	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid, Owner: euidString()})
-	c.call(procUnset, args, func(d *xdr.Decoder) (err error) { done, err = d.AnyBool(); return err }, r.callTimeout(minuteTimeout))
-	return done
+	return res, nil
 }
 
 // getstat is -m: RPCBIND v4 GETSTAT, printed as rpcinfo's tables.
-func (r *runner) getstat(args []string) (*StatResult, int) {
+func (r *runner) getstat(args []string) (*StatResult, error) {
 	res := &StatResult{Versions: []StatVersion{}}
 	res.Query = "stat"
-	var c clnt
-	var ok bool
+	var c tirpc.Clnt
+	var err error
 	if len(args) >= 1 {
 		res.Host = args[0]
-		c, _, ok = r.rpcbindCreate(args[0], pmap.VersRPCB4)
+		c, _, err = r.rpcbindCreate(args[0], pmap.VersRPCB4)
 	} else {
-		c, ok = r.localInfo(pmap.VersRPCB4)
+		c, err = r.localInfo(pmap.VersRPCB4)
 	}
-	if !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror("rpcinfo: can't contact rpcbind"))
-		return res, 1
+	if err != nil {
+		return res, createFailure("rpcinfo: can't contact rpcbind", err)
 	}
-	defer c.close()
+	defer c.Close()
 	var st [3]pmap.VersStat
-	if c.call(procGetstat, nil, func(d *xdr.Decoder) (err error) {
-		st, err = pmap.DecodeStatByVers(d, maxRows)
+	if c.Call(pmap.ProcGetstat, nil, func(d *xdr.Decoder) (err error) {
+		st, err = pmap.DecodeStatByVers(d, tirpc.MaxRows)
 		return err
-	}, r.callTimeout(minuteTimeout)) != Success {
-		return res, r.failed(c)
+	}, r.CallTimeout(minuteTimeout)) != tirpc.Success {
+		return res, rpcbindFailed(c)
 	}
 	res.Versions = statsJSON(&st, r)
-	renderStats(&r.stdout, res)
-	return res, 0
+	return res, nil
 }
 
-// brdcst is -b prog vers: rpc_broadcast of a NULL call, printing each
-// answer as it comes.
-func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
+// brdcst is -b prog vers: rpc_broadcast of a NULL call, with every
+// answer that came.
+func (r *runner) brdcst(args []string) (*BroadcastResult, error) {
 	res := &BroadcastResult{Replies: []bcastReply{}}
 	res.Query = "broadcast"
 	if len(args) != 2 {
-		return res, r.usage()
+		return res, usageError{}
 	}
-	prog, vers, ok := r.progAndVers(args[0], args[1], false)
-	if !ok {
-		return res, 1
+	prog, vers, err := r.progAndVers(args[0], args[1], false)
+	if err != nil {
+		return res, err
 	}
 	res.Prog, res.Vers = prog, vers
 	broadcast := r.broadcast
@@ -508,13 +471,9 @@ func (r *runner) brdcst(args []string) (*BroadcastResult, int) {
 		broadcast = r.rpcBroadcast
 	}
 	replies, st := broadcast(prog, vers)
-	for _, b := range replies {
-		renderReply(&r.stdout, b)
-		res.Replies = append(res.Replies, b)
+	res.Replies = append(res.Replies, replies...)
+	if st != tirpc.Success && st != tirpc.TimedOut {
+		return res, broadcastFailed{st}
 	}
-	if st != Success && st != TimedOut {
-		r.eprintf("rpcinfo: broadcast failed: %s\n", st)
-		return res, 1
-	}
-	return res, 0
+	return res, nil
 }

@@ -9,7 +9,38 @@ import (
 
 // rpcinfo's text, rendered from the typed results the modes fill (the
 // other renderer is --json's encoder in finish). Every byte a mode puts on
-// standard output comes from here; the modes only decide when.
+// standard output comes from here, and on standard error from diag.go.
+
+// renderResult writes what rpcinfo prints on standard output for a
+// mode's result: the pings and the broadcast answers there were, and the
+// tables of a mode that succeeded.
+func renderResult(w io.Writer, res result, err error) {
+	switch res := res.(type) {
+	case *PingResult:
+		for _, p := range res.Pings {
+			renderPing(w, p)
+		}
+		return
+	case *BroadcastResult:
+		for _, b := range res.Replies {
+			renderReply(w, b)
+		}
+		return
+	}
+	if err != nil {
+		return
+	}
+	switch res := res.(type) {
+	case *DumpResult:
+		renderDump(w, res)
+	case *PortsResult:
+		renderPorts(w, res)
+	case *AddrListResult:
+		renderAddrList(w, res)
+	case *StatResult:
+		renderStats(w, res)
+	}
+}
 
 // orDash is a service name as rpcinfo's tables print it.
 func orDash(name string) string {

@@ -1,54 +1,22 @@
 package rpcinfo
 
 import (
-	"errors"
-
 	"github.com/portmapd/portmapd/pmap"
-	"github.com/portmapd/portmapd/rpc"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 	"github.com/portmapd/portmapd/xdr"
 )
-
-// maxRows bounds the rows of any list in a reply. A datagram holds at
-// most a few hundred rows; a stream reply is bounded by maxRecord.
-const maxRows = 1 << 16
-
-// Reply status numbers of RFC 5531, which clnt_sperror prints for a
-// reply it has no words for.
-const (
-	msgAccepted = 0
-	msgDenied   = 1
-)
-
-// parseReply is xdr_replymsg followed by _seterr_reply. ok is false when
-// the message is not a reply libtirpc can decode (a rejection it has no
-// case for among them): a stream client then skips the record and a
-// datagram client reports CANTDECODERES. On success d is left at the
-// results.
-func parseReply(d *xdr.Decoder) (xid uint32, e rpcErr, ok bool) {
-	xid, err := rpc.ParseReply(d)
-	var re *rpc.ReplyError
-	switch {
-	case err == nil:
-		return xid, rpcErr{Stat: Success}, true
-	case !errors.As(err, &re):
-		return xid, e, false
-	case re.Denied && re.Reject != rpc.RPCMismatch && re.Reject != rpc.AuthError:
-		return xid, e, false
-	}
-	return xid, statusOf(err), true
-}
 
 // pmapList and rpcbList decode a DUMP's list into out, as far as it goes.
 func pmapList(out *[]pmap.PortMapping) func(*xdr.Decoder) error {
 	return func(d *xdr.Decoder) (err error) {
-		*out, err = pmap.DecodePmapList(d, *out, maxRows)
+		*out, err = pmap.DecodePmapList(d, *out, tirpc.MaxRows)
 		return err
 	}
 }
 
 func rpcbList(out *[]pmap.Mapping) func(*xdr.Decoder) error {
 	return func(d *xdr.Decoder) (err error) {
-		*out, err = pmap.DecodeRpcbList(d, *out, maxRows)
+		*out, err = pmap.DecodeRpcbList(d, *out, tirpc.MaxRows)
 		return err
 	}
 }

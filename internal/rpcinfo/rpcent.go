@@ -1,10 +1,9 @@
 package rpcinfo
 
 import (
-	"bufio"
-	"bytes"
 	"strconv"
-	"strings"
+
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 )
 
 // defaultRPC is Debian's /etc/rpc (netbase), used when the file is
@@ -64,7 +63,7 @@ type rpcDB struct {
 
 // loadRPC reads path, or the built-in table when it cannot be read.
 func loadRPC(path string) rpcDB {
-	data, err := readBounded(path, maxRPCFile)
+	data, err := tirpc.ReadBounded(path, maxRPCFile)
 	if err != nil {
 		data = []byte(defaultRPC)
 	}
@@ -75,20 +74,13 @@ func loadRPC(path string) rpcDB {
 // then a name, a number and aliases separated by blanks.
 func parseRPC(data []byte) rpcDB {
 	db := rpcDB{byNum: map[uint32]string{}, byNam: map[string]uint32{}}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 64<<10)
-	for sc.Scan() {
-		line := sc.Text()
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = line[:i]
-		}
-		f := strings.Fields(line)
+	tirpc.EachRow(data, func(f []string) {
 		if len(f) < 2 {
-			continue
+			return
 		}
 		n, err := strconv.ParseUint(f[1], 10, 32)
 		if err != nil {
-			continue
+			return
 		}
 		if _, dup := db.byNum[uint32(n)]; !dup {
 			db.byNum[uint32(n)] = f[0]
@@ -98,7 +90,7 @@ func parseRPC(data []byte) rpcDB {
 				db.byNam[name] = uint32(n)
 			}
 		}
-	}
+	})
 	return db
 }
 

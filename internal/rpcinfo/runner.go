@@ -3,66 +3,48 @@ package rpcinfo
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"errors"
 	"net/netip"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/portmapd/portmapd/pmap"
+	"github.com/portmapd/portmapd/pmap/client/tirpc"
 )
 
 // options are a run's configuration: the databases, the command line's
 // options and the resolvers. They are filled once, while the command
 // line is parsed, and then only read: every --host's runner shares them.
 type options struct {
-	netconfig  []netconf
+	// Config is libtirpc's part: netconfig, the local socket and its
+	// abstract name, -n's port (0: /etc/services), --timeout (0:
+	// rpcinfo's own), the resolver and the tests' transport.
+	tirpc.Config
 	rpc        rpcDB
-	socket     string
-	abstract   string          // the abstract socket tried before socket ("": none)
-	port       int             // -n: the portmapper's port (0: /etc/services)
-	timeout    time.Duration   // --timeout: every call's (0: rpcinfo's own)
 	portRange  *pmap.PortRange // --port-range LOW-HIGH; nil: none
-	lookupHost func(context.Context, string) ([]netip.Addr, error)
 	lookupAddr func(context.Context, string) ([]string, error)
-	// transport, when set, stands in for the sockets: tests give every
-	// client handle a fake that answers from memory.
-	transport func(netid string, a taddr, prog, vers uint32) clnt
 }
 
 // runner is one run of rpcinfo against one host: the shared options,
-// libtirpc's global rpc_createerr, what it printed and the result for
-// JSON.
+// its libtirpc session, what it printed and the result for JSON.
 type runner struct {
 	*options
 	// broadcast, when set, stands in for rpc_broadcast (tests).
-	broadcast func(prog, vers uint32) ([]bcastReply, Status)
+	broadcast func(prog, vers uint32) ([]bcastReply, tirpc.Status)
 
-	cerr   createErr
-	stdout bytes.Buffer
-	stderr bytes.Buffer
-	result any
+	session *tirpc.Session
+	stdout  bytes.Buffer
+	stderr  bytes.Buffer
+	result  any
 }
 
-// callTimeout is rpcinfo's timeout for a kind of call unless --timeout
-// replaced it.
-func (r *runner) callTimeout(def time.Duration) time.Duration {
-	if r.timeout > 0 {
-		return r.timeout
+// lib is the run's libtirpc: one thread's, as in rpcinfo.
+func (r *runner) lib() *tirpc.Session {
+	if r.session == nil {
+		r.session = tirpc.NewSession(&r.Config)
 	}
-	return def
+	return r.session
 }
-
-// retry is the datagram retransmit interval: libtirpc's 15 seconds, or
-// a quarter of a shorter --timeout so that a lost datagram is resent.
-func (r *runner) retry() time.Duration {
-	if r.timeout > 0 && r.timeout < 4*retryInterval {
-		return max(r.timeout/4, 10*time.Millisecond)
-	}
-	return retryInterval
-}
-
-func (r *runner) eprintf(format string, a ...any) { fmt.Fprintf(&r.stderr, format, a...) }
 
 // service is the name getrpcbynumber gives prog, if any.
 func (r *runner) service(prog uint32) (string, bool) { return r.rpc.byNumber(prog) }
@@ -84,16 +66,11 @@ const usageText = `Usage: rpcinfo [-m | -s] [host]
        rpcinfo -d [-T netid] prognum versnum
 `
 
-func (r *runner) usage() int {
-	r.stderr.WriteString(usageText)
-	return 1
-}
-
-// getprognum is rpcinfo's (ok false where rpcinfo exits with 1): all digits is a number for strtol, anything
+// getprognum is rpcinfo's (an error where rpcinfo exits with 1): all digits is a number for strtol, anything
 // else (including a number followed by a letter) a name for
 // getrpcbyname. The result is C's long, so ip_ping prints numbers
 // above 2^32 as given while the call carries their low 32 bits.
-func (r *runner) getprognum(arg string) (uint64, bool) {
+func (r *runner) getprognum(arg string) (uint64, error) {
 	i := 0
 	for i < len(arg) && isDigit(arg[i]) {
 		i++
@@ -111,49 +88,46 @@ func (r *runner) getprognum(arg string) (uint64, bool) {
 	if rest != "" || isAlpha(last) {
 		n, ok := r.rpc.byName(arg)
 		if !ok {
-			r.eprintf("rpcinfo: %s is unknown service\n", arg)
-			return 0, false
+			return 0, unknownService{arg}
 		}
-		return uint64(n), true
+		return uint64(n), nil
 	}
 	v, ok := strtol(arg)
 	if !ok {
-		r.eprintf("rpcinfo: %s is illegal program number\n", arg)
-		return 0, false
+		return 0, numberError{"program", arg}
 	}
-	return uint64(v), true
+	return uint64(v), nil
 }
 
-// getvers is rpcinfo's (ok false where rpcinfo exits with 1): strtol cast to int, then to unsigned long, so
+// getvers is rpcinfo's (an error where rpcinfo exits with 1): strtol cast to int, then to unsigned long, so
 // "-1" is 2^64-1 where printed as unsigned long and 2^32-1 on the wire.
-func (r *runner) getvers(arg string) (uint64, bool) {
+func getvers(arg string) (uint64, error) {
 	v, ok := strtol(arg)
 	if !ok {
-		r.eprintf("rpcinfo: %s is illegal version number\n", arg)
-		return 0, false
+		return 0, numberError{"version", arg}
 	}
-	return uint64(int64(int32(v))), true
+	return uint64(int64(int32(v))), nil
 }
 
 // progAndVers reads a program and a version as they go on the wire, in
 // the order rpcinfo reads them (-d reads the version first), so that the
 // first bad one is the one named.
-func (r *runner) progAndVers(progArg, versArg string, versFirst bool) (prog, vers uint32, ok bool) {
+func (r *runner) progAndVers(progArg, versArg string, versFirst bool) (prog, vers uint32, err error) {
 	var p, v uint64
 	if versFirst {
-		if v, ok = r.getvers(versArg); !ok {
-			return 0, 0, false
+		if v, err = getvers(versArg); err != nil {
+			return 0, 0, err
 		}
 	}
-	if p, ok = r.getprognum(progArg); !ok {
-		return 0, 0, false
+	if p, err = r.getprognum(progArg); err != nil {
+		return 0, 0, err
 	}
 	if !versFirst {
-		if v, ok = r.getvers(versArg); !ok {
-			return 0, 0, false
+		if v, err = getvers(versArg); err != nil {
+			return 0, 0, err
 		}
 	}
-	return uint32(p), uint32(v), true
+	return uint32(p), uint32(v), nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -195,131 +169,128 @@ func strtol(s string) (int64, bool) {
 	return int64(n), true
 }
 
-// ncPerror is nc_perror after a failed getnetconfigent.
-func (r *runner) ncPerror(prefix string) {
-	r.eprintf("%s: Netid not found in netconfig database\n", prefix)
-}
-
 // lookupNetid is getnetconfigent as the user's -T reaches it, with
-// libtirpc's warning about the netid "unix" (it also sleeps ten
-// seconds there, which is not repeated here).
-func (r *runner) lookupNetid(netid string) (netconf, bool) {
+// libtirpc's warning about the netid "unix", noted in c.
+func (r *runner) lookupNetid(c *Common, netid string) (tirpc.Netconf, bool) {
 	if netid == "" {
-		return netconf{}, false
+		return tirpc.Netconf{}, false
 	}
 	if netid == "unix" {
-		r.stderr.WriteString("The local transport is called \"unix\" in /etc/netconfig.\n" +
-			"Please change this to \"local\" manually or run mergemaster(8).\n" +
-			"See UPDATING entry 20021216 for details.\n" +
-			"Continuing in 10 seconds\n\n" +
-			"This warning will be removed 20030301\n")
+		c.note(unixNetid{})
 	}
-	return r.lookup(netid)
+	return r.Netconfig.Lookup(netid)
 }
 
 // localInfo is rpcinfo's local_rpcb: the local socket only. With -n the
 // portmapper is asked on that port of the loopback address instead.
-func (r *runner) localInfo(vers uint32) (clnt, bool) {
-	if r.port > 0 {
-		nc, ok := r.lookup("tcp")
+func (r *runner) localInfo(vers uint32) (tirpc.Clnt, error) {
+	if r.Port > 0 {
+		nc, ok := r.Netconfig.Lookup("tcp")
 		if !ok {
-			r.cerr = createErr{Stat: UnknownProto}
-			return nil, false
+			return nil, tirpc.CreateErr{Stat: tirpc.UnknownProto}
 		}
-		return r.tliCreate(nc, ipTaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(r.port))),
+		return r.lib().TliCreate(nc, tirpc.IPTaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(r.Port))),
 			pmap.Program, vers)
 	}
-	return r.dialLocal(vers)
+	return r.lib().DialLocal(vers)
 }
 
 // infoHandle is rpcinfo's own getclnthandle: the first address
 // getaddrinfo gives for the host and service "rpcbind" (else
 // "portmapper"), whatever its family, on transport nc.
-func (r *runner) infoHandle(host string, nc netconf, vers uint32) (clnt, taddr, bool) {
-	addrs, ok := r.getaddrinfo(host, 0)
-	port, okPort := r.servicePort("rpcbind", "portmapper")
+func (r *runner) infoHandle(host string, nc tirpc.Netconf, vers uint32) (tirpc.Clnt, tirpc.Taddr, error) {
+	addrs, ok := r.Getaddrinfo(host, 0)
+	port, okPort := r.ServicePort("rpcbind", "portmapper")
 	if !ok || !okPort {
-		r.cerr = createErr{Stat: N2AXlateFailure}
-		return nil, taddr{}, false
+		return nil, tirpc.Taddr{}, tirpc.CreateErr{Stat: tirpc.N2AXlateFailure}
 	}
-	a := ipTaddr(netip.AddrPortFrom(addrs[0], uint16(port)))
-	c, ok := r.tliCreate(nc, a, pmap.Program, vers)
-	return c, a, ok
+	a := tirpc.IPTaddr(netip.AddrPortFrom(addrs[0], uint16(port)))
+	c, err := r.lib().TliCreate(nc, a, pmap.Program, vers)
+	return c, a, err
 }
 
 // rpcbindCreate is clnt_rpcbind_create: the first transport that gives a
 // client, trying the stream transports (twice, as circuit_n and
 // circuit_v) before the datagram ones.
-func (r *runner) rpcbindCreate(host string, vers uint32) (clnt, taddr, bool) {
-	r.cerr = createErr{}
+func (r *runner) rpcbindCreate(host string, vers uint32) (tirpc.Clnt, tirpc.Taddr, error) {
+	var last tirpc.CreateErr
 	for _, kind := range []string{"circuit", "circuit", "datagram"} {
-		for _, nc := range r.nettype(kind) {
-			if c, a, ok := r.infoHandle(host, nc, vers); ok {
-				return c, a, true
+		for _, nc := range r.Netconfig.Nettype(kind) {
+			c, a, err := r.infoHandle(host, nc, vers)
+			if err == nil {
+				return c, a, nil
 			}
+			last = createErrOf(err)
 		}
-		if r.cerr.Stat == Success {
-			r.cerr.Stat = UnknownProto
+		if last.Stat == tirpc.Success {
+			last.Stat = tirpc.UnknownProto
 		}
 	}
-	return nil, taddr{}, false
+	return nil, tirpc.Taddr{}, last
+}
+
+// createErrOf is the rpc_createerr a failed creation returned.
+func createErrOf(err error) tirpc.CreateErr {
+	var ce tirpc.CreateErr
+	if !errors.As(err, &ce) {
+		ce = tirpc.CreateErr{Stat: tirpc.Failed}
+	}
+	return ce
 }
 
 // ipGetclient is rpcinfo's ip_getclient: the first transport of proto in
 // the netconfig database through which the portmapper knows the program,
-// then a client for it. ok is false where rpcinfo ends the run (with 1)
-// after saying why.
-func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (c clnt, ok bool) {
-	saved := Success
-	var result *netconf
-	var addr taddr
-	if r.port > 0 {
+// then a client for it; or what rpcinfo says before it ends the run.
+func (r *runner) ipGetclient(host string, prog, vers uint32, proto string) (tirpc.Clnt, error) {
+	saved := tirpc.Success
+	var result *tirpc.Netconf
+	var addr tirpc.Taddr
+	if r.Port > 0 {
 		// -n PORT with -u or -t is rpcinfo(8)'s documented meaning, which
 		// rpcinfo 1.2.x parses and then ignores: call the service at that
 		// port and ask no portmapper.
 		result, addr = r.directAddr(host, proto)
 		if result == nil {
-			r.cerr.Stat = UnknownHost
-			r.eprintf("%s\n", r.cerr.spcreateerror(host))
-			return nil, false
+			return nil, createFailed{host, tirpc.CreateErr{Stat: tirpc.UnknownHost}}
 		}
 	}
-	for i, nc := range r.netconfig {
+	var last tirpc.CreateErr
+	for i, nc := range r.Netconfig {
 		if result != nil {
 			break
 		}
 		if nc.Proto != proto {
 			continue
 		}
-		if a, ok := r.rpcbGetaddr(prog, vers, nc, host); ok {
-			result, addr = &r.netconfig[i], a
+		a, err := r.lib().RpcbGetaddr(prog, vers, nc, host)
+		if err == nil {
+			result, addr = &r.Netconfig[i], a
 			break
 		}
-		if r.cerr.Stat != UnknownHost {
-			r.eprintf("%s\n", r.cerr.spcreateerror(host))
-			return nil, false
+		last = createErrOf(err)
+		if last.Stat != tirpc.UnknownHost {
+			return nil, createFailed{host, last}
 		}
-		saved = r.cerr.Stat
+		saved = last.Stat
 	}
 	if result == nil {
-		if saved != Success {
-			r.cerr.Stat = saved
-			r.eprintf("%s\n", r.cerr.spcreateerror(host))
-		} else {
-			r.eprintf("Cannot find suitable transport for protocol %s\n", proto)
+		if saved != tirpc.Success {
+			last.Stat = saved
+			return nil, createFailed{host, last}
 		}
-		return nil, false
+		return nil, noTransport{proto}
 	}
-	if c, ok = r.tliCreate(*result, addr, prog, vers); !ok {
-		r.eprintf("%s\n", r.cerr.spcreateerror(host))
+	c, err := r.lib().TliCreate(*result, addr, prog, vers)
+	if err != nil {
+		return nil, createFailure(host, err)
 	}
-	return c, ok
+	return c, nil
 }
 
 // directAddr is host at -n's port over the first transport of proto whose
 // family the host has an address in.
-func (r *runner) directAddr(host, proto string) (*netconf, taddr) {
-	for i, nc := range r.netconfig {
+func (r *runner) directAddr(host, proto string) (*tirpc.Netconf, tirpc.Taddr) {
+	for i, nc := range r.Netconfig {
 		if nc.Proto != proto || (nc.Family != "inet" && nc.Family != "inet6") {
 			continue
 		}
@@ -327,9 +298,9 @@ func (r *runner) directAddr(host, proto string) (*netconf, taddr) {
 		if nc.Family == "inet6" {
 			fam = syscall.AF_INET6
 		}
-		if addrs, ok := r.getaddrinfo(host, fam); ok {
-			return &r.netconfig[i], ipTaddr(netip.AddrPortFrom(addrs[0], uint16(r.port)))
+		if addrs, ok := r.Getaddrinfo(host, fam); ok {
+			return &r.Netconfig[i], tirpc.IPTaddr(netip.AddrPortFrom(addrs[0], uint16(r.Port)))
 		}
 	}
-	return nil, taddr{}
+	return nil, tirpc.Taddr{}
 }

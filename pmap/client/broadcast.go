@@ -61,8 +61,10 @@ func ListenBroadcast(v6 bool) (*net.UDPConn, error) {
 		return nil, err
 	}
 	if sc, err := pc.SyscallConn(); err == nil {
-		sc.Control(func(fd uintptr) {
-			syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+		// Without it a send to a broadcast address fails (EACCES), and
+		// that error reaches the caller.
+		_ = sc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
 		})
 	}
 	return pc, nil

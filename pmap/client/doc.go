@@ -9,7 +9,7 @@
 // on the loopback address, as libtirpc 1.3.5 does.
 //
 // Beneath Client lies the call machinery every RPC client of this module
-// is built on (portmapd info's libtirpc emulation, the load generator,
+// is built on (package tirpc, portmapd info's libtirpc, the load generator,
 // the liveness checker): Stream and Datagram carry a call the caller
 // built and return the reply in a reused buffer, on a Retry schedule over
 // UDP; DialReserved and ListenReserved make sockets as libtirpc does.

@@ -18,10 +18,6 @@ func decodeBool(v *bool) func(*xdr.Decoder) error {
 	return func(d *xdr.Decoder) (err error) { *v, err = d.AnyBool(); return err }
 }
 
-func decodeString(v *string) func(*xdr.Decoder) error {
-	return func(d *xdr.Decoder) (err error) { *v, err = d.CString(pmap.MaxWireString); return err }
-}
-
 // Null calls procedure 0 of version vers: a ping.
 func (c *Client) Null(ctx context.Context, vers uint32) error {
 	return c.Call(ctx, vers, pmap.ProcNull, nil, nil)
@@ -66,7 +62,7 @@ func (c *Client) DumpPorts(ctx context.Context) ([]PortMapping, error) {
 func (c *Client) GetAddr(ctx context.Context, prog, vers uint32, netid string) (string, error) {
 	var addr string
 	args := pmap.AppendRpcb(nil, &pmap.Mapping{Prog: prog, Vers: vers, Netid: netid})
-	err := c.Call(ctx, pmap.VersRPCB4, pmap.ProcGetaddr, args, decodeString(&addr))
+	err := c.Call(ctx, pmap.VersRPCB4, pmap.ProcGetaddr, args, func(d *xdr.Decoder) (err error) { addr, err = pmap.DecodeUaddr(d); return err })
 	return addr, err
 }
 

@@ -74,8 +74,10 @@ func ListenReserved(v6 bool) (pc *net.UDPConn, err error) {
 	}
 	if !v6 {
 		if sc, err := pc.SyscallConn(); err == nil {
-			sc.Control(func(fd uintptr) {
-				syscall.SetsockoptInt(int(fd), syscall.SOL_IP, syscall.IP_RECVERR, 1)
+			// Best effort: without it an ICMP error is a timeout
+			// instead of a refusal.
+			_ = sc.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_IP, syscall.IP_RECVERR, 1)
 			})
 		}
 	}

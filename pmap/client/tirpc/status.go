@@ -1,4 +1,4 @@
-package rpcinfo
+package tirpc
 
 import (
 	"errors"
@@ -78,20 +78,22 @@ var authText = [...]string{
 	"Failed (unspecified error)",
 }
 
-// rpcErr is libtirpc's struct rpc_err. Its detail is a C union: errno,
+// RPCErr is libtirpc's struct rpc_err. Its detail is a C union: errno,
 // the auth_stat, the version range and two longs share storage, so a
 // field set as one is read back as another exactly as in C.
-type rpcErr struct {
+type RPCErr struct {
 	Stat   Status
 	S1, S2 int32
 }
 
-func (e rpcErr) errno() syscall.Errno { return syscall.Errno(uint32(e.S1)) }
-func (e rpcErr) low() uint32          { return uint32(e.S1) }
-func (e rpcErr) high() uint32         { return uint32(e.S2) }
+// Errno, Low and High read the detail as the errno of CANTSEND and
+// CANTRECV, and as the version range of a mismatch.
+func (e RPCErr) Errno() syscall.Errno { return syscall.Errno(uint32(e.S1)) }
+func (e RPCErr) Low() uint32          { return uint32(e.S1) }
+func (e RPCErr) High() uint32         { return uint32(e.S2) }
 
-func errnoErr(stat Status, err error) rpcErr {
-	return rpcErr{Stat: stat, S1: int32(errnoOf(err))}
+func errnoErr(stat Status, err error) RPCErr {
+	return RPCErr{Stat: stat, S1: int32(errnoOf(err))}
 }
 
 // errnoOf digs the errno out of a Go network error; errors without one
@@ -105,8 +107,8 @@ func errnoOf(err error) syscall.Errno {
 	return syscall.EIO
 }
 
-// sperror is clnt_sperror: the prefix, the status and its detail.
-func (e rpcErr) sperror(prefix string) string {
+// Sperror is clnt_sperror: the prefix, the status and its detail.
+func (e RPCErr) Sperror(prefix string) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	b.WriteString(": ")
@@ -115,9 +117,9 @@ func (e rpcErr) sperror(prefix string) string {
 	case Success, CantEncodeArgs, CantDecodeRes, TimedOut, ProgUnavail, ProcUnavail, CantDecodeArgs,
 		SystemError, UnknownHost, UnknownProto, PmapFailure, ProgNotReg, Failed:
 	case CantSend, CantRecv:
-		b.WriteString("; errno = " + strerror(e.errno()))
+		b.WriteString("; errno = " + strerror(e.Errno()))
 	case VersMismatch, ProgVersMismatch:
-		fmt.Fprintf(&b, "; low version = %d, high version = %d", e.low(), e.high())
+		fmt.Fprintf(&b, "; low version = %d, high version = %d", e.Low(), e.High())
 	case AuthError:
 		b.WriteString("; why = ")
 		if w := uint32(e.S1); w < uint32(len(authText)) {
@@ -131,28 +133,31 @@ func (e rpcErr) sperror(prefix string) string {
 	return truncate(b.String())
 }
 
-// createErr is libtirpc's rpc_createerr: why a client handle could not
+// CreateErr is libtirpc's rpc_createerr: why a client handle could not
 // be made, with the error of the call that failed inside (cf_error).
-type createErr struct {
+type CreateErr struct {
 	Stat   Status
-	Detail rpcErr
+	Detail RPCErr
 }
 
-func sysErr(err error) createErr {
-	return createErr{Stat: SystemError, Detail: rpcErr{S1: int32(errnoOf(err))}}
+// Error is clnt_spcreateerror with libtirpc's own prefix.
+func (c CreateErr) Error() string { return c.Spcreateerror("rpc") }
+
+func sysErr(err error) CreateErr {
+	return CreateErr{Stat: SystemError, Detail: RPCErr{S1: int32(errnoOf(err))}}
 }
 
-// spcreateerror is clnt_spcreateerror.
-func (c createErr) spcreateerror(prefix string) string {
+// Spcreateerror is clnt_spcreateerror.
+func (c CreateErr) Spcreateerror(prefix string) string {
 	s := prefix + ": " + c.Stat.String()
 	switch c.Stat {
 	case PmapFailure:
 		s += " - " + strings.TrimPrefix(c.Detail.Stat.String(), "RPC: ")
 		if c.Detail.Stat == CantSend || c.Detail.Stat == CantRecv {
-			s += fmt.Sprintf(": errno %d (%s)", c.Detail.S1, strerror(c.Detail.errno()))
+			s += fmt.Sprintf(": errno %d (%s)", c.Detail.S1, strerror(c.Detail.Errno()))
 		}
 	case SystemError:
-		s += " - " + strerror(c.Detail.errno())
+		s += " - " + strerror(c.Detail.Errno())
 	}
 	return truncate(s)
 }

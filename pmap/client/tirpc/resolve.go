@@ -1,4 +1,4 @@
-package rpcinfo
+package tirpc
 
 import (
 	"context"
@@ -11,29 +11,29 @@ import (
 	"time"
 )
 
-// resolveTimeout bounds one name lookup; glibc's resolver gives up after
+// ResolveTimeout bounds one name lookup; glibc's resolver gives up after
 // about as long with its default of two tries of five seconds.
-const resolveTimeout = 10 * time.Second
+const ResolveTimeout = 10 * time.Second
 
-// getaddrinfo returns the addresses of host of the given family (0 for
+// Getaddrinfo returns the addresses of host of the given family (0 for
 // any) in the order glibc's getaddrinfo gives them: a numeric address
 // (including inet_aton's short forms such as "127.1") as is, names
 // through the resolver, sorted by the rules of RFC 6724 that matter
 // here (reachable first, then by precedence, which puts ::1 before
 // 127.0.0.1 for "localhost").
-func (r *runner) getaddrinfo(host string, family int) ([]netip.Addr, bool) {
+func (c *Config) Getaddrinfo(host string, family int) ([]netip.Addr, bool) {
 	if host == "" {
 		return nil, false
 	}
 	var addrs []netip.Addr
-	if a, ok := inetAton(host); ok {
+	if a, ok := InetAton(host); ok {
 		addrs = []netip.Addr{a}
 	} else if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a}
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), ResolveTimeout)
 		defer cancel()
-		found, err := r.lookupHost(ctx, host)
+		found, err := c.LookupHost(ctx, host)
 		if err != nil || len(found) == 0 {
 			return nil, false
 		}
@@ -51,14 +51,15 @@ func (r *runner) getaddrinfo(host string, family int) ([]netip.Addr, bool) {
 	return out, len(out) > 0
 }
 
-func defaultLookup(ctx context.Context, host string) ([]netip.Addr, error) {
+// DefaultLookup resolves a name with Go's resolver.
+func DefaultLookup(ctx context.Context, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
-// inetAton parses the IPv4 forms glibc's inet_aton accepts: one to four
+// InetAton parses the IPv4 forms glibc's inet_aton accepts: one to four
 // parts, each decimal, octal (leading 0) or hex (0x), the last filling
 // the remaining bytes.
-func inetAton(s string) (netip.Addr, bool) {
+func InetAton(s string) (netip.Addr, bool) {
 	parts := strings.Split(s, ".")
 	if len(parts) > 4 {
 		return netip.Addr{}, false
@@ -167,12 +168,12 @@ func precedence(a netip.Addr) int {
 	return 40
 }
 
-// servicePort is the portmapper's port: -n's when given, else the
+// ServicePort is the portmapper's port: -n's when given, else the
 // first of names found in /etc/services (glibc's getaddrinfo service
 // lookup), else none.
-func (r *runner) servicePort(names ...string) (int, bool) {
-	if r.port > 0 {
-		return r.port, true
+func (c *Config) ServicePort(names ...string) (int, bool) {
+	if c.Port > 0 {
+		return c.Port, true
 	}
 	for _, n := range names {
 		if p, err := net.LookupPort("tcp", n); err == nil {

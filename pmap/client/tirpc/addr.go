@@ -1,58 +1,44 @@
-package rpcinfo
+package tirpc
 
 import (
-	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/portmapd/portmapd/pmap"
 )
 
-// taddr is a transport address (libtirpc's netbuf): an IP address and
+// Taddr is a transport address (libtirpc's netbuf): an IP address and
 // port, or the path of a local socket.
-type taddr struct {
+type Taddr struct {
 	Family int // syscall.AF_INET, AF_INET6 or AF_UNIX
 	IP     netip.AddrPort
 	Path   string
 }
 
-func ipTaddr(ap netip.AddrPort) taddr {
+// IPTaddr is the transport address of an IP address and port.
+func IPTaddr(ap netip.AddrPort) Taddr {
 	if ap.Addr().Is4() {
-		return taddr{Family: syscall.AF_INET, IP: ap}
+		return Taddr{Family: syscall.AF_INET, IP: ap}
 	}
-	return taddr{Family: syscall.AF_INET6, IP: ap}
+	return Taddr{Family: syscall.AF_INET6, IP: ap}
 }
 
-// uaddr is taddr2uaddr. A zone does not appear in a universal address.
-func (a taddr) uaddr() string {
+// Uaddr is taddr2uaddr. A zone does not appear in a universal address.
+func (a Taddr) Uaddr() string {
 	if a.Family == syscall.AF_UNIX {
 		return a.Path
 	}
 	return pmap.FormatUaddr(a.IP)
 }
 
-// netAddr is the address for Go's dialers; a zone of an IPv6 link-local
-// address is kept so that the kernel knows the interface.
-func (a taddr) netAddr() net.Addr {
-	if a.Family == syscall.AF_UNIX {
-		return &net.UnixAddr{Name: a.Path, Net: "unix"}
-	}
-	return net.UDPAddrFromAddrPort(a.IP)
-}
-
-func (a taddr) hostPort() string {
-	return net.JoinHostPort(a.IP.Addr().String(), strconv.Itoa(int(a.IP.Port())))
-}
-
-// uaddr2taddr converts a universal address of the transport nc as
+// Uaddr2Taddr converts a universal address of the transport nc as
 // libtirpc does: leniently for IP (C's atoi for the port bytes,
 // inet_pton for the host), verbatim for a local socket.
-func uaddr2taddr(nc netconf, ua string) (taddr, bool) {
-	family, _, ok := nc.sockinfo()
+func Uaddr2Taddr(nc Netconf, ua string) (Taddr, bool) {
+	family, _, ok := nc.Sockinfo()
 	if !ok {
-		return taddr{}, false
+		return Taddr{}, false
 	}
 	switch family {
 	case syscall.AF_UNIX:
@@ -61,33 +47,33 @@ func uaddr2taddr(nc netconf, ua string) (taddr, bool) {
 		if !strings.HasPrefix(ua, "/") {
 			host, _, _, ok := pmap.SplitUaddr(ua)
 			if !ok {
-				return taddr{}, false
+				return Taddr{}, false
 			}
 			ua = host
 		}
 		if len(ua) > 107 { // strncpy into sun_path
 			ua = ua[:107]
 		}
-		return taddr{Family: syscall.AF_UNIX, Path: ua}, true
+		return Taddr{Family: syscall.AF_UNIX, Path: ua}, true
 	case syscall.AF_INET:
 		ap, ok := pmap.LenientUaddr(ua, 4)
 		if !ok || !ap.Addr().Is4() {
-			return taddr{}, false
+			return Taddr{}, false
 		}
-		return taddr{Family: syscall.AF_INET, IP: ap}, true
+		return Taddr{Family: syscall.AF_INET, IP: ap}, true
 	default:
 		ap, ok := pmap.LenientUaddr(ua, 6)
 		if !ok {
-			return taddr{}, false
+			return Taddr{}, false
 		}
-		return taddr{Family: syscall.AF_INET6, IP: ap}, true
+		return Taddr{Family: syscall.AF_INET6, IP: ap}, true
 	}
 }
 
 // fixup is __rpc_fixup_addr: an IPv6 link-local (or site-local) address
 // the portmapper returned takes the scope of the address the portmapper
 // was reached at. Nothing else changes; a wildcard stays a wildcard.
-func fixup(a, server taddr) taddr {
+func fixup(a, server Taddr) Taddr {
 	if a.Family != syscall.AF_INET6 || server.Family != syscall.AF_INET6 {
 		return a
 	}
