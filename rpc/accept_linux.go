@@ -56,52 +56,84 @@ func fastListener(l net.Listener) bool {
 const firstReadSize = 2048
 
 // serveFast serves the connections of l, one of the listeners
-// fastListener knows, from a tail: ServeStream's goroutine becomes its
-// event loop.
+// fastListener knows, from tails, one for each CPU the runtime uses (at
+// most maxTails): each is an event loop on an epoll set of its own that
+// accepts from l, so that a storm on one listener is served on every CPU,
+// as a goroutine per connection would be. ServeStream's goroutine becomes
+// the first one's event loop.
 func (s *Server) serveFast(l net.Listener, netid string) error {
 	raw, err := l.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return err
 	}
-	t, err := newTail(s)
-	if err != nil {
-		return err
-	}
-	defer t.close()
-	t.listener = raw
-	t.acceptFn = t.acceptAll
-	a := &acceptor{worker: worker{s: s, tail: t}, netid: netid}
+	var local netip.AddrPort
 	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsUnspecified() {
 		// Bound to one address: every connection arrives there, and
 		// getsockname need not say so each time.
-		a.local = ta.AddrPort()
+		local = ta.AddrPort()
 	}
-	t.acceptor = a
-	ev := unix.EpollEvent{Events: unix.EPOLLIN}
-	setEventID(&ev, listenID)
-	// Inside Control: Shutdown may be closing the listener already.
-	var cerr error
-	if err := raw.Control(func(fd uintptr) { cerr = unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
-		if s.isClosing() {
-			return ErrServerClosed
+	tails := make([]*tail, min(runtime.GOMAXPROCS(0), maxTails))
+	defer func() {
+		for _, t := range tails {
+			if t != nil {
+				t.close()
+			}
 		}
-		return err
-	}
-	if cerr != nil {
-		return os.NewSyscallError("epoll_ctl", cerr)
+	}()
+	for i := range tails {
+		if tails[i], err = newListenerTail(s, raw, netid, local); err != nil {
+			if s.isClosing() {
+				return ErrServerClosed
+			}
+			return err
+		}
 	}
 	// Shutdown closes the listeners it holds: this one must stop the
-	// tail as well.
+	// tails as well.
 	s.mu.Lock()
 	delete(s.listeners, l)
-	s.listeners[&tailListener{Listener: l, t: t}] = struct{}{}
+	s.listeners[&tailListener{Listener: l, tails: tails}] = struct{}{}
 	closing := s.isClosing()
 	s.mu.Unlock()
 	if closing {
 		return ErrServerClosed
 	}
-	t.run()
+	var wg sync.WaitGroup
+	for _, t := range tails[1:] {
+		wg.Go(t.run)
+	}
+	tails[0].run()
+	wg.Wait()
 	return ErrServerClosed
+}
+
+// maxTails bounds the event loops of one listener.
+const maxTails = 4
+
+// newListenerTail makes a tail that accepts from the listener raw is of.
+// Every tail of a listener watches it with EPOLLEXCLUSIVE, so that a
+// connection wakes one of them, not all.
+func newListenerTail(s *Server, raw syscall.RawConn, netid string, local netip.AddrPort) (*tail, error) {
+	t, err := newTail(s)
+	if err != nil {
+		return nil, err
+	}
+	t.listener = raw
+	t.acceptFn = t.acceptAll
+	t.acceptor = &acceptor{worker: worker{s: s, tail: t}, netid: netid, local: local}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE}
+	setEventID(&ev, listenID)
+	// Inside Control: Shutdown may be closing the listener already.
+	var cerr error
+	if err := raw.Control(func(fd uintptr) { cerr = unix.EpollCtl(t.ep, unix.EPOLL_CTL_ADD, int(fd), &ev) }); err != nil {
+		t.close()
+		return nil, err
+	}
+	if cerr != nil {
+		t.close()
+		return nil, os.NewSyscallError("epoll_ctl", cerr)
+	}
+	return t, nil
 }
 
 // accepted is a connection accept4 returned.
@@ -111,14 +143,16 @@ type accepted struct {
 }
 
 // tailListener is a fast listener as Shutdown sees it: closing it stops
-// its tail too.
+// its tails too.
 type tailListener struct {
 	net.Listener
-	t *tail
+	tails []*tail
 }
 
 func (l *tailListener) Close() error {
-	l.t.stop()
+	for _, t := range l.tails {
+		t.stop()
+	}
 	return l.Listener.Close()
 }
 
