@@ -299,8 +299,7 @@ func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 		// getsockname would cost every connection a system call.
 		rc.local = a.local
 	}
-	st, ok := s.trackState(rc, &rc.state, remote.Addr(), true)
-	if !ok {
+	if _, ok := s.trackState(rc, &rc.state, remote.Addr(), true); !ok {
 		if ce := s.Log.Check(zap.InfoLevel, "too many connections; closing a new one"); ce != nil {
 			ce.Write(zap.String("netid", a.netid), zap.Stringer("remote", rc.remote))
 		}
@@ -315,24 +314,23 @@ func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 	case errno == unix.EAGAIN || errno == unix.EINTR:
 		// Nothing yet (the local socket, or a TCP listener without
 		// deferred accept): the tail waits for it.
-		a.toTail(rc, st, true)
+		a.toTail(rc, true)
 	case errno != 0 || n == 0:
-		a.drop(rc, st)
-		a.tail.recycle(rc)
+		a.discard(rc)
 	default:
-		a.answer(rc, st, a.in[:n])
+		a.answer(rc, a.in[:n])
 	}
 }
 
 // answer serves the first call of a connection it owns (busy, in no
 // tail), data being all that has been read of it.
-func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
+func (w *worker) answer(rc *rawConn, data []byte) {
 	s := w.s
 	msg, whole := singleRecord(data)
 	if !whole || len(data) == firstReadSize {
 		// A call in fragments, larger than the buffer, not all there yet,
 		// or followed by more: the general reader takes it from here.
-		w.promote(rc, st, data, nil, nil)
+		w.promote(rc, data, nil, nil)
 		return
 	}
 	c := &w.call
@@ -346,24 +344,24 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 	case !send:
 		// Silence, or a record that is not a call: its framing was
 		// sound, so the connection stays (serveConn does the same).
-		w.toTail(rc, st, false)
+		w.toTail(rc, false)
 	case r.After != nil:
 		// A change waiting for the disk: the reply is sent by a
 		// goroutine of its own, so that the accepting goroutine does not
 		// wait (and changes arriving on many new connections still reach
 		// the disk together).
-		s.replyLater(&fastResponder{w: w, rc: rc, st: st}, r.Body[RecordHeaderLen:], r.Tail, r.After, c)
+		s.replyLater(&fastResponder{w: w, rc: rc}, r.Body[RecordHeaderLen:], r.Tail, r.After, c)
 	case len(r.Tail) > 0:
 		// A cached DUMP: written by the connection's goroutine, which
 		// may wait for a slow reader; this one may not.
-		w.promote(rc, st, nil, append([]byte(nil), r.Body...), r.Tail)
+		w.promote(rc, nil, append([]byte(nil), r.Body...), r.Tail)
 	default:
 		if err := rc.writeRecord(r.Body); err != nil {
 			s.logStreamEnd(c, err)
-			w.drop(rc, st)
+			w.drop(rc)
 			return
 		}
-		w.toTail(rc, st, false)
+		w.toTail(rc, false)
 	}
 }
 
@@ -371,21 +369,19 @@ func (w *worker) answer(rc *rawConn, st *connState, data []byte) {
 type fastResponder struct {
 	w  *worker
 	rc *rawConn
-	st *connState
 }
 
 // Respond writes reply (without its record mark) and leaves the
 // connection to the tail. It runs on the goroutine replyLater started.
 func (r *fastResponder) Respond(reply []byte) error {
-	w, rc, st := r.w, r.rc, r.st
 	b := make([]byte, RecordHeaderLen, RecordHeaderLen+len(reply))
-	if err := rc.writeRecord(append(b, reply...)); err != nil {
-		w.drop(rc, st)
+	if err := r.rc.writeRecord(append(b, reply...)); err != nil {
+		r.w.drop(r.rc)
 		return err
 	}
-	w.toTail(rc, st, false)
+	r.w.toTail(r.rc, false)
 	// The tail may be asleep without a timeout: its queue changed.
-	w.tail.signal()
+	r.w.tail.signal()
 	return nil
 }
 
@@ -423,32 +419,40 @@ func singleRecord(b []byte) ([]byte, bool) {
 }
 
 // drop closes and untracks a connection it owns.
-func (w *worker) drop(rc *rawConn, st *connState) {
+func (w *worker) drop(rc *rawConn) {
 	if w.s.Observer != nil {
 		w.s.Observer.ConnClosed(rc.netid)
 	}
-	w.s.untrack(rc, st)
+	w.s.untrack(rc, &rc.state)
+}
+
+// discard drops a connection the loop owns and gives it back to the
+// loop's free list: only on the loop's goroutine, and only for a
+// connection that never left the loop (see recycle).
+func (w *worker) discard(rc *rawConn) {
+	w.drop(rc)
+	w.tail.recycle(rc)
 }
 
 // toTail leaves a connection it owns to wait for its client, unless the
 // server is stopping; first says its first call has not come yet.
-func (w *worker) toTail(rc *rawConn, st *connState, first bool) {
-	st.lastActive.Store(time.Now().UnixNano())
-	st.busy.Store(false)
+func (w *worker) toTail(rc *rawConn, first bool) {
+	rc.state.lastActive.Store(time.Now().UnixNano())
+	rc.state.busy.Store(false)
 	if w.s.isClosing() || !w.tail.add(rc, first) {
-		w.drop(rc, st)
+		w.drop(rc)
 	}
 }
 
 // promote hands a connection it owns to a goroutine of its own, served by
 // serveConn: pending is what was read of it so far, reply and tail a reply
 // still to be written.
-func (w *worker) promote(rc *rawConn, st *connState, pending, reply, tail []byte) {
+func (w *worker) promote(rc *rawConn, pending, reply, tail []byte) {
 	rc.mu.Lock()
 	err := rc.promoteLocked(pending)
 	rc.mu.Unlock()
 	if err != nil {
-		w.drop(rc, st)
+		w.drop(rc)
 		return
 	}
 	s := w.s
@@ -457,13 +461,13 @@ func (w *worker) promote(rc *rawConn, st *connState, pending, reply, tail []byte
 			// Written as serveConn writes, with its write deadline.
 			_ = rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout)) // promoted: it cannot fail
 			if err := writeReply(rc, reply, tail); err != nil {
-				w.drop(rc, st)
+				w.drop(rc)
 				return
 			}
 		}
-		st.lastActive.Store(time.Now().UnixNano())
-		st.busy.Store(false)
-		s.serveConn(rc, st, rc.netid)
+		rc.state.lastActive.Store(time.Now().UnixNano())
+		rc.state.busy.Store(false)
+		s.serveConn(rc, &rc.state, rc.netid)
 	}()
 }
 
@@ -660,18 +664,16 @@ func (rc *rawConn) LocalAddr() net.Addr {
 	if rc.netid == NetidLocal {
 		return &net.UnixAddr{Net: "unix"}
 	}
-	if !rc.local.IsValid() {
+	local := rc.local
+	if !local.IsValid() {
 		// Accepted on a wildcard address: asked only now.
-		if sa, err := unix.Getsockname(rc.fd); err == nil {
-			if sa, ok := sa.(*unix.SockaddrInet4); ok {
-				return &net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}
-			}
-			if sa, ok := sa.(*unix.SockaddrInet6); ok {
-				return &net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}
-			}
+		var rsa unix.RawSockaddrAny
+		n := uint32(unix.SizeofSockaddrAny)
+		if _, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(rc.fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n))); errno == 0 {
+			local = rawAddrPort(&rsa)
 		}
 	}
-	return net.TCPAddrFromAddrPort(rc.local)
+	return net.TCPAddrFromAddrPort(local)
 }
 
 func (rc *rawConn) RemoteAddr() net.Addr {
@@ -928,14 +930,13 @@ func (t *tail) ready(w *worker, id uint64, buf []byte) {
 	t.mu.Unlock()
 	switch {
 	case closed:
-		w.drop(rc, &rc.state)
-		t.recycle(rc)
+		w.discard(rc)
 	case rc.first:
 		rc.state.busy.Store(true)
-		w.answer(rc, &rc.state, buf[:n])
+		w.answer(rc, buf[:n])
 	default:
 		rc.state.busy.Store(true)
-		w.promote(rc, &rc.state, buf[:n], nil, nil)
+		w.promote(rc, buf[:n], nil, nil)
 	}
 }
 
@@ -971,8 +972,7 @@ func (t *tail) release(w *worker, id uint64) {
 	t.mu.Lock()
 	delete(t.conns, id)
 	t.mu.Unlock()
-	w.drop(rc, &rc.state)
-	t.recycle(rc)
+	w.discard(rc)
 }
 
 // expire closes the connections idle for IdleTimeout.
@@ -1016,8 +1016,7 @@ func (t *tail) reap(w *worker) bool {
 	}
 	t.mu.Unlock()
 	for _, rc := range reaped {
-		w.drop(rc, &rc.state)
-		t.recycle(rc)
+		w.discard(rc)
 	}
 	for _, id := range all {
 		t.release(w, id)

@@ -144,17 +144,13 @@ func (b *udpBatch) reset() {
 // the net package would: an IPv4-mapped address stays mapped, and a scope
 // id becomes a numeric zone (which pmap and netip read back as the index).
 func sockaddrAddrPort(sa *syscall.RawSockaddrInet6, namelen uint32) netip.AddrPort {
-	port := func(p uint16) uint16 {
-		b := (*[2]byte)(unsafe.Pointer(&p))
-		return binary.BigEndian.Uint16(b[:])
-	}
 	switch sa.Family {
 	case syscall.AF_INET:
 		if namelen < syscall.SizeofSockaddrInet4 {
 			return netip.AddrPort{}
 		}
 		sa4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(sa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port(sa4.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), netPort(sa4.Port))
 	case syscall.AF_INET6:
 		if namelen < syscall.SizeofSockaddrInet6 {
 			return netip.AddrPort{}
@@ -163,7 +159,7 @@ func sockaddrAddrPort(sa *syscall.RawSockaddrInet6, namelen uint32) netip.AddrPo
 		if sa.Scope_id != 0 {
 			a = a.WithZone(strconv.FormatUint(uint64(sa.Scope_id), 10))
 		}
-		return netip.AddrPortFrom(a, port(sa.Port))
+		return netip.AddrPortFrom(a, netPort(sa.Port))
 	}
 	return netip.AddrPort{}
 }
