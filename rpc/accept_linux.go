@@ -457,6 +457,7 @@ func (w *worker) promote(rc *rawConn, pending, reply, tail []byte) {
 	}
 	s := w.s
 	go func() {
+		presizeStack()
 		if reply != nil {
 			// Written as serveConn writes, with its write deadline.
 			_ = rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout)) // promoted: it cannot fail
@@ -718,6 +719,12 @@ type tail struct {
 	nextID  uint64
 }
 
+// queueSlack is how many entries of connections gone the deadline queue
+// may hold beyond twice those in the tail before it is compacted: each
+// compaction scans the queue, at most three lookups for each connection
+// added.
+const queueSlack = 64
+
 type tailDeadline struct {
 	id uint64
 	at int64 // UnixNano
@@ -788,10 +795,12 @@ func (t *tail) add(rc *rawConn, first bool) bool {
 	rc.mu.Unlock()
 	t.nextID++
 	t.conns[id] = rc
-	if len(t.queue) > 2*len(t.conns)+1024 {
+	if len(t.queue) > 2*len(t.conns)+queueSlack {
 		// Connections leave long before their idle deadline: drop the
 		// queue's entries of those gone, so that it stays the size of
-		// what the tail holds.
+		// what the tail holds. In place: a storm's queue then stops
+		// growing once it holds twice the storm's connections, instead
+		// of leaving a trail of outgrown arrays to the collector.
 		live := t.queue[:0]
 		for _, d := range t.queue {
 			if t.conns[d.id] != nil {
@@ -839,6 +848,7 @@ const yieldEvery = 2 * time.Millisecond
 
 // run is the event loop. It returns once stopped and empty.
 func (t *tail) run() {
+	presizeStack()
 	w := &t.acceptor.worker
 	events := t.events[:]
 	buf := t.in[:]
