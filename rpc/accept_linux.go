@@ -192,12 +192,12 @@ func (t *tail) acceptBatch() bool {
 // x/sys/unix allocates two for every connection.
 func (t *tail) acceptAll(fd uintptr) {
 	for len(t.batch) < cap(t.batch) {
-		n := uint32(unix.SizeofSockaddrAny)
+		n := uint32(syscall.SizeofSockaddrInet6) // a local peer's is cut short: it is not read
 		nfd, _, errno := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&t.peer)), uintptr(unsafe.Pointer(&n)),
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch errno {
 		case 0:
-			t.batch = append(t.batch, accepted{int(nfd), rawAddrPort(&t.peer)})
+			t.batch = append(t.batch, accepted{int(nfd), sockaddrAddrPort(&t.peer, n)})
 			continue
 		case unix.EAGAIN:
 			return
@@ -245,20 +245,6 @@ func (t *tail) peerUID(fd int) int {
 		return -1
 	}
 	return int(t.cred.Uid)
-}
-
-// rawAddrPort reads an IPv4 or IPv6 socket address as the kernel wrote
-// it; anything else is the invalid AddrPort. An IPv6 scope is dropped.
-func rawAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
-	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), netPort(sa.Port))
-	case unix.AF_INET6:
-		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
-		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), netPort(sa.Port))
-	}
-	return netip.AddrPort{}
 }
 
 // netPort reads a port kept in network byte order in a uint16.
@@ -668,10 +654,10 @@ func (rc *rawConn) LocalAddr() net.Addr {
 	local := rc.local
 	if !local.IsValid() {
 		// Accepted on a wildcard address: asked only now.
-		var rsa unix.RawSockaddrAny
-		n := uint32(unix.SizeofSockaddrAny)
-		if _, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(rc.fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n))); errno == 0 {
-			local = rawAddrPort(&rsa)
+		var sa syscall.RawSockaddrInet6
+		n := uint32(syscall.SizeofSockaddrInet6)
+		if _, _, errno := unix.RawSyscall(unix.SYS_GETSOCKNAME, uintptr(rc.fd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&n))); errno == 0 {
+			local = sockaddrAddrPort(&sa, n)
 		}
 	}
 	return net.TCPAddrFromAddrPort(local)
@@ -698,7 +684,7 @@ type tail struct {
 	aerr     error            // what acceptAll stopped at
 	// peer and cred are what accept4 and SO_PEERCRED fill, on the
 	// loop's goroutine.
-	peer unix.RawSockaddrAny
+	peer syscall.RawSockaddrInet6
 	cred unix.Ucred
 	// events and in are the loop's epoll and read buffers: kept off its
 	// stack, which then stays small enough never to be grown (growing a

@@ -1,7 +1,13 @@
 package rpc
 
 import (
+	"context"
 	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +106,72 @@ func TestServerReplyAfterOnFirstCall(t *testing.T) {
 		// The connection goes on to serve its next call.
 		c.send(t, testCall(4, 1, procNull))
 		expectReply(t, c, AppendSuccess(nil, 4))
+	}
+}
+
+// linkLocalEnv marks the test binary running in a network namespace of
+// its own.
+const linkLocalEnv = "PORTMAPD_RPC_IN_NETNS"
+
+// A caller over IPv6 link-local keeps its scope through the fast path:
+// GETADDR answers such a caller with an address of the same link, which
+// it finds by the zone. The test re-executes itself under "unshare -n" and
+// gives that namespace's loopback a link-local address.
+func TestFastPathKeepsALinkLocalCallersZone(t *testing.T) {
+	if os.Getenv(linkLocalEnv) != "1" {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to create a network namespace and add an address")
+		}
+		for _, tool := range []string{"unshare", "ip"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s not installed", tool)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "unshare", "-n", os.Args[0], "-test.run=^TestFastPathKeepsALinkLocalCallersZone$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), linkLocalEnv+"=1", "GORACE=atexit_sleep_ms=0")
+		out, err := cmd.CombinedOutput()
+		t.Logf("in the namespace:\n%s", out)
+		if err != nil {
+			if strings.Contains(string(out), "unshare failed") {
+				t.Skip("cannot create a network namespace here")
+			}
+			t.Fatalf("the test in the namespace failed: %v", err)
+		}
+		return
+	}
+	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"addr", "add", "fe80::1/64", "dev", "lo", "nodad"}} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ListenStream("tcp6", "[fe80::1%lo]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: testMux()}
+	done := make(chan error, 1)
+	go func() { done <- s.ServeStream(l, NetidTCP6) }()
+	defer func() {
+		_ = s.Shutdown(context.Background())
+		<-done
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	c, err := net.Dial("tcp6", net.JoinHostPort("fe80::1%lo", strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc := &streamClient{conn: c, rr: NewRecordReader(c, 1<<20)}
+	sc.send(t, testCall(1, 1, procWhoami))
+	w := parseWhoami(t, expectReply(t, sc, nil))
+	want := netip.AddrPortFrom(netip.MustParseAddr("fe80::1").WithZone(strconv.Itoa(lo.Index)), netip.MustParseAddrPort(c.LocalAddr().String()).Port())
+	if w.remote != want.String() {
+		t.Errorf("remote %q, want %q (the scope as a numeric zone)", w.remote, want)
 	}
 }

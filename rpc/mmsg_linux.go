@@ -140,9 +140,12 @@ func (b *udpBatch) reset() {
 	b.outBuf = b.outBuf[:0]
 }
 
-// sockaddrAddrPort converts what recvmmsg wrote as a sender's address, as
-// the net package would: an IPv4-mapped address stays mapped, and a scope
-// id becomes a numeric zone (which pmap and netip read back as the index).
+// sockaddrAddrPort converts a socket address the kernel wrote, namelen
+// bytes of it (a sender's from recvmmsg, a peer's from accept4, a local one
+// from getsockname), as the net package would: an IPv4-mapped address
+// stays mapped, and a scope id becomes a numeric zone (which pmap and netip
+// read back as the index; GETADDR's answer to a link-local caller depends
+// on it). Any other family is the invalid AddrPort.
 func sockaddrAddrPort(sa *syscall.RawSockaddrInet6, namelen uint32) netip.AddrPort {
 	switch sa.Family {
 	case syscall.AF_INET:
