@@ -835,6 +835,7 @@ const yieldEvery = 2 * time.Millisecond
 // run is the event loop. It returns once stopped and empty.
 func (t *tail) run() {
 	presizeStack()
+	defer shortenSlice()()
 	w := &t.acceptor.worker
 	events := t.events[:]
 	buf := t.in[:]

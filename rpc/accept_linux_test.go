@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portmapd/portmapd/xdr"
+	"golang.org/x/sys/unix"
 )
 
 // A storm of connections that each carry one call and close: every call
@@ -174,4 +176,72 @@ func TestFastPathKeepsALinkLocalCallersZone(t *testing.T) {
 	if w.remote != want.String() {
 		t.Errorf("remote %q, want %q (the scope as a numeric zone)", w.remote, want)
 	}
+}
+
+// Every event loop's thread runs with the short slice (where the kernel
+// has custom slices), and has its own back once the loop ends.
+func TestEventLoopThreadsAskForAShortSlice(t *testing.T) {
+	probe := make(chan uint64)
+	go func() {
+		restore := shortenSlice()
+		defer restore()
+		var got uint64
+		if attr, err := unix.SchedGetAttr(0, 0); err == nil {
+			got = attr.Runtime
+		}
+		probe <- got
+	}()
+	if got := <-probe; got != uint64(loopSlice) {
+		t.Skipf("this kernel keeps no custom slice (asked for %v, got %d ns)", loopSlice, got)
+	}
+	// The probe's thread and an earlier test's loops give theirs back.
+	waitShortSliceThreads(t, 0)
+	ts := startServer(t, &Server{})
+	for _, dial := range [][2]string{{"tcp", ts.tcp.Addr().String()}, {"unix", ts.unixPath}} {
+		c := dialStream(t, dial[0], dial[1])
+		c.send(t, testCall(1, 1, procNull))
+		expectReply(t, c, AppendSuccess(nil, 1))
+		c.close()
+	}
+	waitShortSliceThreads(t, 2*min(runtime.GOMAXPROCS(0), maxTails)) // the TCP and the local listener's loops
+	ts.stop(t)
+	waitShortSliceThreads(t, 0)
+}
+
+// waitShortSliceThreads waits for this process to have want threads with
+// the loops' slice.
+func waitShortSliceThreads(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := shortSliceThreads(t)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d threads with a %v slice, want %d", n, loopSlice, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// shortSliceThreads counts this process's threads whose slice is
+// loopSlice.
+func shortSliceThreads(t *testing.T) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skip(err)
+	}
+	n := 0
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		if attr, err := unix.SchedGetAttr(tid, 0); err == nil && attr.Runtime == uint64(loopSlice) {
+			n++
+		}
+	}
+	return n
 }
