@@ -443,7 +443,6 @@ func (w *worker) promote(rc *rawConn, pending, reply, tail []byte) {
 	}
 	s := w.s
 	go func() {
-		presizeStack()
 		if reply != nil {
 			// Written as serveConn writes, with its write deadline.
 			_ = rc.SetWriteDeadline(time.Now().Add(s.ReadTimeout)) // promoted: it cannot fail

@@ -13,6 +13,11 @@ package rpc
 // frames on the stack, the walk touches next to nothing, and serving never
 // grows it again.
 //
+// For the event loops only, which are few and live as long as their
+// listener: a promoted connection's goroutine would pay a copy and 32 KiB
+// of stack for each connection, where growing deep costs the tables once
+// for the daemon's life (they stay mapped after the first time).
+//
 //go:noinline
 func presizeStack() {
 	var pad [presizeFrame]byte
