@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,4 +245,29 @@ func shortSliceThreads(t *testing.T) int {
 		}
 	}
 	return n
+}
+
+// The daemon's TCP listeners are plain TCP, as rpcbind's are, not the
+// MPTCP that Go's listeners are by default where the kernel has it.
+func TestStreamListenerIsPlainTCP(t *testing.T) {
+	l, err := ListenStream("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	raw, err := l.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proto int
+	var perr error
+	if err := raw.Control(func(fd uintptr) { proto, perr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PROTOCOL) }); err != nil {
+		t.Fatal(err)
+	}
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	if proto != unix.IPPROTO_TCP {
+		t.Errorf("listener protocol %d, want IPPROTO_TCP (%d)", proto, unix.IPPROTO_TCP)
+	}
 }

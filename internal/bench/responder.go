@@ -20,7 +20,10 @@ import (
 // version, no limits, no deadlines. Datagrams to address get an empty
 // success, so that the harness sees it as ready. It serves until ctx ends.
 func Responder(ctx context.Context, address, socket string) error {
-	tl, err := net.Listen("tcp4", address)
+	// Plain TCP, as the daemons' listeners are (Go's are MPTCP by default).
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	tl, err := lc.Listen(ctx, "tcp4", address)
 	if err != nil {
 		return err
 	}
