@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/portmapd/portmapd/internal/daemontest"
 	"github.com/portmapd/portmapd/pmap"
 )
@@ -137,5 +139,57 @@ func TestFormatStormTable(t *testing.T) {
 		if !slices.Contains(lines, want) {
 			t.Errorf("missing %q in\n%s", want, out)
 		}
+	}
+}
+
+// A call whose connection is still being set up when the client would
+// write it waits for the handshake (EPOLLOUT) and goes out then. Here the
+// listener's queue is full when the storm starts, so the client's first
+// SYN is dropped and only its retry, about a second later, gets through.
+func TestStormWaitsForASlowHandshake(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil { // room for one connection
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	filler, err := net.Dial("tcp4", l.Addr().String()) // the one, never accepted until the storm runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer filler.Close()
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go respond(c)
+		}
+	}()
+	cfg := &StormConfig{Address: l.Addr().String(), Timeout: 5 * time.Second, MaxRequests: 1_000_000}
+	r, err := storm(context.Background(), cfg, stormSpecs[StormGetportTCP], StormGetportTCP, 1, 1500*time.Millisecond, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests < 2 || r.Errors != 0 {
+		t.Fatalf("%d calls, %d errors (%s)", r.Requests, r.Errors, r.FirstError)
+	}
+	if r.MaxUs < 500_000 {
+		t.Errorf("the slowest call took %.0f µs: none waited for a retried handshake", r.MaxUs)
 	}
 }
