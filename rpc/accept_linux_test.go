@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portmapd/portmapd/internal/nstest"
 	"github.com/portmapd/portmapd/xdr"
 	"golang.org/x/sys/unix"
 )
@@ -112,36 +113,12 @@ func TestServerReplyAfterOnFirstCall(t *testing.T) {
 	}
 }
 
-// linkLocalEnv marks the test binary running in a network namespace of
-// its own.
-const linkLocalEnv = "PORTMAPD_RPC_IN_NETNS"
-
 // A caller over IPv6 link-local keeps its scope through the fast path:
 // GETADDR answers such a caller with an address of the same link, which
-// it finds by the zone. The test re-executes itself under "unshare -n" and
-// gives that namespace's loopback a link-local address.
+// it finds by the zone. The test runs again in a network namespace of its
+// own and gives that namespace's loopback a link-local address.
 func TestFastPathKeepsALinkLocalCallersZone(t *testing.T) {
-	if os.Getenv(linkLocalEnv) != "1" {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to create a network namespace and add an address")
-		}
-		for _, tool := range []string{"unshare", "ip"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed", tool)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "unshare", "-n", os.Args[0], "-test.run=^TestFastPathKeepsALinkLocalCallersZone$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), linkLocalEnv+"=1", "GORACE=atexit_sleep_ms=0")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in the namespace:\n%s", out)
-		if err != nil {
-			if strings.Contains(string(out), "unshare failed") {
-				t.Skip("cannot create a network namespace here")
-			}
-			t.Fatalf("the test in the namespace failed: %v", err)
-		}
+	if !nstest.Inside(t, "ip") {
 		return
 	}
 	for _, args := range [][]string{{"link", "set", "lo", "up"}, {"addr", "add", "fe80::1/64", "dev", "lo", "nodad"}} {

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portmapd/portmapd/internal/nstest"
 )
 
 // attr is one rtattr for building messages by hand.
@@ -110,34 +112,11 @@ func TestParseMessagesSurvivesTruncation(t *testing.T) {
 	}
 }
 
-// nsEnv marks the test binary running inside its own network namespace.
-const nsEnv = "PORTMAPD_NETWATCH_IN_NETNS"
-
 // TestWatchInNamespace adds and removes addresses in a private network
-// namespace and checks the events. It re-executes itself under
-// "unshare -n", so the host's interfaces are never touched.
+// namespace and checks the events. It runs again in a namespace of its
+// own, so the host's interfaces are never touched.
 func TestWatchInNamespace(t *testing.T) {
-	if os.Getenv(nsEnv) != "1" {
-		if os.Geteuid() != 0 {
-			t.Skip("needs root to create a network namespace and add addresses")
-		}
-		for _, tool := range []string{"unshare", "ip"} {
-			if _, err := exec.LookPath(tool); err != nil {
-				t.Skipf("%s not installed", tool)
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "unshare", "-n", os.Args[0], "-test.run=^TestWatchInNamespace$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), nsEnv+"=1", "GORACE=atexit_sleep_ms=0")
-		out, err := cmd.CombinedOutput()
-		t.Logf("in the namespace:\n%s", out)
-		if err != nil {
-			if strings.Contains(string(out), "unshare failed") {
-				t.Skipf("cannot create a network namespace here")
-			}
-			t.Fatalf("the test in the namespace failed: %v", err)
-		}
+	if !nstest.Inside(t, "ip") {
 		return
 	}
 
