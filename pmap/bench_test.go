@@ -40,8 +40,8 @@ func benchCall(b *testing.B, h *harness, c caller, vers, proc uint32, args [][]b
 		CallHeader: rpc.CallHeader{RPCVers: rpc.Version, Prog: Program, Vers: vers, Proc: proc},
 		Netid:      c.netid,
 		Remote:     c.remote,
-		UID:        c.uid,
 	}
+	call.SetUID(c.uid)
 	buf := make([]byte, 0, 64<<10)
 	w := new(rpc.Reply)
 	b.ReportAllocs()

@@ -111,8 +111,8 @@ func (h *harness) call(c caller, vers, proc uint32, args []byte) ([]byte, error)
 		Args:       args,
 		Netid:      c.netid,
 		Remote:     c.remote,
-		UID:        c.uid,
 	}
+	call.SetUID(c.uid)
 	head := rpc.AppendSuccess(nil, h.xid)
 	w := rpc.Reply{Body: head}
 	err := h.mux.ServeRPC(&w, &call)

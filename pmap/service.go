@@ -156,11 +156,11 @@ func isLoopback(a netip.Addr) bool {
 // the loopback address with a privileged source port; else "unknown".
 func ownerOf(c *rpc.Call) string {
 	if c.Netid == rpc.NetidLocal {
-		switch {
-		case c.UID == 0:
+		switch uid := c.UID(); {
+		case uid == 0:
 			return OwnerSuperuser
-		case c.UID > 0:
-			return strconv.Itoa(c.UID)
+		case uid > 0:
+			return strconv.Itoa(uid)
 		}
 		return OwnerUnknown
 	}

@@ -235,18 +235,6 @@ func (t *tail) recycle(rc *rawConn) {
 	}
 }
 
-// peerUID returns the uid of the process at the other end of local
-// connection fd (SO_PEERCRED, into the tail's buffer), or -1.
-func (t *tail) peerUID(fd int) int {
-	n := uint32(unsafe.Sizeof(t.cred))
-	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERCRED,
-		uintptr(unsafe.Pointer(&t.cred)), uintptr(unsafe.Pointer(&n)), 0)
-	if errno != 0 || n != uint32(unsafe.Sizeof(t.cred)) {
-		return -1
-	}
-	return int(t.cred.Uid)
-}
-
 // netPort reads a port kept in network byte order in a uint16.
 func netPort(p uint16) uint16 {
 	b := (*[2]byte)(unsafe.Pointer(&p))
@@ -277,10 +265,8 @@ type worker struct {
 func (a *acceptor) serve(fd int, remote netip.AddrPort) {
 	s := a.s
 	rc := a.tail.newConn()
-	rc.fd, rc.netid, rc.uid, rc.remote = fd, a.netid, -1, remote
-	if a.netid == NetidLocal {
-		rc.uid = a.tail.peerUID(fd)
-	} else {
+	rc.fd, rc.netid, rc.uid, rc.remote = fd, a.netid, uidUnasked, remote
+	if a.netid != NetidLocal {
 		// Invalid on a wildcard listener: nothing served reads it, and
 		// getsockname would cost every connection a system call.
 		rc.local = a.local
@@ -466,9 +452,11 @@ type rawConn struct {
 	netid  string
 	remote netip.AddrPort
 	local  netip.AddrPort
-	uid    int
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// uid is the caller's uid on the local socket once asked (see
+	// peerUID), uidUnasked before.
+	uid    int
 	closed bool
 	file   atomic.Pointer[os.File] // set once promoted
 	// pending is what the fast path read before promoting; Read returns
@@ -489,8 +477,39 @@ type rawConn struct {
 // decoding; in place, since a Call is large and the loop's stack is kept
 // small.
 func (rc *rawConn) fillCall(c *Call) {
-	*c = Call{Netid: rc.netid, UID: rc.uid, Remote: rc.remote, Local: rc.local}
+	*c = Call{Netid: rc.netid, uid: -1, Remote: rc.remote, Local: rc.local}
+	if rc.netid == NetidLocal {
+		c.peer = rc
+	}
 	c.unmapDualStack()
+}
+
+// uidUnasked marks a local connection whose caller's uid has not been
+// asked for yet.
+const uidUnasked = -2
+
+// peerUID returns the uid of the process at the other end of a local
+// connection (SO_PEERCRED), asking the kernel the first time only; -1 when
+// it does not say, or when the connection was closed before anyone
+// asked: its descriptor may be another connection's by then.
+func (rc *rawConn) peerUID() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.uid != uidUnasked {
+		return rc.uid
+	}
+	rc.uid = -1
+	if rc.closed {
+		return -1
+	}
+	var cred unix.Ucred
+	n := uint32(unsafe.Sizeof(cred))
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(rc.fd), unix.SOL_SOCKET, unix.SO_PEERCRED,
+		uintptr(unsafe.Pointer(&cred)), uintptr(unsafe.Pointer(&n)), 0)
+	if errno == 0 && n == uint32(unsafe.Sizeof(cred)) {
+		rc.uid = int(cred.Uid)
+	}
+	return rc.uid
 }
 
 // promoteLocked registers the descriptor with the runtime's poller, with
@@ -681,10 +700,8 @@ type tail struct {
 	batch    []accepted
 	acceptFn func(fd uintptr) // acceptAll, bound once
 	aerr     error            // what acceptAll stopped at
-	// peer and cred are what accept4 and SO_PEERCRED fill, on the
-	// loop's goroutine.
+	// peer is what accept4 fills, on the loop's goroutine.
 	peer syscall.RawSockaddrInet6
-	cred unix.Ucred
 	// events and in are the loop's epoll and read buffers: kept off its
 	// stack, which then stays small enough never to be grown (growing a
 	// stack walks the binary's tables, which a daemon trimmed for idle

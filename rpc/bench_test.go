@@ -94,7 +94,7 @@ func BenchmarkDispatchUDP(b *testing.B) {
 			b.SetBytes(int64(len(tc.msg)))
 			b.ReportAllocs()
 			for b.Loop() {
-				*c = Call{Netid: NetidUDP, Remote: from, UID: -1}
+				*c = Call{Netid: NetidUDP, Remote: from, uid: -1}
 				ok := s.dispatch(w, out[:0], tc.msg, c)
 				if !ok || len(w.Body) != 28 {
 					b.Fatalf("reply %x", w.Body)

@@ -169,7 +169,7 @@ func FuzzDispatch(f *testing.F) {
 	s.init()
 	out := make([]byte, 0, 1024)
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		c := &Call{Netid: NetidUDP, UID: -1}
+		c := &Call{Netid: NetidUDP, uid: -1}
 		var w Reply
 		ok := s.dispatch(&w, out[:0], msg, c)
 		reply := w.Body

@@ -31,9 +31,10 @@ type Call struct {
 	// wildcard address by the fast path (asking would cost each
 	// connection a system call, for a field nothing served reads).
 	Local netip.AddrPort
-	// UID is the caller's uid from SO_PEERCRED on the local socket, -1
-	// elsewhere.
-	UID int
+	// uid is the caller's uid on the local socket, -1 elsewhere (see UID);
+	// peer, when set, is the local connection to ask it of.
+	uid  int
+	peer uidAsker
 	// AuthSys is the parsed credential when Cred.Flavor is AUTH_SYS.
 	AuthSys *AuthSysParams
 
@@ -49,6 +50,30 @@ type Call struct {
 	// from Local when the call was broadcast.
 	replyFrom netip.Addr
 	ifindex   int
+}
+
+// uidAsker is a local connection that asks the kernel for its caller's
+// uid only when a procedure needs it.
+type uidAsker interface{ peerUID() int }
+
+// UID returns the caller's uid on the local socket (SO_PEERCRED), and -1
+// elsewhere or when the kernel does not say. A connection served by the
+// fast path asks the kernel here, the first time a procedure needs it
+// (SET and UNSET record and check owners), rather than when it is
+// accepted: a lookup, most of what the local socket carries, then costs
+// no system call for it. The answer is the same either way, since the
+// kernel keeps the credentials the caller connected with.
+func (c *Call) UID() int {
+	if c.peer != nil {
+		c.uid, c.peer = c.peer.peerUID(), nil
+	}
+	return c.uid
+}
+
+// SetUID sets the caller's uid, for a call that reaches a handler by
+// another way than this package's transports (tests, say).
+func (c *Call) SetUID(uid int) {
+	c.uid, c.peer = uid, nil
 }
 
 // NotePadding records that the decoder of the call's arguments read

@@ -59,7 +59,7 @@ func testMux() *Mux {
 		procNull: HandlerFunc(func(w *Reply, c *Call) error { return nil }),
 		procAdd:  HandlerFunc(add),
 		procWhoami: HandlerFunc(func(w *Reply, c *Call) error {
-			res := xdr.AppendInt32(w.Body, int32(c.UID))
+			res := xdr.AppendInt32(w.Body, int32(c.UID()))
 			res = xdr.AppendString(res, c.Netid)
 			res = xdr.AppendString(res, addrString(c.Local))
 			res = xdr.AppendString(res, addrString(c.Remote))

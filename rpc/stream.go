@@ -166,7 +166,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		}
 		defer s.Observer.ConnClosed(netid)
 	}
-	c := Call{Netid: netid, UID: -1}
+	c := Call{Netid: netid, uid: -1}
 	switch conn := conn.(type) {
 	case *rawConn:
 		conn.fillCall(&c)
@@ -174,7 +174,7 @@ func (s *Server) serveConn(conn net.Conn, st *connState, netid string) {
 		c.Remote = conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 		c.Local = conn.LocalAddr().(*net.TCPAddr).AddrPort()
 	case *net.UnixConn:
-		c.UID = peerUID(conn)
+		c.uid = peerUID(conn)
 	default:
 		c.Remote, _ = netip.ParseAddrPort(conn.RemoteAddr().String())
 		c.Local, _ = netip.ParseAddrPort(conn.LocalAddr().String())

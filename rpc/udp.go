@@ -145,7 +145,7 @@ func (s *Server) readUDP(r *udpReader) error {
 func (s *Server) serveDatagram(r *udpReader, i int, c *Call) {
 	b, sock := r.batch, r.sock
 	msg, from, oob := b.datagram(i)
-	*c = Call{Netid: sock.netid, Remote: from, UID: -1, udp: sock, reqLen: len(msg)}
+	*c = Call{Netid: sock.netid, Remote: from, uid: -1, udp: sock, reqLen: len(msg)}
 	if sock.ifinfo {
 		dst, replyFrom, ifindex := parsePacketInfo(oob)
 		c.ifindex = ifindex
