@@ -499,15 +499,8 @@ func (rc *rawConn) peerUID() int {
 		return rc.uid
 	}
 	rc.uid = -1
-	if rc.closed {
-		return -1
-	}
-	var cred unix.Ucred
-	n := uint32(unsafe.Sizeof(cred))
-	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(rc.fd), unix.SOL_SOCKET, unix.SO_PEERCRED,
-		uintptr(unsafe.Pointer(&cred)), uintptr(unsafe.Pointer(&n)), 0)
-	if errno == 0 && n == uint32(unsafe.Sizeof(cred)) {
-		rc.uid = int(cred.Uid)
+	if !rc.closed {
+		rc.uid = socketPeerUID(rc.fd)
 	}
 	return rc.uid
 }

@@ -31,6 +31,21 @@ func rawIO(trap uintptr, fd int, b []byte) (int, unix.Errno) {
 	return int(n), 0
 }
 
+// socketPeerUID returns the uid of the process at the other end of local
+// socket fd (SO_PEERCRED), or -1 when the kernel does not say. The
+// credentials are read into the caller's stack, not into a fresh
+// allocation as syscall.GetsockoptUcred would.
+func socketPeerUID(fd int) int {
+	var cred unix.Ucred
+	n := uint32(unsafe.Sizeof(cred))
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERCRED,
+		uintptr(unsafe.Pointer(&cred)), uintptr(unsafe.Pointer(&n)), 0)
+	if errno != 0 || n != uint32(unsafe.Sizeof(cred)) {
+		return -1
+	}
+	return int(cred.Uid)
+}
+
 func rawClose(fd int) {
 	// Nothing to do about a failed close of a socket: the descriptor is
 	// released either way.

@@ -314,12 +314,7 @@ func peerUID(conn *net.UnixConn) int {
 		return -1
 	}
 	uid := -1
-	_ = rc.Control(func(fd uintptr) { // a closed connection keeps uid -1
-		cred, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-		if err == nil {
-			uid = int(cred.Uid)
-		}
-	})
+	_ = rc.Control(func(fd uintptr) { uid = socketPeerUID(int(fd)) }) // a closed connection keeps uid -1
 	return uid
 }
 

@@ -20,8 +20,8 @@ import (
 // binary ends up mapped. Those pages are clean copies of the file: dropping
 // them from the mapping (MADV_DONTNEED on a read-only private mapping)
 // loses nothing, and serving faults back in only what it runs (a page at a
-// time: see the eviction at the end). Mappings holding anything written (relocations, say) are
-// left alone. Measured in a namespace, idle RSS went from 8.4 MiB to
+// time: see the eviction at the end). Mappings holding anything written
+// (relocations, say) are left alone. Measured in a namespace, idle RSS went from 8.4 MiB to
 // 3.4-3.5 MiB (binary pages from 7.0 to 1.6 MiB); rpcbind's is 3.9.
 func trimFootprint() {
 	exe, err := os.Readlink("/proc/self/exe")

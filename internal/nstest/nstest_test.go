@@ -11,18 +11,18 @@ import (
 // In its own namespace the test sees only a loopback interface, and the
 // host's interfaces are out of sight.
 func TestInsideSeesOnlyItsOwnLoopback(t *testing.T) {
-	host, err := net.Interfaces()
+	ifs, err := net.Interfaces()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !Inside(t) {
-		if len(host) < 2 {
+		if len(ifs) < 2 {
 			t.Log("the host has only loopback too: the namespace could not be told apart by its interfaces")
 		}
 		return
 	}
-	if len(host) != 1 || host[0].Flags&net.FlagLoopback == 0 {
-		t.Errorf("interfaces in the namespace: %v", host)
+	if len(ifs) != 1 || ifs[0].Flags&net.FlagLoopback == 0 {
+		t.Errorf("interfaces in the namespace: %v", ifs)
 	}
 	if os.Getenv(insideEnv) != t.Name() {
 		t.Errorf("%s=%q", insideEnv, os.Getenv(insideEnv))
