@@ -62,6 +62,12 @@ type StormResult struct {
 	// PeakRSSKB is the daemon's largest RSS during the load (VmHWM, reset
 	// before it).
 	PeakRSSKB int64 `json:"peak_rss_kb,omitempty"`
+	// P99ReadUs is p99 of the time to when the client's loop read each
+	// reply. The latencies of LoadResult end when the reply reached the
+	// client's socket, where the kernel says when that was (TCP); the
+	// difference is the load generator's own delay, which falls on the
+	// faster daemon (see stormLoop.record).
+	P99ReadUs float64 `json:"p99_read_us,omitempty"`
 }
 
 // StormRun is what a storm run measured of one daemon.
@@ -269,7 +275,8 @@ func storm(ctx context.Context, cfg *StormConfig, spec stormSpec, load string, c
 		}
 		ls[i] = &stormLoop{spec: spec, sa: newSockaddr(), timeout: cfg.Timeout, max: perLoop,
 			slots: make([]stormSlot, n), lat: make([]time.Duration, 0, perLoop),
-			call: stormCall(spec.vers), xid: uint32(i) << 28}
+			readLat: make([]time.Duration, 0, perLoop),
+			call:    stormCall(spec.vers), xid: uint32(i) << 28}
 	}
 	var cpu0 time.Duration
 	if pid > 0 {
@@ -309,6 +316,10 @@ func storm(ctx context.Context, cfg *StormConfig, spec stormSpec, load string, c
 		}
 	}
 	s := summarize(lat)
+	for i, l := range ls {
+		lat[i] = l.readLat
+	}
+	res.P99ReadUs = us(summarize(lat).P99)
 	res.Seconds = elapsed.Seconds()
 	res.PerSecond = float64(res.Requests) / res.Seconds
 	res.P50us, res.P99us, res.P999us, res.MaxUs = us(s.P50), us(s.P99), us(s.P999), us(s.Max)
@@ -339,7 +350,9 @@ type stormLoop struct {
 	slots   []stormSlot
 	ep      int
 
-	lat      []time.Duration // every call, failed ones too
+	lat      []time.Duration // every call, failed ones too, to its reply's arrival
+	readLat  []time.Duration // the same calls, to when the loop read the reply
+	oob      [64]byte        // a recvmsg's ancillary data: the reply's time stamp
 	errs     int64
 	firstErr error
 	setupErr error
@@ -352,7 +365,10 @@ type stormSlot struct {
 	start time.Time
 	sent  bool
 	got   int // reply bytes read into rbuf
-	rbuf  [128]byte
+	// arrived is when the kernel received the reply (TCP; zero until it
+	// has, and over the local socket, which stamps nothing).
+	arrived time.Time
+	rbuf    [128]byte
 }
 
 func (l *stormLoop) run(ctx context.Context, deadline time.Time) {
@@ -418,7 +434,7 @@ func (l *stormLoop) run(ctx context.Context, deadline time.Time) {
 // for the end of the handshake: one registration serves the whole call.
 func (l *stormLoop) open(i int) {
 	s := &l.slots[i]
-	s.start, s.sent, s.got = time.Now(), false, 0
+	s.start, s.sent, s.got, s.arrived = time.Now(), false, 0, time.Time{}
 	l.xid++
 	s.xid = l.xid
 	domain := unix.AF_INET
@@ -427,11 +443,14 @@ func (l *stormLoop) open(i int) {
 	}
 	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		l.record(s.start, time.Now(), fmt.Errorf("socket: %w", err))
+		l.record(s.start, time.Time{}, time.Now(), fmt.Errorf("socket: %w", err))
 		return
 	}
 	if !l.spec.unix {
 		_ = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		// Without the stamp the call is timed to its read, as over the
+		// local socket.
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 	}
 	s.fd = fd
 	if err := unix.Connect(fd, l.sa); err != nil && err != unix.EINPROGRESS {
@@ -498,7 +517,7 @@ func (l *stormLoop) event(i int, events uint32, now time.Time) {
 		return
 	}
 	for {
-		n, err := unix.Read(s.fd, s.rbuf[s.got:])
+		n, err := l.read(s)
 		if errors.Is(err, unix.EAGAIN) {
 			return
 		}
@@ -529,6 +548,39 @@ func (l *stormLoop) event(i int, events uint32, now time.Time) {
 	}
 }
 
+// read reads what has come of s's reply into s.rbuf and notes when the
+// kernel received it, if it says.
+func (l *stormLoop) read(s *stormSlot) (int, error) {
+	if l.spec.unix {
+		return unix.Read(s.fd, s.rbuf[s.got:])
+	}
+	n, oobn, _, _, err := unix.Recvmsg(s.fd, s.rbuf[s.got:], l.oob[:], 0)
+	if n > 0 {
+		if t, ok := receivedAt(l.oob[:oobn]); ok {
+			s.arrived = t
+		}
+	}
+	return n, err
+}
+
+// receivedAt returns the time stamp (SCM_TIMESTAMPNS) in a recvmsg's
+// ancillary data oob.
+func receivedAt(oob []byte) (time.Time, bool) {
+	for len(oob) > 0 {
+		h, data, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && len(data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(data))
+			nsec := int64(binary.NativeEndian.Uint64(data[8:]))
+			return time.Unix(sec, nsec), true
+		}
+		oob = rest
+	}
+	return time.Time{}, false
+}
+
 // fail ends slot i's call as an error and starts its next one.
 func (l *stormLoop) fail(i int, now time.Time, err error) { l.finish(i, now, err) }
 
@@ -550,12 +602,24 @@ func (l *stormLoop) end(i int, now time.Time, err error) {
 		unix.Close(s.fd) // also takes it out of the epoll set
 		s.fd = -1
 	}
-	l.record(s.start, now, err)
+	l.record(s.start, s.arrived, now, err)
 }
 
-func (l *stormLoop) record(start, now time.Time, err error) {
+// record counts a call that began at start, whose reply reached the
+// client's socket at arrived (zero if unknown) and which the loop read or
+// gave up on at now. Its latency ends at arrived where known: the time
+// from there to now is the loop's, busy with its other connections or
+// waiting for a CPU. On two CPUs shared with the daemon that delay grows
+// with the daemon's speed, as a faster daemon leaves the clients more
+// calls to make; timing to now would charge it to the faster daemon.
+func (l *stormLoop) record(start, arrived, now time.Time, err error) {
 	if len(l.lat) < cap(l.lat) {
-		l.lat = append(l.lat, now.Sub(start))
+		end := now
+		if arrived.After(start) && arrived.Before(now) {
+			end = arrived
+		}
+		l.lat = append(l.lat, end.Sub(start))
+		l.readLat = append(l.readLat, now.Sub(start))
 	}
 	if err != nil {
 		if l.errs == 0 {

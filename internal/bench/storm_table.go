@@ -6,12 +6,21 @@ import (
 	"strconv"
 )
 
+// stormFigure is a figure of one storm load at one client count; get
+// says whether the result has it.
+type stormFigure struct {
+	figure
+	get func(*StormResult) (float64, bool)
+}
+
 // stormFigures are printed for every storm load at every client count.
-var stormFigures = []loadFigure{
-	{figure{"calls/s", 0, true}, false, func(l *LoadResult) float64 { return l.PerSecond }},
-	{figure{"errors", 0, false}, false, func(l *LoadResult) float64 { return float64(l.Errors) }},
-	{figure{"p99 µs", 1, false}, false, func(l *LoadResult) float64 { return l.P99us }},
-	{figure{"CPU µs/call", 2, false}, true, func(l *LoadResult) float64 { return l.DaemonCPUus }},
+var stormFigures = []stormFigure{
+	{figure{"calls/s", 0, true}, func(s *StormResult) (float64, bool) { return s.PerSecond, true }},
+	{figure{"errors", 0, false}, func(s *StormResult) (float64, bool) { return float64(s.Errors), true }},
+	{figure{"p99 µs", 1, false}, func(s *StormResult) (float64, bool) { return s.P99us, true }},
+	{figure{"p99 read µs", 1, false}, func(s *StormResult) (float64, bool) { return s.P99ReadUs, s.P99ReadUs > 0 }},
+	{figure{"CPU µs/call", 2, false}, func(s *StormResult) (float64, bool) { return s.DaemonCPUus, s.RSSAfterKB > 0 }},
+	{figure{"peak RSS MiB", 1, false}, func(s *StormResult) (float64, bool) { return float64(s.PeakRSSKB) / mib, s.PeakRSSKB > 0 }},
 }
 
 // storm finds the storm result of load at clients, if r measured it.
@@ -61,7 +70,7 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 		for _, f := range stormFigures {
 			get := func(r *Result) (float64, bool) {
 				if x := r.storm(s.Name, s.Clients); x != nil {
-					return f.value(&x.LoadResult)
+					return f.get(x)
 				}
 				return 0, false
 			}
@@ -70,16 +79,6 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 			lv, hasL := get(limit)
 			addRow(s.Name, strconv.Itoa(s.Clients), f.figure, av, bv, lv, hasA, hasB, hasL)
 		}
-		peak := func(r *Result) (float64, bool) {
-			if x := r.storm(s.Name, s.Clients); x != nil && x.PeakRSSKB > 0 {
-				return float64(x.PeakRSSKB) / mib, true
-			}
-			return 0, false
-		}
-		av, hasA := peak(a)
-		bv, hasB := peak(b)
-		lv, hasL := peak(limit)
-		addRow(s.Name, strconv.Itoa(s.Clients), figure{"peak RSS MiB", 1, false}, av, bv, lv, hasA, hasB, hasL)
 	}
 	idle := func(r *Result) (float64, bool) {
 		if r.Storm != nil && r.Storm.RSSIdleKB > 0 {
@@ -97,6 +96,8 @@ func FormatStormTable(w io.Writer, a, b, limit *Result) error {
 	for _, name := range StormLoads {
 		fmt.Fprintf(w, "  %-18s %s\n", name, loadDesc[name])
 	}
+	fmt.Fprintln(w, "  p99: from connect to the reply's arrival in the client's socket, by the kernel's stamp "+
+		"(the local socket has none: to its read); p99 read: to when the client's event loop read it")
 	fmt.Fprintln(w)
 	if err := writeRows(w, all); err != nil {
 		return err
