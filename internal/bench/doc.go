@@ -19,7 +19,9 @@
 // 111 and /run/rpcbind.sock belong to the daemon under test and never to
 // the machine. FormatTable prints two daemons' results side by
 // side with their ratio. RunStorm measures the storms, every call on a
-// connection of its own, from epoll-driven clients, beside Responder, the
-// least a Go program can do per connection; FormatStormTable prints them.
+// connection of its own, from epoll-driven clients that time each call to
+// its reply's arrival by the kernel's stamp (and, beside it, to its read),
+// beside Responder, the least a Go program can do per connection;
+// FormatStormTable prints them.
 // `portmapd-bench compare` (cmd/portmapd-bench) strings these together.
 package bench
