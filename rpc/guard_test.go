@@ -195,6 +195,13 @@ func TestServerSurvivesAConnectionFlood(t *testing.T) {
 	good := dialStream(t, "tcp", ts.tcp.Addr().String())
 	good.send(t, testCall(1, 1, procNull))
 	expectReply(t, good, AppendSuccess(nil, 1))
+	// The local listener's event loops are set up asynchronously, and
+	// counted too early the idle figures would miss some of them. Once it
+	// has answered they are up: a listener's loops are all made before
+	// any runs, and the others are started before the first.
+	local := dialStream(t, "unix", ts.unixPath)
+	local.send(t, testCall(3, 1, procNull))
+	expectReply(t, local, AppendSuccess(nil, 3))
 	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 
 	var crowd []*streamClient
@@ -222,6 +229,7 @@ func TestServerSurvivesAConnectionFlood(t *testing.T) {
 	expectReply(t, late, AppendSuccess(nil, 2))
 	late.close()
 	good.close()
+	local.close()
 	for _, c := range crowd {
 		c.close()
 	}
