@@ -90,6 +90,11 @@ func RunStorm(ctx context.Context, cfg StormConfig) (*StormRun, error) {
 	if cfg.Duration <= 0 || cfg.Timeout <= 0 || cfg.MaxRequests <= 0 {
 		return nil, errors.New("storm: duration, timeout and request count must be positive")
 	}
+	release, err := keepStamping()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	p, started, err := spawn(cfg.Daemon)
 	if err != nil {
 		return nil, err
@@ -579,6 +584,24 @@ func receivedAt(oob []byte) (time.Time, bool) {
 		oob = rest
 	}
 	return time.Time{}, false
+}
+
+// keepStamping holds a socket that asks for receive time stamps until
+// release is called. The kernel stamps packets only while some socket
+// wants stamps, and turns stamping on a moment after the first one asks
+// (net_enable_timestamp defers it to a work queue), so a storm whose own
+// sockets come and go would find it off at times and time those calls to
+// the read. A socket held from before the daemon starts keeps it on.
+func keepStamping() (release func(), err error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("time stamps: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("time stamps: %w", err)
+	}
+	return func() { unix.Close(fd) }, nil
 }
 
 // fail ends slot i's call as an error and starts its next one.
