@@ -43,6 +43,18 @@ func Responder(ctx context.Context, address, socket string) error {
 	return nil
 }
 
+// answerAll answers every connection l accepts, each on a goroutine of
+// its own, until l is closed.
+func answerAll(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go respond(c)
+	}
+}
+
 // respondOn is Responder on sockets bound already (by Responder, or by a
 // test on port 0).
 func respondOn(ctx context.Context, tl, ul net.Listener, pc net.PacketConn) {
@@ -51,15 +63,7 @@ func respondOn(ctx context.Context, tl, ul net.Listener, pc net.PacketConn) {
 
 	var wg sync.WaitGroup
 	for _, l := range []net.Listener{tl, ul} {
-		wg.Go(func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go respond(c)
-			}
-		})
+		wg.Go(func() { answerAll(l) })
 	}
 	wg.Go(func() {
 		buf := make([]byte, 1500)

@@ -174,13 +174,7 @@ func TestStormWaitsForASlowHandshake(t *testing.T) {
 	defer filler.Close()
 	go func() {
 		time.Sleep(200 * time.Millisecond)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go respond(c)
-		}
+		answerAll(l)
 	}()
 	cfg := &StormConfig{Address: l.Addr().String(), Timeout: 5 * time.Second, MaxRequests: 1_000_000}
 	r, err := storm(context.Background(), cfg, stormSpecs[StormGetportTCP], StormGetportTCP, 1, 1500*time.Millisecond, 0)
@@ -205,15 +199,7 @@ func TestStormTimesTheReplysArrival(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go respond(c)
-		}
-	}()
+	go answerAll(ln)
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		t.Fatal(err)
